@@ -1,0 +1,1 @@
+//! Examples of sock (see the `examples/` folder).

@@ -1,0 +1,3 @@
+//! The typed sockets, each over the shared [`Socket`](crate::socket) core.
+
+pub mod tcp;

@@ -1,0 +1,511 @@
+//! The loop: lightweight threads, their run queue, timers, and the poll that
+//! drives them.
+//!
+//! Each OS thread has its own loop, created on first use. A sock thread is a
+//! future owned by the loop ([`newthread`]); it runs until it would block, and
+//! a blocking call parks it on a socket direction and/or a deadline. One
+//! iteration of the loop ([`poll`]) is:
+//!
+//! 1. compute how long to wait: zero if a thread is runnable, else until the
+//!    earliest deadline, capped by the caller's timeout;
+//! 2. wait for readiness events (epoll, or the portable backend) in one batch
+//!    and queue the threads parked on the sockets that became ready;
+//! 3. queue the threads woken from other OS threads or by foreign wakers;
+//! 4. queue the threads whose deadlines passed (every iteration, so deadlines
+//!    fire under load too);
+//! 5. run the queued threads, in the order they were queued.
+//!
+//! Nothing here takes a lock on the single-threaded path: the state is in
+//! `RefCell`s of a thread-local, and only wake-ups from other OS threads go
+//! through a mutex.
+
+mod task;
+pub(crate) mod timers;
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::reactor::IoSlot;
+use crate::sys::{Events, Poller, WAKE_TOKEN};
+use task::{JoinState, Remote, TaskBody, TaskSlot, TaskWaker};
+use timers::Timers;
+
+pub use task::{Thread, ThreadId, ThreadOutput};
+
+/// The per-OS-thread loop.
+pub(crate) struct Core {
+    /// Created on first need, so that threads and timers work without a poller.
+    poller: OnceCell<Poller>,
+    /// An epoll instance to join instead of creating one (see [`set_epoll_fd`]).
+    shared_fd: Cell<Option<RawFd>>,
+    pub(crate) io: RefCell<Slab<IoSlot>>,
+    pub(crate) io_gen: Cell<u32>,
+    tasks: RefCell<Slab<TaskSlot>>,
+    task_gen: Cell<u32>,
+    run_queue: RefCell<VecDeque<ThreadId>>,
+    pub(crate) timers: RefCell<Timers<ThreadId>>,
+    current: Cell<Option<ThreadId>>,
+    stopping: Cell<bool>,
+    polling: Cell<bool>,
+    events: RefCell<Events>,
+    remote: Arc<Remote>,
+    remote_buf: RefCell<Vec<ThreadId>>,
+}
+
+type ErrorHandler = Box<dyn Fn(Option<ThreadId>, &str)>;
+
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static CORE: Core = Core::new();
+    /// This OS thread's loop id, 0 before the loop exists (readable without
+    /// creating the loop, for wakers called from foreign threads).
+    static LOOP_ID: Cell<u64> = const { Cell::new(0) };
+    static ERROR_HANDLER: RefCell<Option<ErrorHandler>> = const { RefCell::new(None) };
+}
+
+impl Core {
+    fn new() -> Core {
+        let loop_id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        LOOP_ID.with(|l| l.set(loop_id));
+        Core {
+            poller: OnceCell::new(),
+            shared_fd: Cell::new(None),
+            io: RefCell::new(Slab::new()),
+            io_gen: Cell::new(0),
+            tasks: RefCell::new(Slab::new()),
+            task_gen: Cell::new(0),
+            run_queue: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::new()),
+            current: Cell::new(None),
+            stopping: Cell::new(false),
+            polling: Cell::new(false),
+            events: RefCell::new(Events::new()),
+            remote: Arc::new(Remote {
+                loop_id,
+                queue: Mutex::new(Vec::new()),
+                pending: AtomicBool::new(false),
+                notifier: std::sync::OnceLock::new(),
+            }),
+            remote_buf: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The poller, created on first use.
+    pub(crate) fn poller(&self) -> Result<&Poller> {
+        if let Some(p) = self.poller.get() {
+            return Ok(p);
+        }
+        let p = match self.shared_fd.get() {
+            Some(fd) => Poller::from_shared(fd)?,
+            None => Poller::new()?,
+        };
+        let _ = self.remote.notifier.set(p.notifier());
+        Ok(self.poller.get_or_init(|| p))
+    }
+
+    /// Queues a thread to run (once, however often it is woken).
+    pub(crate) fn wake(&self, id: ThreadId) {
+        let mut tasks = self.tasks.borrow_mut();
+        if let Some(slot) = tasks.get_mut(id.index as usize) {
+            if slot.gen == id.gen && !slot.queued {
+                slot.queued = true;
+                self.run_queue.borrow_mut().push_back(id);
+            }
+        }
+    }
+
+    pub(crate) fn current(&self) -> Option<ThreadId> {
+        self.current.get()
+    }
+
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()>>>, sink: Rc<dyn task::JoinSink>) -> ThreadId {
+        let mut tasks = self.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let gen = self.task_gen.get().wrapping_add(1);
+        self.task_gen.set(gen);
+        let id = ThreadId { index: entry.key() as u32, gen };
+        let waker = Waker::from(Arc::new(TaskWaker { id, remote: Arc::clone(&self.remote) }));
+        entry.insert(TaskSlot { gen, body: Some(TaskBody { future, waker }), queued: false, sink });
+        id
+    }
+
+    /// Polls one thread, if it still exists and is not already being polled.
+    fn run(&self, id: ThreadId) {
+        let body = {
+            let mut tasks = self.tasks.borrow_mut();
+            match tasks.get_mut(id.index as usize) {
+                Some(slot) if slot.gen == id.gen => {
+                    slot.queued = false;
+                    slot.body.take()
+                }
+                _ => None,
+            }
+        };
+        let Some(mut body) = body else { return };
+        let prev = self.current.replace(Some(id));
+        let res = catch_unwind(AssertUnwindSafe(|| task::poll_body(&mut body)));
+        self.current.set(prev);
+        match res {
+            Ok(Poll::Pending) => {
+                if let Some(slot) = self.tasks.borrow_mut().get_mut(id.index as usize) {
+                    slot.body = Some(body);
+                }
+            }
+            Ok(Poll::Ready(())) => {
+                self.tasks.borrow_mut().remove(id.index as usize);
+                // Dropped outside the borrow: its destructors may use the loop.
+                drop(body);
+            }
+            Err(payload) => {
+                let slot = self.tasks.borrow_mut().remove(id.index as usize);
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
+                slot.sink.panicked(panic_message(&payload));
+            }
+        }
+    }
+
+    fn live_threads(&self) -> usize {
+        self.tasks.borrow().len()
+    }
+
+    /// One iteration of the loop; see the module docs. Returns whether any
+    /// event or deadline was handled.
+    fn poll_once(&self, max_wait: Option<std::time::Duration>) -> Result<bool> {
+        if self.current.get().is_some() || self.polling.get() {
+            return Err(Error::with_message(
+                ErrorKind::InvalidArgument,
+                "poll/start cannot be called from inside a sock thread",
+            ));
+        }
+        if self.live_threads() == 0 {
+            return Err(Error::new(ErrorKind::Empty));
+        }
+        self.polling.set(true);
+        let r = self.poll_inner(max_wait);
+        self.polling.set(false);
+        r
+    }
+
+    fn poll_inner(&self, max_wait: Option<std::time::Duration>) -> Result<bool> {
+        self.take_remote();
+        let timeout = if !self.run_queue.borrow().is_empty() {
+            Some(std::time::Duration::ZERO)
+        } else {
+            let next = self.timers.borrow().next_deadline();
+            let until_timer = next.map(|d| d.saturating_duration_since(Instant::now()));
+            match (max_wait, until_timer) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        let mut handled = false;
+        let poller = self.poller()?;
+        {
+            let mut events = self.events.borrow_mut();
+            poller.wait(&mut events, timeout)?;
+            for ev in events.iter() {
+                if ev.token == WAKE_TOKEN {
+                    poller.drain_notifications();
+                } else {
+                    handled |= crate::reactor::dispatch(self, poller, ev);
+                }
+            }
+        }
+        handled |= self.take_remote();
+        handled |= self.fire_timers();
+        let n = self.run_queue.borrow().len();
+        for _ in 0..n {
+            let next = self.run_queue.borrow_mut().pop_front();
+            match next {
+                Some(id) => self.run(id),
+                None => break,
+            }
+        }
+        Ok(handled)
+    }
+
+    fn take_remote(&self) -> bool {
+        let mut buf = self.remote_buf.borrow_mut();
+        self.remote.take(&mut buf);
+        let any = !buf.is_empty();
+        for id in buf.drain(..) {
+            self.wake(id);
+        }
+        any
+    }
+
+    fn fire_timers(&self) -> bool {
+        let now = Instant::now();
+        let mut any = false;
+        loop {
+            let expired = self.timers.borrow_mut().pop_expired(now);
+            match expired {
+                Some(id) => {
+                    self.wake(id);
+                    any = true;
+                }
+                None => return any,
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Runs `f` with this OS thread's loop.
+pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
+    CORE.with(f)
+}
+
+/// Like [`with_core`], but `None` while the thread-local is being destroyed
+/// (destructors of sockets that outlive their loop).
+pub(crate) fn try_with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
+    CORE.try_with(f).ok()
+}
+
+fn on_loop(loop_id: u64) -> bool {
+    LOOP_ID.try_with(|l| l.get() == loop_id).unwrap_or(false)
+}
+
+pub(crate) fn wake(id: ThreadId) {
+    let _ = CORE.try_with(|c| c.wake(id));
+}
+
+pub(crate) fn current_id() -> Option<ThreadId> {
+    CORE.try_with(|c| c.current.get()).ok().flatten()
+}
+
+fn report(id: Option<ThreadId>, msg: &str) {
+    let handled = ERROR_HANDLER
+        .try_with(|h| match &*h.borrow() {
+            Some(f) => {
+                f(id, msg);
+                true
+            }
+            None => false,
+        })
+        .unwrap_or(false);
+    if !handled {
+        match id {
+            Some(id) => eprintln!("sock: thread {id} failed: {msg}"),
+            None => eprintln!("sock: thread failed: {msg}"),
+        }
+    }
+}
+
+/// Starts a sock thread running `future`, at once: `newthread` returns when the
+/// thread first blocks (or finishes), and the loop ([`start`], [`poll`])
+/// resumes it when what it waits for is ready.
+///
+/// The thread lives on the calling OS thread's loop. A panic inside it is
+/// caught and reported; the loop and the other threads go on. The output is
+/// `()` or a `Result`; an error that nobody [`join`](Thread::join)s is
+/// reported too (by default on stderr; see [`set_error_handler`]).
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let log = Rc::new(Cell::new(0));
+/// let l = log.clone();
+/// sock::newthread(async move {
+///     l.set(1);                      // runs before newthread returns
+///     sock::sleep(0.01).await.unwrap();
+///     l.set(2);                      // runs inside sock::start()
+/// });
+/// assert_eq!(log.get(), 1);
+/// sock::start().unwrap();
+/// assert_eq!(log.get(), 2);
+/// ```
+pub fn newthread<F>(future: F) -> Thread<F::Output>
+where
+    F: Future + 'static,
+    F::Output: ThreadOutput,
+{
+    let state = Rc::new(JoinState::new());
+    let st = Rc::clone(&state);
+    let body = Box::pin(async move {
+        let out = future.await;
+        st.finish(Ok(out));
+    });
+    let id = CORE.with(|c| c.spawn(body, state.clone()));
+    state.id.set(Some(id));
+    CORE.with(|c| c.run(id));
+    Thread { id, state }
+}
+
+/// The sock thread that is running, or `None` outside sock threads.
+pub fn currentthread() -> Option<ThreadId> {
+    current_id()
+}
+
+/// Runs one iteration of the loop: waits up to `timeout` seconds (`None` or
+/// anything from 2^31 - 1 on means no limit) for I/O or a deadline, and resumes
+/// the threads that were waiting for them.
+///
+/// Returns `Ok(true)` if anything was handled and `Ok(false)` if the timeout
+/// passed with nothing to do. With no live thread it returns the `empty` error
+/// at once instead of waiting forever. It cannot be called from inside a thread.
+pub fn poll(timeout: Option<f64>) -> Result<bool> {
+    let max_wait = crate::time::timeout(timeout);
+    CORE.with(|c| c.poll_once(max_wait))
+}
+
+/// Runs the loop until every thread has finished or [`stop`] was called.
+///
+/// ```
+/// sock::newthread(async { sock::sleep(0.001).await.unwrap() });
+/// sock::start().unwrap();
+/// ```
+pub fn start() -> Result<()> {
+    CORE.with(|c| {
+        let r = loop {
+            if c.stopping.get() {
+                break Ok(());
+            }
+            match c.poll_once(None) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Empty => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        c.stopping.set(false);
+        r
+    })
+}
+
+/// Tells [`start`] to return after the current iteration (callable from inside
+/// a thread). Threads that are still waiting stay parked, and a later `start`
+/// or `poll` resumes them.
+pub fn stop() {
+    CORE.with(|c| c.stopping.set(true));
+}
+
+/// Sets the function that receives the failures of threads (panics, and errors
+/// returned by threads that nobody joins) on this OS thread's loop. The
+/// default prints them to stderr.
+pub fn set_error_handler(handler: impl Fn(Option<ThreadId>, &str) + 'static) {
+    ERROR_HANDLER.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
+}
+
+/// Suspends the current thread until the clock reaches `t` (see
+/// [`clock`](crate::clock)); other threads run meanwhile. A time in the past
+/// still yields once to the other runnable threads.
+///
+/// Returns the `not_in_thread` error outside sock threads.
+pub async fn sleep_until(t: f64) -> Result<()> {
+    let deadline = crate::time::deadline(Some(t))?;
+    Sleep { deadline, timer: None, yielded: false }.await
+}
+
+/// Suspends the current thread for `s` seconds; other threads run meanwhile.
+///
+/// ```
+/// sock::newthread(async {
+///     let t0 = sock::clock();
+///     sock::sleep(0.02).await.unwrap();
+///     assert!(sock::clock() - t0 >= 0.02);
+/// });
+/// sock::start().unwrap();
+/// ```
+pub async fn sleep(s: f64) -> Result<()> {
+    sleep_until(crate::time::clock() + s).await
+}
+
+struct Sleep {
+    deadline: Option<Instant>,
+    timer: Option<timers::TimerId>,
+    yielded: bool,
+}
+
+impl Future for Sleep {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        CORE.with(|c| {
+            let Some(me) = c.current.get() else {
+                return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
+            };
+            let due = this.deadline.is_some_and(|d| d <= Instant::now());
+            if due {
+                if this.yielded || this.timer.is_some() {
+                    this.cancel(c);
+                    return Poll::Ready(Ok(()));
+                }
+                this.yielded = true;
+                c.wake(me);
+                return Poll::Pending;
+            }
+            if this.timer.is_none() {
+                if let Some(d) = this.deadline {
+                    this.timer = Some(c.timers.borrow_mut().insert(d, me));
+                }
+            }
+            Poll::Pending
+        })
+    }
+}
+
+impl Sleep {
+    fn cancel(&mut self, c: &Core) {
+        if let Some(t) = self.timer.take() {
+            c.timers.borrow_mut().remove(t);
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if self.timer.is_some() {
+            let _ = CORE.try_with(|c| self.cancel(c));
+        }
+    }
+}
+
+/// Gets the loop's epoll descriptor (creating the instance if needed), to
+/// share it with loops on other OS threads through [`set_epoll_fd`].
+///
+/// Returns the `not_supported` error with the portable backend.
+pub fn epoll_fd() -> Result<RawFd> {
+    CORE.with(|c| {
+        c.poller()?.raw_fd().ok_or_else(|| {
+            Error::with_message(ErrorKind::NotSupported, "this backend has no epoll descriptor")
+        })
+    })
+}
+
+/// Makes this OS thread's loop use the epoll instance `fd` (from [`epoll_fd`]
+/// on another OS thread) instead of creating its own. Must be called before the
+/// loop's first I/O; the loop keeps a duplicate of `fd`.
+pub fn set_epoll_fd(fd: RawFd) -> Result<()> {
+    CORE.with(|c| {
+        if c.poller.get().is_some() {
+            return Err(Error::with_message(
+                ErrorKind::InvalidArgument,
+                "set_epoll_fd must be called before this loop's first I/O",
+            ));
+        }
+        c.shared_fd.set(Some(fd));
+        c.poller().map(|_| ())
+    })
+}

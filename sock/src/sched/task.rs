@@ -1,0 +1,232 @@
+//! Threads: the task table, their wakers, and the handle that joins them.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Identifies a sock thread on its loop (index and generation, so an id is
+/// never confused with a later thread that reuses the index).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ThreadId {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl fmt::Debug for ThreadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ThreadId({}.{})", self.index, self.gen)
+    }
+}
+
+impl fmt::Display for ThreadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.index, self.gen)
+    }
+}
+
+/// The boxed future of a thread and the waker it is polled with.
+pub(crate) struct TaskBody {
+    pub(crate) future: Pin<Box<dyn Future<Output = ()>>>,
+    pub(crate) waker: Waker,
+}
+
+/// A slot of the task table.
+pub(crate) struct TaskSlot {
+    pub(crate) gen: u32,
+    /// `None` while the thread is being polled (its body is on the stack).
+    pub(crate) body: Option<TaskBody>,
+    /// Already in the run queue: a second wake-up does not queue it twice.
+    pub(crate) queued: bool,
+    /// Where a panic is reported.
+    pub(crate) sink: Rc<dyn JoinSink>,
+}
+
+/// Wake-ups that arrive from other OS threads (or from wakers of foreign
+/// futures): a locked queue and a flag the loop checks after each wait.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    pub(crate) loop_id: u64,
+    pub(crate) queue: Mutex<Vec<ThreadId>>,
+    pub(crate) pending: AtomicBool,
+    pub(crate) notifier: std::sync::OnceLock<crate::sys::Notifier>,
+}
+
+impl Remote {
+    pub(crate) fn push(&self, id: ThreadId) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        self.pending.store(true, Ordering::Release);
+        if let Some(n) = self.notifier.get() {
+            let _ = n.notify();
+        }
+    }
+
+    pub(crate) fn take(&self, into: &mut Vec<ThreadId>) {
+        if self.pending.swap(false, Ordering::Acquire) {
+            into.append(&mut self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+}
+
+/// The `std::task::Waker` of a thread, for futures that are not sock's own
+/// (sock's sockets and timers wake threads directly, without wakers).
+pub(crate) struct TaskWaker {
+    pub(crate) id: ThreadId,
+    pub(crate) remote: Arc<Remote>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if super::on_loop(self.remote.loop_id) {
+            super::wake(self.id);
+        } else {
+            self.remote.push(self.id);
+        }
+    }
+}
+
+/// What a thread's future may return: `()` or a `Result` whose error is reported
+/// when nobody joins the thread.
+pub trait ThreadOutput: 'static {
+    /// The failure to report, if the output is one.
+    fn failure(&self) -> Option<String>;
+}
+
+impl ThreadOutput for () {
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<T: 'static, E: fmt::Display + 'static> ThreadOutput for std::result::Result<T, E> {
+    fn failure(&self) -> Option<String> {
+        self.as_ref().err().map(|e| e.to_string())
+    }
+}
+
+/// Receives a thread's panic.
+pub(crate) trait JoinSink {
+    fn panicked(&self, message: String);
+}
+
+/// The shared state between a thread and its [`Thread`] handle.
+pub(crate) struct JoinState<T> {
+    pub(crate) id: Cell<Option<ThreadId>>,
+    result: RefCell<Option<Result<T>>>,
+    finished: Cell<bool>,
+    joiner: Cell<Option<ThreadId>>,
+    handle_alive: Cell<bool>,
+}
+
+impl<T: ThreadOutput> JoinState<T> {
+    pub(crate) fn new() -> Self {
+        JoinState {
+            id: Cell::new(None),
+            result: RefCell::new(None),
+            finished: Cell::new(false),
+            joiner: Cell::new(None),
+            handle_alive: Cell::new(true),
+        }
+    }
+
+    pub(crate) fn finish(&self, out: Result<T>) {
+        if !self.handle_alive.get() {
+            if let Ok(v) = &out {
+                if let Some(msg) = v.failure() {
+                    super::report(self.id.get(), &msg);
+                }
+            }
+            self.finished.set(true);
+            return;
+        }
+        *self.result.borrow_mut() = Some(out);
+        self.finished.set(true);
+        if let Some(j) = self.joiner.take() {
+            super::wake(j);
+        }
+    }
+}
+
+impl<T: ThreadOutput> JoinSink for JoinState<T> {
+    fn panicked(&self, message: String) {
+        let msg = format!("panicked: {message}");
+        super::report(self.id.get(), &msg);
+        self.finish(Err(Error::with_message(ErrorKind::Other, msg)));
+    }
+}
+
+/// A handle to a sock thread started with [`newthread`](crate::newthread).
+///
+/// Dropping the handle detaches the thread: it goes on running, and an error it
+/// returns is reported to the error handler (see
+/// [`set_error_handler`](crate::set_error_handler)) instead of being lost.
+pub struct Thread<T: ThreadOutput> {
+    pub(crate) id: ThreadId,
+    pub(crate) state: Rc<JoinState<T>>,
+}
+
+impl<T: ThreadOutput> fmt::Debug for Thread<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Thread")
+            .field("id", &self.id)
+            .field("finished", &self.state.finished.get())
+            .finish()
+    }
+}
+
+impl<T: ThreadOutput> Thread<T> {
+    /// The thread's id (as [`currentthread`](crate::currentthread) returns inside it).
+    pub fn id(&self) -> ThreadId {
+        self.id
+    }
+
+    /// Whether the thread has finished (returned or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.state.finished.get()
+    }
+
+    /// Waits for the thread to finish and returns its output, or an error if it
+    /// panicked. Must be awaited inside a sock thread.
+    pub async fn join(self) -> Result<T> {
+        std::future::poll_fn(|_| {
+            if let Some(r) = self.state.result.borrow_mut().take() {
+                return Poll::Ready(r);
+            }
+            match super::current_id() {
+                None => Poll::Ready(Err(Error::new(ErrorKind::NotInThread))),
+                Some(me) => {
+                    self.state.joiner.set(Some(me));
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl<T: ThreadOutput> Drop for Thread<T> {
+    fn drop(&mut self) {
+        self.state.handle_alive.set(false);
+        if let Some(Ok(v)) = self.state.result.borrow_mut().take() {
+            if let Some(msg) = v.failure() {
+                super::report(Some(self.id), &msg);
+            }
+        }
+    }
+}
+
+/// Polls a body with its own waker.
+pub(crate) fn poll_body(body: &mut TaskBody) -> Poll<()> {
+    let mut cx = Context::from_waker(&body.waker);
+    body.future.as_mut().poll(&mut cx)
+}

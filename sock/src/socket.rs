@@ -1,0 +1,306 @@
+//! The socket core shared by every socket type: the descriptor, its
+//! registration, close, bind, options, addresses, and the raw send/recv.
+//!
+//! A socket owns its descriptor until [`close`](Socket::close) (or drop). The
+//! descriptor sits in a `RefCell<Option<_>>`: a closed socket has none, so every
+//! later call fails with `closed` (`EBADF` is classified as `closed` too), and
+//! `close` can be called through a shared reference while other threads are
+//! parked on the socket: it wakes them and they see `closed`.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::Instant;
+
+use crate::addr::{AddrFlags, Family, Hints, Protocol, SockAddr, SocketType, ToAddr};
+use crate::error::{Error, ErrorKind, Result};
+use crate::opt::{self, OptVal};
+use crate::reactor::{Dir, IoOp, Registration};
+use crate::sys;
+
+const BOUND: u8 = 1;
+const LINGER: u8 = 2;
+const CONNECTING: u8 = 4;
+
+/// The portable part of every socket.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    inner: RefCell<Option<socket2::Socket>>,
+    reg: Registration,
+    ty: SocketType,
+    family: Family,
+    protocol: Protocol,
+    flags: Cell<u8>,
+    /// Registered with this OS thread's loop: not `Send`.
+    _not_send: PhantomData<*const ()>,
+}
+
+fn closed() -> io::Error {
+    io::Error::from_raw_os_error(libc::EBADF)
+}
+
+impl Socket {
+    /// Creates a non-blocking, close-on-exec socket and registers it.
+    pub(crate) fn new(ty: SocketType, family: Family, protocol: Option<Protocol>) -> Result<Socket> {
+        let protocol = protocol.unwrap_or(Protocol::default_for(ty));
+        let raw_ty = socket2::Type::from(ty.to_raw()).nonblocking().cloexec();
+        let proto = match family {
+            Family::Unix => None,
+            _ => Some(socket2::Protocol::from(protocol.to_raw())),
+        };
+        let s = socket2::Socket::new(socket2::Domain::from(family.to_raw()), raw_ty, proto)?;
+        Socket::from_socket2(s, ty, family, protocol)
+    }
+
+    /// Wraps an open, non-blocking socket and registers it.
+    pub(crate) fn from_socket2(
+        s: socket2::Socket,
+        ty: SocketType,
+        family: Family,
+        protocol: Protocol,
+    ) -> Result<Socket> {
+        let reg = Registration::new(s.as_raw_fd())?;
+        Ok(Socket {
+            inner: RefCell::new(Some(s)),
+            reg,
+            ty,
+            family,
+            protocol,
+            flags: Cell::new(0),
+            _not_send: PhantomData,
+        })
+    }
+
+    fn flag(&self, f: u8) -> bool {
+        self.flags.get() & f != 0
+    }
+
+    fn set_flag(&self, f: u8, on: bool) {
+        let v = self.flags.get();
+        self.flags.set(if on { v | f } else { v & !f });
+    }
+
+    pub(crate) fn socket_type(&self) -> SocketType {
+        self.ty
+    }
+
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
+
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Runs `f` on the descriptor, or fails with `EBADF` (`closed`).
+    #[inline]
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&socket2::Socket) -> io::Result<T>) -> io::Result<T> {
+        match &*self.inner.borrow() {
+            Some(s) => f(s),
+            None => Err(closed()),
+        }
+    }
+
+    /// Like [`with`](Socket::with), with the error converted.
+    pub(crate) fn call<T>(&self, f: impl FnOnce(&socket2::Socket) -> io::Result<T>) -> Result<T> {
+        self.with(f).map_err(Error::from)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.borrow().is_none()
+    }
+
+    pub(crate) fn raw_fd(&self) -> Option<RawFd> {
+        self.inner.borrow().as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// The hints to resolve addresses for this socket with.
+    pub(crate) fn hints(&self, flags: AddrFlags) -> Hints {
+        Hints { socket_type: Some(self.ty), family: Some(self.family), protocol: None, flags }
+    }
+
+    /// Unregisters, wakes the parked threads, and closes the descriptor.
+    /// Idempotent.
+    pub(crate) fn close(&self) {
+        let Some(s) = self.inner.borrow_mut().take() else { return };
+        self.reg.deregister();
+        if self.flag(LINGER) {
+            // A non-zero linger would make close(2) block this OS thread, and
+            // with it every sock thread; let the kernel finish in the background.
+            let _ = s.set_linger(None);
+        }
+        drop(s);
+    }
+
+    pub(crate) fn bind(&self, addr: impl ToAddr) -> Result<()> {
+        let list = addr.to_addr(&self.hints(AddrFlags::PASSIVE))?;
+        let sa = list.first().addr();
+        self.call(|s| s.bind(sa.as_socket2()))?;
+        self.set_flag(BOUND, true);
+        Ok(())
+    }
+
+    pub(crate) fn is_bound(&self) -> bool {
+        self.flag(BOUND)
+    }
+
+    pub(crate) fn setopt(&self, name: &str, val: impl Into<OptVal>) -> Result<()> {
+        let val = val.into();
+        self.call(|s| Ok(opt::setopt(s.as_fd(), name, &val)))??;
+        if name == "so_linger" {
+            let on = matches!(val, OptVal::Int(n) if n > 0) || matches!(val, OptVal::Secs(x) if x > 0.0);
+            self.set_flag(LINGER, on);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn getopt(&self, name: &str) -> Result<OptVal> {
+        self.call(|s| Ok(opt::getopt(s.as_fd(), name)))?
+    }
+
+    pub(crate) fn local_addr(&self) -> Result<SockAddr> {
+        self.call(|s| s.local_addr()).map(SockAddr::from)
+    }
+
+    pub(crate) fn peer_addr(&self) -> Result<SockAddr> {
+        self.call(|s| s.peer_addr()).map(SockAddr::from)
+    }
+
+    /// Waits for `op` on this socket: see [`IoOp`].
+    pub(crate) fn io<'a, T>(
+        &'a self,
+        dir: Dir,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&socket2::Socket) -> io::Result<T> + Unpin + 'a,
+    ) -> IoOp<impl FnMut() -> io::Result<T> + Unpin + 'a> {
+        self.reg.io(dir, deadline, move || self.with(&mut op))
+    }
+
+    pub(crate) async fn send(&self, buf: &[u8], deadline: Option<Instant>) -> Result<usize> {
+        self.io(Dir::Write, deadline, |s| s.send_with_flags(buf, sys::socket::SEND_FLAGS)).await
+    }
+
+    pub(crate) async fn recv(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+        self.io(Dir::Read, deadline, |mut s| s.read(buf)).await
+    }
+
+    /// `connect(2)` to one address, waiting for completion until `deadline`.
+    ///
+    /// A connect that timed out before is still in progress in the kernel: a
+    /// new call waits for it (`EALREADY`), and reports success if it completed
+    /// meanwhile (`EISCONN`).
+    pub(crate) async fn connect_one(&self, sa: &SockAddr, deadline: Option<Instant>) -> Result<()> {
+        let in_progress = match self.with(|s| s.connect(sa.as_socket2())) {
+            Ok(()) => return Ok(()),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINPROGRESS) | Some(libc::EINTR) | Some(libc::EALREADY) => true,
+                Some(libc::EISCONN) if self.flag(CONNECTING) => {
+                    self.set_flag(CONNECTING, false);
+                    return Ok(());
+                }
+                _ => return Err(e.into()),
+            },
+        };
+        debug_assert!(in_progress);
+        self.set_flag(CONNECTING, true);
+        let r = self
+            .io(Dir::Write, deadline, |s| match s.take_error()? {
+                Some(e) => Err(e),
+                None => match s.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(e) => Err(e),
+                },
+            })
+            .park_first()
+            .await;
+        if !matches!(&r, Err(e) if e.kind() == ErrorKind::Timeout) {
+            self.set_flag(CONNECTING, false);
+        }
+        r
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Generates the methods every socket type shares, delegating to its
+/// `Socket` field, with their docs.
+macro_rules! socket_common {
+    ($ty:ident) => {
+        impl $ty {
+            /// The socket type: `Tcp`, `Udp` or `Raw` (the seed's `s:type()`).
+            pub fn socket_type(&self) -> $crate::SocketType {
+                self.s.socket_type()
+            }
+
+            /// The address family: `Inet`, `Inet6` or `Unix` (`s:family()`).
+            pub fn family(&self) -> $crate::Family {
+                self.s.family()
+            }
+
+            /// The protocol (`s:protocol()`).
+            pub fn protocol(&self) -> $crate::Protocol {
+                self.s.protocol()
+            }
+
+            /// Closes the socket (`s:close()`): unregisters it, wakes every
+            /// thread blocked on it with the `closed` error, and closes the
+            /// descriptor. Calling it again does nothing; every other call on
+            /// a closed socket fails with `closed`. Dropping the socket closes it.
+            ///
+            /// For TCP the kernel sends a RST instead of a FIN when unread
+            /// data is pending or `so_linger` was set to 0. A non-zero
+            /// `so_linger` does not block: the kernel finishes sending in the
+            /// background.
+            pub fn close(&self) {
+                self.s.close()
+            }
+
+            /// Whether [`close`](Self::close) was called.
+            pub fn is_closed(&self) -> bool {
+                self.s.is_closed()
+            }
+
+            /// Binds the socket to a local address (`s:bind(host, port)`):
+            /// `("*", 0)` is every interface and a port chosen by the system.
+            /// Takes host and port, or an already resolved address.
+            pub fn bind(&self, addr: impl $crate::ToAddr) -> $crate::Result<()> {
+                self.s.bind(addr)
+            }
+
+            /// Sets a socket option by name (`s:setopt(name, value)`); see
+            /// [`opt`](crate::opt) for the names and their values.
+            pub fn setopt(&self, name: &str, val: impl Into<$crate::OptVal>) -> $crate::Result<()> {
+                self.s.setopt(name, val)
+            }
+
+            /// Reads a socket option by name (`s:getopt(name)`).
+            pub fn getopt(&self, name: &str) -> $crate::Result<$crate::OptVal> {
+                self.s.getopt(name)
+            }
+
+            /// The local address (`getsockname`).
+            pub fn local_addr(&self) -> $crate::Result<$crate::SockAddr> {
+                self.s.local_addr()
+            }
+
+            /// The peer's address (`getpeername`); `not_connected` if there is none.
+            pub fn peer_addr(&self) -> $crate::Result<$crate::SockAddr> {
+                self.s.peer_addr()
+            }
+
+            /// The descriptor, or `None` once closed.
+            pub fn as_raw_fd(&self) -> Option<std::os::fd::RawFd> {
+                self.s.raw_fd()
+            }
+        }
+    };
+}
+pub(crate) use socket_common;

@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // Each test file uses a different subset.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+use sock::{Family, SockAddr, Tcp};
+
+/// Runs `f` as a sock thread and drives the loop until it returns; fails the
+/// test if it returned an error or did not finish within `limit` seconds.
+/// Other threads the test started may still be parked when it returns.
+pub fn run<F>(limit: f64, f: F)
+where
+    F: Future<Output = sock::Result<()>> + 'static,
+{
+    let out = Rc::new(RefCell::new(None));
+    let o = out.clone();
+    sock::newthread(async move {
+        let r = f.await;
+        *o.borrow_mut() = Some(r);
+    });
+    let end = sock::clock() + limit;
+    while out.borrow().is_none() {
+        assert!(sock::clock() < end, "the test did not finish within {limit} s");
+        match sock::poll(Some(0.05)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == sock::ErrorKind::Empty => break,
+            Err(e) => panic!("poll failed: {e}"),
+        }
+    }
+    let r = out.borrow_mut().take().expect("the test thread did not finish");
+    if let Err(e) = r {
+        panic!("test thread failed: {e} (done: {})", e.done());
+    }
+}
+
+/// Seconds from now on the sock clock.
+pub fn within(s: f64) -> Option<f64> {
+    Some(sock::clock() + s)
+}
+
+/// A listening TCP socket on loopback at an ephemeral port, and its address.
+pub fn listener(family: Family) -> (Tcp, SockAddr) {
+    let host = if family == Family::Inet6 { "::1" } else { "127.0.0.1" };
+    let l = Tcp::new(family).unwrap();
+    l.listen(None, (host, 0)).unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// Whether this machine has IPv6 on loopback.
+pub fn has_ipv6() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+/// The number of open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
