@@ -631,7 +631,8 @@ impl AddrList {
     /// The number of entries (at least 1).
     ///
     /// ```
-    /// assert_eq!(sock::addr("127.0.0.1", 80)?.len(), 3); // tcp, udp, raw
+    /// // One entry per socket type: tcp, udp (and raw, on Linux).
+    /// assert!(sock::addr("127.0.0.1", 80)?.len() >= 2);
     /// # Ok::<(), sock::Error>(())
     /// ```
     pub fn len(&self) -> usize {

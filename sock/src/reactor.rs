@@ -32,6 +32,15 @@ pub(crate) struct IoSlot {
     fd: RawFd,
     reader: Option<ThreadId>,
     writer: Option<ThreadId>,
+    /// Readers that may wait together (acceptors on one listener); empty, and
+    /// so not allocated, for every other socket.
+    shared: Vec<ThreadId>,
+}
+
+impl IoSlot {
+    fn has_readers(&self) -> bool {
+        self.reader.is_some() || !self.shared.is_empty()
+    }
 }
 
 /// A direction of I/O to wait for.
@@ -62,7 +71,7 @@ impl Registration {
             let poller = c.poller()?;
             let gen = c.io_gen.get().wrapping_add(1) & 0x7fff_ffff;
             c.io_gen.set(gen);
-            let index = c.io.borrow_mut().insert(IoSlot { gen, fd, reader: None, writer: None });
+            let index = c.io.borrow_mut().insert(IoSlot { gen, fd, reader: None, writer: None, shared: Vec::new() });
             let token = token(index, gen);
             if let Err(e) = poller.add(fd, token) {
                 c.io.borrow_mut().remove(index);
@@ -88,7 +97,7 @@ impl Registration {
                 if let Ok(p) = c.poller() {
                     let _ = p.delete(slot.fd);
                 }
-                for id in [slot.reader, slot.writer].into_iter().flatten() {
+                for id in [slot.reader, slot.writer].into_iter().flatten().chain(slot.shared) {
                     c.wake(id);
                 }
             }
@@ -100,7 +109,16 @@ impl Registration {
     where
         F: FnMut() -> io::Result<T>,
     {
-        IoOp { token: self.token, dir, deadline, timer: None, parked: None, park_first: false, op }
+        IoOp {
+            token: self.token,
+            dir,
+            deadline,
+            timer: None,
+            parked: None,
+            park_first: false,
+            shared: false,
+            op,
+        }
     }
 }
 
@@ -115,9 +133,17 @@ pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) -> bool {
     }
     let r = if ev.readable { slot.reader.take() } else { None };
     let w = if ev.writable { slot.writer.take() } else { None };
-    if slot.reader.is_some() || slot.writer.is_some() {
+    if ev.readable && !slot.shared.is_empty() {
+        // Everyone retries; the order rotates so that the work spreads.
+        slot.shared.rotate_left(1);
+        for &id in &slot.shared {
+            c.wake(id);
+        }
+        slot.shared.clear();
+    }
+    if slot.has_readers() || slot.writer.is_some() {
         // One-shot backends disabled the whole registration when it fired.
-        let _ = poller.arm(slot.fd, ev.token, slot.reader.is_some(), slot.writer.is_some());
+        let _ = poller.arm(slot.fd, ev.token, slot.has_readers(), slot.writer.is_some());
     }
     drop(io);
     for id in [r, w].into_iter().flatten() {
@@ -137,6 +163,8 @@ pub(crate) struct IoOp<F> {
     parked: Option<ThreadId>,
     /// Park before the first attempt (the caller just got `EINPROGRESS`).
     park_first: bool,
+    /// Several threads may wait together (read direction only).
+    shared: bool,
     op: F,
 }
 
@@ -144,6 +172,13 @@ impl<F> IoOp<F> {
     /// Skips the first attempt: the caller knows it would block.
     pub(crate) fn park_first(mut self) -> Self {
         self.park_first = true;
+        self
+    }
+
+    /// Lets several threads wait to read together, each woken by every event
+    /// (for `accept`: each retries, the ones that find nothing park again).
+    pub(crate) fn shared(mut self) -> Self {
+        self.shared = true;
         self
     }
 
@@ -155,15 +190,21 @@ impl<F> IoOp<F> {
             Some(s) if s.gen == gen => s,
             _ => return Err(Error::new(ErrorKind::Closed)),
         };
-        let waiter = match self.dir {
-            Dir::Read => &mut slot.reader,
-            Dir::Write => &mut slot.writer,
-        };
-        match *waiter {
-            Some(other) if other != me => return Err(Error::new(ErrorKind::Busy)),
-            _ => *waiter = Some(me),
+        if self.shared {
+            if !slot.shared.contains(&me) {
+                slot.shared.push(me);
+            }
+        } else {
+            let waiter = match self.dir {
+                Dir::Read => &mut slot.reader,
+                Dir::Write => &mut slot.writer,
+            };
+            match *waiter {
+                Some(other) if other != me => return Err(Error::new(ErrorKind::Busy)),
+                _ => *waiter = Some(me),
+            }
         }
-        let (fd, read, write) = (slot.fd, slot.reader.is_some(), slot.writer.is_some());
+        let (fd, read, write) = (slot.fd, slot.has_readers(), slot.writer.is_some());
         drop(io);
         c.poller()?.arm(fd, self.token, read, write)?;
         self.parked = Some(me);
@@ -182,6 +223,10 @@ impl<F> IoOp<F> {
         let (index, gen) = untoken(self.token);
         if let Some(slot) = c.io.borrow_mut().get_mut(index) {
             if slot.gen == gen {
+                if self.shared {
+                    slot.shared.retain(|&id| id != me);
+                    return;
+                }
                 let waiter = match self.dir {
                     Dir::Read => &mut slot.reader,
                     Dir::Write => &mut slot.writer,

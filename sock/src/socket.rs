@@ -22,6 +22,7 @@ use crate::sys;
 const BOUND: u8 = 1;
 const LINGER: u8 = 2;
 const CONNECTING: u8 = 4;
+const CONNECTED: u8 = 8;
 
 /// The portable part of every socket.
 #[derive(Debug)]
@@ -191,18 +192,26 @@ impl Socket {
     /// new call waits for it (`EALREADY`), and reports success if it completed
     /// meanwhile (`EISCONN`).
     pub(crate) async fn connect_one(&self, sa: &SockAddr, deadline: Option<Instant>) -> Result<()> {
-        let in_progress = match self.with(|s| s.connect(sa.as_socket2())) {
-            Ok(()) => return Ok(()),
+        // Linux answers the first connect(2) after a completed non-blocking one
+        // with success, not EISCONN: remember the state to report it right.
+        if self.flag(CONNECTED) {
+            return Err(Error::from_errno(libc::EISCONN));
+        }
+        match self.with(|s| s.connect(sa.as_socket2())) {
+            Ok(()) => {
+                self.set_flag(CONNECTED, true);
+                return Ok(());
+            }
             Err(e) => match e.raw_os_error() {
-                Some(libc::EINPROGRESS) | Some(libc::EINTR) | Some(libc::EALREADY) => true,
+                Some(libc::EINPROGRESS) | Some(libc::EINTR) | Some(libc::EALREADY) => {}
                 Some(libc::EISCONN) if self.flag(CONNECTING) => {
                     self.set_flag(CONNECTING, false);
+                    self.set_flag(CONNECTED, true);
                     return Ok(());
                 }
                 _ => return Err(e.into()),
             },
-        };
-        debug_assert!(in_progress);
+        }
         self.set_flag(CONNECTING, true);
         let r = self
             .io(Dir::Write, deadline, |s| match s.take_error()? {
@@ -219,6 +228,7 @@ impl Socket {
             .await;
         if !matches!(&r, Err(e) if e.kind() == ErrorKind::Timeout) {
             self.set_flag(CONNECTING, false);
+            self.set_flag(CONNECTED, r.is_ok());
         }
         r
     }

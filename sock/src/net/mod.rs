@@ -1,3 +1,3 @@
-//! The typed sockets, each over the shared [`Socket`](crate::socket) core.
+//! The typed sockets, each over the shared socket core (`socket.rs`).
 
 pub mod tcp;

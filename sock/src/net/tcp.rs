@@ -147,10 +147,11 @@ impl Tcp {
     /// Accepts a connection: returns it with its remote and local addresses.
     ///
     /// The new socket is non-blocking, close-on-exec, and registered with this
-    /// loop. On `timeout` the listener stays usable.
+    /// loop. On `timeout` the listener stays usable. Several threads may wait
+    /// in `accept` on one listener; each connection goes to exactly one of them.
     pub async fn accept(&self, expires: Option<f64>) -> Result<(Tcp, SockAddr, SockAddr)> {
         let deadline = deadline(expires)?;
-        let (conn, remote) = self.s.io(Dir::Read, deadline, sys::socket::accept).await?;
+        let (conn, remote) = self.s.io(Dir::Read, deadline, sys::socket::accept).shared().await?;
         let s = Socket::from_socket2(conn, SocketType::Tcp, self.s.family(), self.s.protocol())?;
         let conn = Tcp { s, listen_addr: RefCell::new(None) };
         let local = match &*self.listen_addr.borrow() {

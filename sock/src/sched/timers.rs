@@ -60,6 +60,7 @@ impl<T> Timers<T> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }

@@ -1,0 +1,56 @@
+//! Process-wide resource checks (descriptor counts): alone in their own test
+//! binary, since tests in one binary share the process and its descriptors.
+
+mod util;
+
+use std::rc::Rc;
+
+use sock::{Family, Tcp};
+use util::{listener, open_fds, run, within};
+
+/// K1/K2: 10,000 connections opened, echoed and closed leave no descriptor
+/// behind (and work past fd 1024: 200 are open at once).
+#[test]
+fn ten_thousand_connections_leak_no_fds() {
+    run(120.0, async {
+        const TOTAL: usize = 10_000;
+        const BATCH: usize = 200;
+        let _ = sock::epoll_fd(); // the loop's own descriptors exist from here on
+        let before = open_fds();
+        {
+            let (l, addr) = listener(Family::Inet);
+            let l = Rc::new(l);
+            for _ in 0..TOTAL / BATCH {
+                let l2 = Rc::clone(&l);
+                let srv = sock::newthread(async move {
+                    let mut held = Vec::new();
+                    for _ in 0..BATCH {
+                        let (c, _, _) = l2.accept(within(10.0)).await?;
+                        held.push(c);
+                    }
+                    for c in &held {
+                        let mut b = [0u8; 1];
+                        c.recvall(&mut b, within(10.0)).await?;
+                        c.sendall(&b, within(10.0)).await?;
+                    }
+                    sock::Result::Ok(())
+                });
+                let mut clients = Vec::new();
+                for _ in 0..BATCH {
+                    let c = Tcp::new(Family::Inet)?;
+                    c.connect(addr.clone(), within(10.0)).await?;
+                    c.sendall(b"!", within(10.0)).await?;
+                    clients.push(c);
+                }
+                srv.join().await??;
+                for c in &clients {
+                    let mut b = [0u8; 1];
+                    c.recvall(&mut b, within(10.0)).await?;
+                    assert_eq!(&b, b"!");
+                }
+            }
+        }
+        assert_eq!(open_fds(), before, "descriptors leaked");
+        Ok(())
+    });
+}
