@@ -138,12 +138,22 @@ pub struct Error {
 impl Error {
     /// An error of the library's own (code 0) with the kind's default message.
     pub fn new(kind: ErrorKind) -> Self {
-        Error { kind, code: 0, message: Cow::Borrowed(default_message(kind)), done: 0 }
+        Error {
+            kind,
+            code: 0,
+            message: Cow::Borrowed(default_message(kind)),
+            done: 0,
+        }
     }
 
     /// An error of the library's own with a specific message.
     pub fn with_message(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        Error { kind, code: 0, message: message.into(), done: 0 }
+        Error {
+            kind,
+            code: 0,
+            message: message.into(),
+            done: 0,
+        }
     }
 
     /// An error from an OS `errno` value, classified and with the OS's message.
@@ -155,12 +165,22 @@ impl Error {
             Some(i) => message[..i].to_owned(),
             None => message,
         };
-        Error { kind, code, message: Cow::Owned(message), done: 0 }
+        Error {
+            kind,
+            code,
+            message: Cow::Owned(message),
+            done: 0,
+        }
     }
 
     /// An error with every field given (used for resolver errors).
     pub(crate) fn from_parts(kind: ErrorKind, code: i32, message: String) -> Self {
-        Error { kind, code, message: Cow::Owned(message), done: 0 }
+        Error {
+            kind,
+            code,
+            message: Cow::Owned(message),
+            done: 0,
+        }
     }
 
     /// The normalized kind.
@@ -202,7 +222,9 @@ fn default_message(kind: ErrorKind) -> &'static str {
         ErrorKind::Timeout => "operation timed out",
         ErrorKind::Closed => "socket is closed",
         ErrorKind::Eof => "end of stream before all bytes were received",
-        ErrorKind::NotInThread => "I/O called outside a sock thread (start one with sock::newthread)",
+        ErrorKind::NotInThread => {
+            "I/O called outside a sock thread (start one with sock::newthread)"
+        }
         ErrorKind::Busy => "another thread is already waiting on this socket in this direction",
         ErrorKind::Empty => "the loop has nothing to wait for",
         _ => kind.name(),
@@ -261,7 +283,9 @@ mod tests {
     #[test]
     fn names_are_unique_and_snake_case() {
         let mut names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(names
+            .iter()
+            .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
         let n = names.len();
         names.sort_unstable();
         names.dedup();
@@ -274,7 +298,10 @@ mod tests {
         assert_eq!(e.name(), "connection_refused");
         assert_eq!(e.code(), libc::ECONNREFUSED);
         assert!(!e.message().contains("os error"), "{}", e.message());
-        assert_eq!(Error::from_errno(libc::EADDRINUSE).name(), "address_already_in_use");
+        assert_eq!(
+            Error::from_errno(libc::EADDRINUSE).name(),
+            "address_already_in_use"
+        );
         assert_eq!(Error::from_errno(libc::EACCES).name(), "access_denied");
         assert_eq!(Error::from_errno(libc::EPERM).name(), "access_denied");
         assert_eq!(Error::from_errno(libc::EPIPE).name(), "broken_pipe");
@@ -296,7 +323,10 @@ mod tests {
         let e = Error::from_errno(libc::ECONNREFUSED);
         let s = e.to_string();
         assert!(s.starts_with("connection_refused: "), "{s}");
-        assert!(s.ends_with(&format!("(code {})", libc::ECONNREFUSED)), "{s}");
+        assert!(
+            s.ends_with(&format!("(code {})", libc::ECONNREFUSED)),
+            "{s}"
+        );
         assert_eq!(Error::new(ErrorKind::Closed).with_done(7).done(), 7);
     }
 }

@@ -1,4 +1,60 @@
-//! sock: coroutine-style async sockets.
+//! sock: coroutine-style async sockets on the OS's native poller.
+//!
+//! Code reads sequentially; a call that would block suspends only its own
+//! lightweight thread, and the loop resumes it when its socket is ready or its
+//! deadline passes. The names and semantics follow the seed API of the Lua
+//! library (`sock.newthread`, `tcp:accept`, `sock.sleep`, ...).
+//!
+//! - A **thread** is a future started with [`newthread`]: it runs at once until
+//!   its first blocking call. [`start`] runs the loop until every thread is done
+//!   or [`stop`] is called; [`poll`] runs one iteration.
+//! - Every blocking call takes **`expires`**, an absolute time on [`clock`]
+//!   (`None` = no deadline). When it passes the call fails with
+//!   [`ErrorKind::Timeout`] and the socket stays usable.
+//! - Every fallible call returns [`Result`]; [`Error::name`] is a stable,
+//!   normalized name such as `"connection_refused"`.
+//! - [`addr`] looks up addresses; anything taking host and port also takes a
+//!   resolved address ([`ToAddr`]).
+//!
+//! ```
+//! use sock::{Family, Tcp};
+//!
+//! let server = Tcp::new(Family::Inet).unwrap();
+//! server.listen(None, ("127.0.0.1", 0)).unwrap();
+//! let addr = server.local_addr().unwrap();
+//!
+//! sock::newthread(async move {
+//!     let (conn, _remote, _local) = server.accept(None).await?;
+//!     let mut buf = [0u8; 4];
+//!     conn.recvall(&mut buf, None).await?;
+//!     conn.sendall(&buf, None).await
+//! });
+//! sock::newthread(async move {
+//!     let c = Tcp::new(Family::Inet)?;
+//!     c.connect(addr, Some(sock::clock() + 1.0)).await?;
+//!     c.sendall(b"ping", None).await?;
+//!     let mut buf = [0u8; 4];
+//!     c.recvall(&mut buf, Some(sock::clock() + 1.0)).await?;
+//!     assert_eq!(&buf, b"ping");
+//!     sock::Result::Ok(())
+//! });
+//! sock::start().unwrap();
+//! ```
+//!
+//! # Threads of the OS
+//!
+//! Each OS thread has its own loop, created on first use; sockets belong to the
+//! loop of the OS thread that made them and are not `Send`.
+//!
+//! # Implementation
+//!
+//! | OS | backend |
+//! | --- | --- |
+//! | Linux | edge-triggered epoll (or the portable backend with the `portable` feature) |
+//! | BSD, macOS | kqueue, through the `polling` crate |
+//! | others | what the `polling` crate offers (IOCP/AFD on Windows, event ports, poll) |
+//!
+//! The socket layer is written for Unix; Windows sockets are not supported yet.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod addr;
@@ -23,3 +79,8 @@ pub use sched::{
     start, stop, Thread, ThreadId, ThreadOutput,
 };
 pub use time::clock;
+
+/// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

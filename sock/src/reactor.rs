@@ -71,7 +71,13 @@ impl Registration {
             let poller = c.poller()?;
             let gen = c.io_gen.get().wrapping_add(1) & 0x7fff_ffff;
             c.io_gen.set(gen);
-            let index = c.io.borrow_mut().insert(IoSlot { gen, fd, reader: None, writer: None, shared: Vec::new() });
+            let index = c.io.borrow_mut().insert(IoSlot {
+                gen,
+                fd,
+                reader: None,
+                writer: None,
+                shared: Vec::new(),
+            });
             let token = token(index, gen);
             if let Err(e) = poller.add(fd, token) {
                 c.io.borrow_mut().remove(index);
@@ -97,7 +103,11 @@ impl Registration {
                 if let Ok(p) = c.poller() {
                     let _ = p.delete(slot.fd);
                 }
-                for id in [slot.reader, slot.writer].into_iter().flatten().chain(slot.shared) {
+                for id in [slot.reader, slot.writer]
+                    .into_iter()
+                    .flatten()
+                    .chain(slot.shared)
+                {
                     c.wake(id);
                 }
             }
@@ -127,12 +137,22 @@ impl Registration {
 pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) -> bool {
     let (index, gen) = untoken(ev.token);
     let mut io = c.io.borrow_mut();
-    let Some(slot) = io.get_mut(index) else { return false };
+    let Some(slot) = io.get_mut(index) else {
+        return false;
+    };
     if slot.gen != gen {
         return false;
     }
-    let r = if ev.readable { slot.reader.take() } else { None };
-    let w = if ev.writable { slot.writer.take() } else { None };
+    let r = if ev.readable {
+        slot.reader.take()
+    } else {
+        None
+    };
+    let w = if ev.writable {
+        slot.writer.take()
+    } else {
+        None
+    };
     if ev.readable && !slot.shared.is_empty() {
         // Everyone retries; the order rotates so that the work spreads.
         slot.shared.rotate_left(1);

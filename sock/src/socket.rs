@@ -43,7 +43,11 @@ fn closed() -> io::Error {
 
 impl Socket {
     /// Creates a non-blocking, close-on-exec socket and registers it.
-    pub(crate) fn new(ty: SocketType, family: Family, protocol: Option<Protocol>) -> Result<Socket> {
+    pub(crate) fn new(
+        ty: SocketType,
+        family: Family,
+        protocol: Option<Protocol>,
+    ) -> Result<Socket> {
         let protocol = protocol.unwrap_or(Protocol::default_for(ty));
         let raw_ty = socket2::Type::from(ty.to_raw()).nonblocking().cloexec();
         let proto = match family {
@@ -96,7 +100,10 @@ impl Socket {
 
     /// Runs `f` on the descriptor, or fails with `EBADF` (`closed`).
     #[inline]
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&socket2::Socket) -> io::Result<T>) -> io::Result<T> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&socket2::Socket) -> io::Result<T>,
+    ) -> io::Result<T> {
         match &*self.inner.borrow() {
             Some(s) => f(s),
             None => Err(closed()),
@@ -118,13 +125,20 @@ impl Socket {
 
     /// The hints to resolve addresses for this socket with.
     pub(crate) fn hints(&self, flags: AddrFlags) -> Hints {
-        Hints { socket_type: Some(self.ty), family: Some(self.family), protocol: None, flags }
+        Hints {
+            socket_type: Some(self.ty),
+            family: Some(self.family),
+            protocol: None,
+            flags,
+        }
     }
 
     /// Unregisters, wakes the parked threads, and closes the descriptor.
     /// Idempotent.
     pub(crate) fn close(&self) {
-        let Some(s) = self.inner.borrow_mut().take() else { return };
+        let Some(s) = self.inner.borrow_mut().take() else {
+            return;
+        };
         self.reg.deregister();
         if self.flag(LINGER) {
             // A non-zero linger would make close(2) block this OS thread, and
@@ -150,7 +164,8 @@ impl Socket {
         let val = val.into();
         self.call(|s| Ok(opt::setopt(s.as_fd(), name, &val)))??;
         if name == "so_linger" {
-            let on = matches!(val, OptVal::Int(n) if n > 0) || matches!(val, OptVal::Secs(x) if x > 0.0);
+            let on =
+                matches!(val, OptVal::Int(n) if n > 0) || matches!(val, OptVal::Secs(x) if x > 0.0);
             self.set_flag(LINGER, on);
         }
         Ok(())
@@ -179,7 +194,10 @@ impl Socket {
     }
 
     pub(crate) async fn send(&self, buf: &[u8], deadline: Option<Instant>) -> Result<usize> {
-        self.io(Dir::Write, deadline, |s| s.send_with_flags(buf, sys::socket::SEND_FLAGS)).await
+        self.io(Dir::Write, deadline, |s| {
+            s.send_with_flags(buf, sys::socket::SEND_FLAGS)
+        })
+        .await
     }
 
     pub(crate) async fn recv(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {

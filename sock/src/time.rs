@@ -42,9 +42,10 @@ const FOREVER: f64 = 1e12;
 pub(crate) fn deadline(expires: Option<f64>) -> Result<Option<Instant>> {
     match expires {
         None => Ok(None),
-        Some(t) if t.is_nan() => {
-            Err(Error::with_message(ErrorKind::InvalidArgument, "expires is NaN"))
-        }
+        Some(t) if t.is_nan() => Err(Error::with_message(
+            ErrorKind::InvalidArgument,
+            "expires is NaN",
+        )),
         Some(t) if t >= FOREVER => Ok(None),
         Some(t) if t <= 0.0 => Ok(Some(origin())),
         Some(t) => Ok(origin().checked_add(Duration::from_secs_f64(t))),
@@ -74,7 +75,10 @@ mod tests {
         assert_eq!(deadline(Some(1e300)).unwrap(), None);
         assert_eq!(deadline(Some(-5.0)).unwrap(), Some(origin()));
         assert_eq!(deadline(Some(f64::NEG_INFINITY)).unwrap(), Some(origin()));
-        assert_eq!(deadline(Some(f64::NAN)).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            deadline(Some(f64::NAN)).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
         let now = clock();
         let d = deadline(Some(now + 1.5)).unwrap().unwrap();
         let back = d.duration_since(origin()).as_secs_f64();

@@ -35,7 +35,11 @@ fn echo_once_with_addresses() {
         c.recvall(&mut buf, within(2.0)).await?;
         assert_eq!(&buf, b"hello");
         let (remote, local) = srv.join().await??;
-        assert_eq!(remote, c.local_addr()?, "accept reports the client's address");
+        assert_eq!(
+            remote,
+            c.local_addr()?,
+            "accept reports the client's address"
+        );
         assert_eq!(local, addr, "accept reports the listener's address");
         assert_eq!(c.peer_addr()?, addr);
         assert_eq!(c.socket_type(), sock::SocketType::Tcp);
@@ -71,7 +75,11 @@ fn close_after_draining_sends_fin() {
         let mut b = [0u8; 1];
         s.recvall(&mut b, within(1.0)).await?;
         s.close();
-        assert_eq!(c.recv(&mut b, within(2.0)).await?, 0, "FIN reads as end of stream");
+        assert_eq!(
+            c.recv(&mut b, within(2.0)).await?,
+            0,
+            "FIN reads as end of stream"
+        );
         Ok(())
     });
 }
@@ -119,7 +127,11 @@ fn nonzero_linger_close_does_not_block() {
         s.sendall(&[7u8; 1000], within(1.0)).await?;
         let t0 = sock::clock();
         s.close();
-        assert!(sock::clock() - t0 < 0.5, "close blocked for {} s", sock::clock() - t0);
+        assert!(
+            sock::clock() - t0 < 0.5,
+            "close blocked for {} s",
+            sock::clock() - t0
+        );
         let mut b = [0u8; 1000];
         c.recvall(&mut b, within(2.0)).await?;
         assert!(b.iter().all(|&x| x == 7));
@@ -139,7 +151,11 @@ fn shutdown_write_then_read_the_reply() {
         let mut b = [0u8; 7];
         s.recvall(&mut b, within(1.0)).await?;
         assert_eq!(&b, b"request");
-        assert_eq!(s.recv(&mut b, within(1.0)).await?, 0, "the server sees the FIN");
+        assert_eq!(
+            s.recv(&mut b, within(1.0)).await?,
+            0,
+            "the server sees the FIN"
+        );
         s.sendall(b"reply", within(1.0)).await?;
         s.close();
         let mut r = [0u8; 5];
@@ -164,7 +180,10 @@ fn shutdown_directions_parse_and_unconnected_is_an_error() {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     // E4
     let t = Tcp::new(Family::Inet).unwrap();
-    assert_eq!(t.shutdown(Shutdown::Write).unwrap_err().kind(), ErrorKind::NotConnected);
+    assert_eq!(
+        t.shutdown(Shutdown::Write).unwrap_err().kind(),
+        ErrorKind::NotConnected
+    );
 }
 
 /// D5: end of stream is sticky.
@@ -197,7 +216,10 @@ fn connection_refused() {
             t.local_addr()?.port()
         };
         let c = Tcp::new(Family::Inet)?;
-        let e = c.connect(("127.0.0.1", port), within(2.0)).await.unwrap_err();
+        let e = c
+            .connect(("127.0.0.1", port), within(2.0))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
         assert_eq!(e.name(), "connection_refused");
         assert_eq!(e.code(), libc::ECONNREFUSED);
@@ -340,10 +362,17 @@ fn past_deadline_loses_to_a_ready_operation() {
         let (c, s) = pair(&l, &addr).await?;
         let mut b = [0u8; 2];
         let past = Some(sock::clock() - 1.0);
-        assert_eq!(c.recv(&mut b, past).await.unwrap_err().kind(), ErrorKind::Timeout);
+        assert_eq!(
+            c.recv(&mut b, past).await.unwrap_err().kind(),
+            ErrorKind::Timeout
+        );
         s.sendall(b"ok", within(1.0)).await?;
         sock::sleep(0.02).await?;
-        assert_eq!(c.recv(&mut b, past).await?, 2, "ready data wins over a past deadline");
+        assert_eq!(
+            c.recv(&mut b, past).await?,
+            2,
+            "ready data wins over a past deadline"
+        );
         Ok(())
     });
 }
@@ -464,7 +493,10 @@ fn several_acceptors_share_a_listener() {
         ports.dedup();
         assert_eq!(ports.len(), CLIENTS, "every client accepted exactly once");
         assert_eq!(per.iter().sum::<usize>(), CLIENTS);
-        assert!(per.iter().filter(|&&n| n > 0).count() >= 2, "work spread over acceptors: {per:?}");
+        assert!(
+            per.iter().filter(|&&n| n > 0).count() >= 2,
+            "work spread over acceptors: {per:?}"
+        );
         Ok(())
     });
 }
@@ -493,13 +525,28 @@ fn close_wakes_blocked_threads_with_closed() {
         let (r, waited) = blocked.join().await??;
         assert_eq!(r.unwrap_err().kind(), ErrorKind::Closed);
         assert!(waited < 1.0, "woken at close, not at the deadline");
-        assert_eq!(acceptor.join().await?.unwrap_err().kind(), ErrorKind::Closed);
+        assert_eq!(
+            acceptor.join().await?.unwrap_err().kind(),
+            ErrorKind::Closed
+        );
         c.close(); // idempotent
         let mut b = [0u8; 1];
-        assert_eq!(c.recv(&mut b, None).await.unwrap_err().kind(), ErrorKind::Closed);
-        assert_eq!(c.send(b"x", None).await.unwrap_err().kind(), ErrorKind::Closed);
-        assert_eq!(c.setopt("tcp_nodelay", true).unwrap_err().kind(), ErrorKind::Closed);
-        assert_eq!(c.shutdown(Shutdown::Both).unwrap_err().kind(), ErrorKind::Closed);
+        assert_eq!(
+            c.recv(&mut b, None).await.unwrap_err().kind(),
+            ErrorKind::Closed
+        );
+        assert_eq!(
+            c.send(b"x", None).await.unwrap_err().kind(),
+            ErrorKind::Closed
+        );
+        assert_eq!(
+            c.setopt("tcp_nodelay", true).unwrap_err().kind(),
+            ErrorKind::Closed
+        );
+        assert_eq!(
+            c.shutdown(Shutdown::Both).unwrap_err().kind(),
+            ErrorKind::Closed
+        );
         assert_eq!(c.local_addr().unwrap_err().kind(), ErrorKind::Closed);
         assert_eq!(c.as_raw_fd(), None);
         Ok(())
@@ -613,7 +660,10 @@ fn sleepers_do_not_block_io() {
         }
         let io_done = sock::clock();
         let slept_until = sleeper.join().await??;
-        assert!(io_done < slept_until, "I/O finished while the sleeper slept");
+        assert!(
+            io_done < slept_until,
+            "I/O finished while the sleeper slept"
+        );
         Ok(())
     });
 }

@@ -106,7 +106,10 @@ impl Tcp {
     /// Makes a TCP socket with an explicit protocol (`sock.tcp(family, protocol)`).
     pub fn with_protocol(family: Family, protocol: Option<Protocol>) -> Result<Tcp> {
         let s = Socket::new(SocketType::Tcp, family, protocol)?;
-        Ok(Tcp { s, listen_addr: RefCell::new(None) })
+        Ok(Tcp {
+            s,
+            listen_addr: RefCell::new(None),
+        })
     }
 
     /// Connects to `addr` (host and port, or a resolved address), trying each
@@ -122,7 +125,9 @@ impl Tcp {
         for ai in list.addrs() {
             match self.s.connect_one(ai.addr(), deadline).await {
                 Ok(()) => return Ok(()),
-                Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Closed) => return Err(e),
+                Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Closed) => {
+                    return Err(e)
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -151,9 +156,16 @@ impl Tcp {
     /// in `accept` on one listener; each connection goes to exactly one of them.
     pub async fn accept(&self, expires: Option<f64>) -> Result<(Tcp, SockAddr, SockAddr)> {
         let deadline = deadline(expires)?;
-        let (conn, remote) = self.s.io(Dir::Read, deadline, sys::socket::accept).shared().await?;
+        let (conn, remote) = self
+            .s
+            .io(Dir::Read, deadline, sys::socket::accept)
+            .shared()
+            .await?;
         let s = Socket::from_socket2(conn, SocketType::Tcp, self.s.family(), self.s.protocol())?;
-        let conn = Tcp { s, listen_addr: RefCell::new(None) };
+        let conn = Tcp {
+            s,
+            listen_addr: RefCell::new(None),
+        };
         let local = match &*self.listen_addr.borrow() {
             Some(a) => a.clone(),
             None => conn.local_addr()?,

@@ -131,14 +131,29 @@ impl Core {
         self.current.get()
     }
 
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()>>>, sink: Rc<dyn task::JoinSink>) -> ThreadId {
+    fn spawn(
+        &self,
+        future: Pin<Box<dyn Future<Output = ()>>>,
+        sink: Rc<dyn task::JoinSink>,
+    ) -> ThreadId {
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let gen = self.task_gen.get().wrapping_add(1);
         self.task_gen.set(gen);
-        let id = ThreadId { index: entry.key() as u32, gen };
-        let waker = Waker::from(Arc::new(TaskWaker { id, remote: Arc::clone(&self.remote) }));
-        entry.insert(TaskSlot { gen, body: Some(TaskBody { future, waker }), queued: false, sink });
+        let id = ThreadId {
+            index: entry.key() as u32,
+            gen,
+        };
+        let waker = Waker::from(Arc::new(TaskWaker {
+            id,
+            remote: Arc::clone(&self.remote),
+        }));
+        entry.insert(TaskSlot {
+            gen,
+            body: Some(TaskBody { future, waker }),
+            queued: false,
+            sink,
+        });
         id
     }
 
@@ -414,7 +429,12 @@ pub fn set_error_handler(handler: impl Fn(Option<ThreadId>, &str) + 'static) {
 /// Returns the `not_in_thread` error outside sock threads.
 pub async fn sleep_until(t: f64) -> Result<()> {
     let deadline = crate::time::deadline(Some(t))?;
-    Sleep { deadline, timer: None, yielded: false }.await
+    Sleep {
+        deadline,
+        timer: None,
+        yielded: false,
+    }
+    .await
 }
 
 /// Suspends the current thread for `s` seconds; other threads run meanwhile.
@@ -489,7 +509,10 @@ impl Drop for Sleep {
 pub fn epoll_fd() -> Result<RawFd> {
     CORE.with(|c| {
         c.poller()?.raw_fd().ok_or_else(|| {
-            Error::with_message(ErrorKind::NotSupported, "this backend has no epoll descriptor")
+            Error::with_message(
+                ErrorKind::NotSupported,
+                "this backend has no epoll descriptor",
+            )
         })
     })
 }

@@ -60,7 +60,10 @@ pub(crate) struct Remote {
 
 impl Remote {
     pub(crate) fn push(&self, id: ThreadId) {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
         self.pending.store(true, Ordering::Release);
         if let Some(n) = self.notifier.get() {
             let _ = n.notify();

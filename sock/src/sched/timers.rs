@@ -76,13 +76,22 @@ impl<T> Timers<T> {
             self.free = self.slots[s as usize].pos;
             s
         } else {
-            self.slots.push(Slot { pos: 0, gen: 0, live: false });
+            self.slots.push(Slot {
+                pos: 0,
+                gen: 0,
+                live: false,
+            });
             (self.slots.len() - 1) as u32
         };
         let pos = self.heap.len();
         let seq = self.seq;
         self.seq += 1;
-        self.heap.push(Entry { deadline, seq, slot, value });
+        self.heap.push(Entry {
+            deadline,
+            seq,
+            slot,
+            value,
+        });
         let s = &mut self.slots[slot as usize];
         s.pos = pos as u32;
         s.live = true;
@@ -175,7 +184,9 @@ mod tests {
     use std::time::Duration;
 
     fn lcg(x: &mut u64) -> u64 {
-        *x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *x >> 33
     }
 
@@ -202,7 +213,11 @@ mod tests {
         assert_eq!(t.remove(a), Some(1));
         assert_eq!(t.remove(a), None, "second removal is a no-op");
         let c = t.insert(t0, 3); // reuses a's slot with a new generation
-        assert_eq!(t.remove(a), None, "stale handle does not remove the new entry");
+        assert_eq!(
+            t.remove(a),
+            None,
+            "stale handle does not remove the new entry"
+        );
         assert_eq!(t.pop_expired(t0), Some(2));
         assert_eq!(t.remove(b), None, "fired entries cannot be removed");
         assert_eq!(t.remove(c), Some(3));
@@ -245,6 +260,10 @@ mod tests {
         assert_eq!(fired + removed, N);
         let log2n = (N as f64).log2();
         let bound = (3.0 * N as f64 * log2n) as u64;
-        assert!(t.moves < bound, "{} moves for {N} timers (bound {bound})", t.moves);
+        assert!(
+            t.moves < bound,
+            "{} moves for {N} timers (bound {bound})",
+            t.moves
+        );
     }
 }

@@ -40,7 +40,9 @@ pub(crate) struct Events {
 
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Events").field("len", &self.list.len()).finish()
+        f.debug_struct("Events")
+            .field("len", &self.list.len())
+            .finish()
     }
 }
 
@@ -69,7 +71,10 @@ impl Poller {
             epoll::EventData::new_u64(WAKE_TOKEN as u64),
             epoll::EventFlags::IN | epoll::EventFlags::ET,
         )?;
-        Ok(Poller { epoll, waker: Arc::new(waker) })
+        Ok(Poller {
+            epoll,
+            waker: Arc::new(waker),
+        })
     }
 
     /// The epoll file descriptor (to share the instance with another loop).
@@ -83,13 +88,24 @@ impl Poller {
             | epoll::EventFlags::OUT
             | epoll::EventFlags::RDHUP
             | epoll::EventFlags::ET;
-        epoll::add(&self.epoll, borrow(fd), epoll::EventData::new_u64(token as u64), flags)
-            .map_err(Into::into)
+        epoll::add(
+            &self.epoll,
+            borrow(fd),
+            epoll::EventData::new_u64(token as u64),
+            flags,
+        )
+        .map_err(Into::into)
     }
 
     /// Edge-triggered registrations never need re-arming.
     #[inline]
-    pub(crate) fn arm(&self, _fd: RawFd, _token: usize, _read: bool, _write: bool) -> io::Result<()> {
+    pub(crate) fn arm(
+        &self,
+        _fd: RawFd,
+        _token: usize,
+        _read: bool,
+        _write: bool,
+    ) -> io::Result<()> {
         Ok(())
     }
 
@@ -104,13 +120,14 @@ impl Poller {
     /// Waits for events until `timeout` (None = forever). `EINTR` returns with no events.
     pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.list.clear();
-        let ts = timeout.map(|d| Timespec {
-            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-            tv_nsec: d.subsec_nanos() as _,
-        });
         // Kernels before 5.11 lack epoll_pwait2 and take whole milliseconds: round
         // up so that a 0.3 ms wait is not a busy 0 ms poll, and cap huge values.
-        let ts = ts.map(|t| round_up_to_ms(t));
+        let ts = timeout.map(|d| {
+            round_up_to_ms(Timespec {
+                tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+                tv_nsec: d.subsec_nanos() as _,
+            })
+        });
         match epoll::wait(&self.epoll, spare_capacity(&mut events.list), ts.as_ref()) {
             Ok(_) => Ok(()),
             Err(e) if e == rustix::io::Errno::INTR => Ok(()),
@@ -120,7 +137,9 @@ impl Poller {
 
     /// A handle that wakes this poller from any thread.
     pub(crate) fn notifier(&self) -> Notifier {
-        Notifier { waker: Arc::clone(&self.waker) }
+        Notifier {
+            waker: Arc::clone(&self.waker),
+        }
     }
 
     /// Consumes pending notifications (called when `WAKE_TOKEN` fires).
@@ -133,10 +152,16 @@ impl Poller {
 fn round_up_to_ms(t: Timespec) -> Timespec {
     const MAX_SECS: i64 = (i32::MAX / 1000) as i64;
     if t.tv_sec >= MAX_SECS {
-        return Timespec { tv_sec: MAX_SECS, tv_nsec: 0 };
+        return Timespec {
+            tv_sec: MAX_SECS,
+            tv_nsec: 0,
+        };
     }
-    let ms = (t.tv_nsec as i64 + 999_999) / 1_000_000;
-    Timespec { tv_sec: t.tv_sec + ms / 1000, tv_nsec: ((ms % 1000) * 1_000_000) as _ }
+    let ms = (t.tv_nsec + 999_999) / 1_000_000;
+    Timespec {
+        tv_sec: t.tv_sec + ms / 1000,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    }
 }
 
 impl Notifier {
@@ -153,7 +178,9 @@ impl Notifier {
 impl Events {
     /// An empty batch with room for the backend's batch size.
     pub(crate) fn new() -> Events {
-        Events { list: Vec::with_capacity(BATCH) }
+        Events {
+            list: Vec::with_capacity(BATCH),
+        }
     }
 
     /// The events of the last wait.
@@ -165,7 +192,10 @@ impl Events {
                 token: e.data.u64() as usize,
                 // A hang-up or error wakes both directions: the next read or write
                 // reports it instead of waiting for an edge that will not come.
-                readable: failed || flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::PRI),
+                readable: failed
+                    || flags.intersects(
+                        epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::PRI,
+                    ),
                 writable: failed || flags.contains(epoll::EventFlags::OUT),
             }
         })
@@ -185,13 +215,25 @@ mod tests {
 
     #[test]
     fn timeouts_round_up_to_whole_milliseconds() {
-        let t = round_up_to_ms(Timespec { tv_sec: 0, tv_nsec: 300_000 });
+        let t = round_up_to_ms(Timespec {
+            tv_sec: 0,
+            tv_nsec: 300_000,
+        });
         assert_eq!((t.tv_sec, t.tv_nsec), (0, 1_000_000));
-        let t = round_up_to_ms(Timespec { tv_sec: 1, tv_nsec: 999_000_001 });
+        let t = round_up_to_ms(Timespec {
+            tv_sec: 1,
+            tv_nsec: 999_000_001,
+        });
         assert_eq!((t.tv_sec, t.tv_nsec), (2, 0));
-        let t = round_up_to_ms(Timespec { tv_sec: 0, tv_nsec: 0 });
+        let t = round_up_to_ms(Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        });
         assert_eq!((t.tv_sec, t.tv_nsec), (0, 0));
-        let t = round_up_to_ms(Timespec { tv_sec: i64::MAX, tv_nsec: 0 });
+        let t = round_up_to_ms(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        });
         assert!(t.tv_sec * 1000 <= i32::MAX as i64);
     }
 

@@ -48,7 +48,6 @@ pub(crate) struct Event {
     pub writable: bool,
 }
 
-
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

@@ -41,7 +41,9 @@ pub(crate) struct Events {
 impl Poller {
     /// Creates a poller.
     pub(crate) fn new() -> io::Result<Poller> {
-        Ok(Poller { poller: Arc::new(polling::Poller::new()?) })
+        Ok(Poller {
+            poller: Arc::new(polling::Poller::new()?),
+        })
     }
 
     /// Sharing a poller by descriptor is an epoll feature.
@@ -61,13 +63,17 @@ impl Poller {
     pub(crate) fn add(&self, fd: RawFd, token: usize) -> io::Result<()> {
         // SAFETY: the reactor deletes every registration (`delete`) before the
         // socket's descriptor is closed, as `polling` requires.
-        unsafe { self.poller.add_with_mode(fd, PEvent::none(token), PollMode::Oneshot) }
+        unsafe {
+            self.poller
+                .add_with_mode(fd, PEvent::none(token), PollMode::Oneshot)
+        }
     }
 
     /// Enables interest in the directions that have a waiter.
     pub(crate) fn arm(&self, fd: RawFd, token: usize, read: bool, write: bool) -> io::Result<()> {
         let ev = PEvent::new(token, read, write);
-        self.poller.modify_with_mode(borrow(fd), ev, PollMode::Oneshot)
+        self.poller
+            .modify_with_mode(borrow(fd), ev, PollMode::Oneshot)
     }
 
     /// Unregisters `fd`.
@@ -90,7 +96,9 @@ impl Poller {
 
     /// A handle that wakes this poller from any thread.
     pub(crate) fn notifier(&self) -> Notifier {
-        Notifier { poller: Arc::clone(&self.poller) }
+        Notifier {
+            poller: Arc::clone(&self.poller),
+        }
     }
 
     /// `polling` consumes its notifications itself.
@@ -108,14 +116,20 @@ impl Events {
     /// An empty batch.
     pub(crate) fn new() -> Events {
         let cap = std::num::NonZeroUsize::new(1024).expect("nonzero");
-        Events { events: polling::Events::with_capacity(cap) }
+        Events {
+            events: polling::Events::with_capacity(cap),
+        }
     }
 
     /// The events of the last wait.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Event> + '_ {
         self.events.iter().map(|e| {
             let failed = e.is_err().unwrap_or(false);
-            Event { token: e.key, readable: e.readable || failed, writable: e.writable || failed }
+            Event {
+                token: e.key,
+                readable: e.readable || failed,
+                writable: e.writable || failed,
+            }
         })
     }
 }

@@ -22,14 +22,20 @@ where
     });
     let end = sock::clock() + limit;
     while out.borrow().is_none() {
-        assert!(sock::clock() < end, "the test did not finish within {limit} s");
+        assert!(
+            sock::clock() < end,
+            "the test did not finish within {limit} s"
+        );
         match sock::poll(Some(0.05)) {
             Ok(_) => {}
             Err(e) if e.kind() == sock::ErrorKind::Empty => break,
             Err(e) => panic!("poll failed: {e}"),
         }
     }
-    let r = out.borrow_mut().take().expect("the test thread did not finish");
+    let r = out
+        .borrow_mut()
+        .take()
+        .expect("the test thread did not finish");
     if let Err(e) = r {
         panic!("test thread failed: {e} (done: {})", e.done());
     }
@@ -42,7 +48,11 @@ pub fn within(s: f64) -> Option<f64> {
 
 /// A listening TCP socket on loopback at an ephemeral port, and its address.
 pub fn listener(family: Family) -> (Tcp, SockAddr) {
-    let host = if family == Family::Inet6 { "::1" } else { "127.0.0.1" };
+    let host = if family == Family::Inet6 {
+        "::1"
+    } else {
+        "127.0.0.1"
+    };
     let l = Tcp::new(family).unwrap();
     l.listen(None, (host, 0)).unwrap();
     let a = l.local_addr().unwrap();
@@ -56,5 +66,7 @@ pub fn has_ipv6() -> bool {
 
 /// The number of open file descriptors of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }

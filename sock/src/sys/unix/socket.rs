@@ -7,15 +7,33 @@ use socket2::{SockAddr, Socket};
 
 /// Flags for every `send`/`sendto`: never raise `SIGPIPE` (a Rust library loaded
 /// into LuaJIT does not get std's startup `SIG_IGN`), get `EPIPE` instead.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
 pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 /// Apple systems have no `MSG_NOSIGNAL`; `socket2` sets `SO_NOSIGPIPE` on every
 /// socket it creates, and `accept` below does it for accepted ones.
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
 pub(crate) const SEND_FLAGS: libc::c_int = 0;
 
 /// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the accepted socket and its peer.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
 pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
     let fd = listener.as_raw_fd();
     // SAFETY:
@@ -36,7 +54,13 @@ pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
 }
 
 /// `accept`, then non-blocking, close-on-exec and no SIGPIPE (systems without accept4).
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
 pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
     let (s, addr) = listener.accept()?;
     s.set_nonblocking(true)?;

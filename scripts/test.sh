@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project, as CI does: formatting, lints, docs,
+# doc tests, the demo, and the whole test suite once with each poller backend.
+# It installs what it needs (cargo-nextest if missing) by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    step "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
+for c in rustfmt clippy; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        step "installing $c"
+        rustup component add "$c"
+    fi
+done
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (epoll backend, then portable backend)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p sock --all-targets --features portable -- -D warnings
+
+step "rustdoc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "doc tests"
+cargo test -p sock --doc
+
+step "demo (short run)"
+cargo run --release -q -p sock-examples --example demo -- 50 0.3
+
+step "test suite, portable backend (polling crate)"
+cargo nextest run -p sock --features portable
+
+step "test suite, epoll backend"
+cargo nextest run --workspace
