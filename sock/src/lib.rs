@@ -13,7 +13,7 @@
 //!   [`ErrorKind::Timeout`] and the socket stays usable.
 //! - Every fallible call returns [`Result`]; [`Error::name`] is a stable,
 //!   normalized name such as `"connection_refused"`.
-//! - [`addr`] looks up addresses; anything taking host and port also takes a
+//! - [`addr()`] looks up addresses; anything taking host and port also takes a
 //!   resolved address ([`ToAddr`]).
 //!
 //! ```

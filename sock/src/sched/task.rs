@@ -71,7 +71,8 @@ impl Remote {
     }
 
     pub(crate) fn take(&self, into: &mut Vec<ThreadId>) {
-        if self.pending.swap(false, Ordering::Acquire) {
+        // A plain load first: the common case (nothing pending) costs no RMW.
+        if self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire) {
             into.append(&mut self.queue.lock().unwrap_or_else(|e| e.into_inner()));
         }
     }
