@@ -141,6 +141,7 @@ impl Tcp {
         if !self.s.is_bound() {
             self.s.bind(addr)?;
         }
+        sys::socket::reserve_fd();
         let backlog = backlog.map_or(i32::MAX, |b| b.min(i32::MAX as u32) as i32);
         self.s.call(|s| s.listen(backlog))?;
         let local = self.s.local_addr()?;
@@ -154,11 +155,16 @@ impl Tcp {
     /// The new socket is non-blocking, close-on-exec, and registered with this
     /// loop. On `timeout` the listener stays usable. Several threads may wait
     /// in `accept` on one listener; each connection goes to exactly one of them.
+    ///
+    /// When the process is out of descriptors the pending connection is
+    /// accepted and closed at once (through a descriptor kept in reserve) and
+    /// the call fails with `too_many_open_files`: retrying does not spin on a
+    /// connection that can never be accepted.
     pub async fn accept(&self, expires: Option<f64>) -> Result<(Tcp, SockAddr, SockAddr)> {
         let deadline = deadline(expires)?;
         let (conn, remote) = self
             .s
-            .io(Dir::Read, deadline, sys::socket::accept)
+            .io(Dir::Read, deadline, sys::socket::accept_or_shed)
             .shared()
             .await?;
         let s = Socket::from_socket2(conn, SocketType::Tcp, self.s.family(), self.s.protocol())?;

@@ -1,9 +1,49 @@
 //! The socket calls that `socket2` does not cover as this library needs them.
 
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::Mutex;
 
 use socket2::{SockAddr, Socket};
+
+/// A descriptor kept in reserve for [`accept_or_shed`]: with edge-triggered polling, a
+/// connection that cannot be accepted for lack of descriptors would stay in the
+/// backlog with no new edge to report it, and a caller that retries would spin.
+static RESERVE: Mutex<Option<File>> = Mutex::new(None);
+
+/// Opens the reserve descriptor if it is not open (called by `listen`).
+pub(crate) fn reserve_fd() {
+    let mut r = RESERVE.lock().unwrap_or_else(|e| e.into_inner());
+    if r.is_none() {
+        *r = File::open("/dev/null").ok();
+    }
+}
+
+/// [`accept`], and when it fails with `EMFILE`/`ENFILE`: frees the reserve
+/// descriptor and accepts again. If a connection was pending, it is closed at
+/// once (the client sees its connection closed) and the error is reported;
+/// if none was, the result is `WouldBlock`, so the caller waits for the next
+/// connection instead of spinning (Linux checks the descriptor limit before
+/// the backlog). The reserve is taken again either way. This is libuv's
+/// EMFILE trick.
+pub(crate) fn accept_or_shed(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+    let r = accept(listener);
+    let Err(e) = &r else { return r };
+    if !matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        return r;
+    }
+    let mut reserve = RESERVE.lock().unwrap_or_else(|e| e.into_inner());
+    if reserve.take().is_none() {
+        return r;
+    }
+    let shed = accept(listener);
+    *reserve = File::open("/dev/null").ok();
+    match shed {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+        _ => r,
+    }
+}
 
 /// Flags for every `send`/`sendto`: never raise `SIGPIPE` (a Rust library loaded
 /// into LuaJIT does not get std's startup `SIG_IGN`), get `EPIPE` instead.
