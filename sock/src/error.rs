@@ -15,12 +15,37 @@
 //!
 //! `EINTR` is retried inside the library and `EAGAIN` turns into a wait, so neither
 //! ever reaches the user.
+//!
+//! # Examples
+//!
+//! ```
+//! use sock::error::{Error, ErrorKind};
+//!
+//! // Branch on the normalized kind, never on the platform's errno or message.
+//! fn worth_retrying(e: &Error) -> bool {
+//!     matches!(e.kind(), ErrorKind::Timeout | ErrorKind::TryAgain)
+//! }
+//! assert!(worth_retrying(&Error::new(ErrorKind::Timeout)));
+//! assert!(!worth_retrying(&Error::from_errno(libc::ECONNREFUSED)));
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
 use std::io;
 
 /// The result type of every fallible call in this crate.
+///
+/// # Examples
+///
+/// ```
+/// use sock::{Error, ErrorKind};
+///
+/// fn port(n: i64) -> sock::Result<u16> {
+///     u16::try_from(n).map_err(|_| Error::with_message(ErrorKind::InvalidArgument, "bad port"))
+/// }
+/// assert_eq!(port(8080), Ok(8080));
+/// assert_eq!(port(-1).unwrap_err().name(), "invalid_argument");
+/// ```
 pub type Result<T> = std::result::Result<T, Error>;
 
 macro_rules! error_kinds {
@@ -29,6 +54,28 @@ macro_rules! error_kinds {
         ///
         /// The [`name`](ErrorKind::name) of each kind is part of the API contract:
         /// it never changes between releases.
+        ///
+        /// # Examples
+        ///
+        /// Connecting to a loopback port that is bound but not listening:
+        ///
+        /// ```
+        /// use std::{cell::Cell, rc::Rc};
+        /// use sock::{ErrorKind, Family, Tcp};
+        ///
+        /// let idle = Tcp::new(Family::Inet).unwrap();
+        /// idle.bind(("127.0.0.1", 0)).unwrap();
+        /// let addr = idle.local_addr().unwrap();
+        /// let kind = Rc::new(Cell::new(None));
+        /// let k = kind.clone();
+        /// sock::newthread(async move {
+        ///     let c = Tcp::new(Family::Inet)?;
+        ///     k.set(c.connect(addr, Some(sock::clock() + 1.0)).await.err().map(|e| e.kind()));
+        ///     sock::Result::Ok(())
+        /// });
+        /// sock::start().unwrap();
+        /// assert_eq!(kind.get(), Some(ErrorKind::ConnectionRefused));
+        /// ```
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum ErrorKind {
@@ -37,9 +84,30 @@ macro_rules! error_kinds {
 
         impl ErrorKind {
             /// Every kind, in declaration order.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use sock::ErrorKind;
+            ///
+            /// assert_eq!(ErrorKind::ALL[0], ErrorKind::Timeout);
+            /// let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+            /// assert!(names.contains(&"connection_refused"));
+            /// ```
             pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant,)*];
 
             /// The stable name of this kind, e.g. `"connection_refused"`.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use sock::ErrorKind;
+            ///
+            /// const NAME: &str = ErrorKind::ConnectionRefused.name(); // usable in consts
+            /// assert_eq!(NAME, "connection_refused");
+            /// assert_eq!(ErrorKind::Other.name(), "error");
+            /// assert_eq!(ErrorKind::Eof.to_string(), "eof"); // `Display` prints the name
+            /// ```
             pub const fn name(self) -> &'static str {
                 match self {
                     $(ErrorKind::$variant => $name,)*
@@ -137,6 +205,17 @@ pub struct Error {
 
 impl Error {
     /// An error of the library's own (code 0) with the kind's default message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sock::{Error, ErrorKind};
+    ///
+    /// let e = Error::new(ErrorKind::Closed);
+    /// assert_eq!(e.kind(), ErrorKind::Closed);
+    /// assert_eq!(e.code(), 0);
+    /// assert!(e.to_string().starts_with("closed: "));
+    /// ```
     pub fn new(kind: ErrorKind) -> Self {
         Error {
             kind,
@@ -147,6 +226,17 @@ impl Error {
     }
 
     /// An error of the library's own with a specific message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sock::{Error, ErrorKind};
+    ///
+    /// let e = Error::with_message(ErrorKind::InvalidArgument, "port out of range");
+    /// assert_eq!(e.name(), "invalid_argument");
+    /// assert_eq!(e.message(), "port out of range");
+    /// assert_eq!(e.to_string(), "invalid_argument: port out of range");
+    /// ```
     pub fn with_message(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Error {
             kind,
@@ -157,6 +247,15 @@ impl Error {
     }
 
     /// An error from an OS `errno` value, classified and with the OS's message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = sock::Error::from_errno(libc::EADDRINUSE);
+    /// assert_eq!(e.kind(), sock::ErrorKind::AddressAlreadyInUse);
+    /// assert_eq!(e.code(), libc::EADDRINUSE);
+    /// assert!(!e.message().is_empty());
+    /// ```
     pub fn from_errno(code: i32) -> Self {
         let kind = crate::sys::error_kind(code);
         let message = io::Error::from_raw_os_error(code).to_string();
@@ -184,28 +283,109 @@ impl Error {
     }
 
     /// The normalized kind.
+    ///
+    /// # Examples
+    ///
+    /// An `accept` that nobody connects to gives up at its deadline:
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use sock::{ErrorKind, Family, Tcp};
+    ///
+    /// let server = Tcp::new(Family::Inet).unwrap();
+    /// server.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let kind = Rc::new(Cell::new(None));
+    /// let k = kind.clone();
+    /// sock::newthread(async move {
+    ///     let r = server.accept(Some(sock::clock() + 0.05)).await;
+    ///     k.set(r.err().map(|e| e.kind()));
+    /// });
+    /// sock::start().unwrap();
+    /// assert_eq!(kind.get(), Some(ErrorKind::Timeout));
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The normalized, stable name of the kind (`"timeout"`, `"closed"`, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = sock::Error::from_errno(libc::ECONNRESET);
+    /// assert_eq!(e.name(), "connection_reset");
+    /// assert_eq!(e.name(), e.kind().name());
+    /// ```
     pub fn name(&self) -> &'static str {
         self.kind.name()
     }
 
     /// The OS code (`errno`, or the `EAI_*` value for lookups), or 0 for the
     /// library's own errors.
+    ///
+    /// # Examples
+    ///
+    /// Binding to a loopback port that another socket listens on:
+    ///
+    /// ```
+    /// use sock::{ErrorKind, Family, Tcp};
+    ///
+    /// let a = Tcp::new(Family::Inet).unwrap();
+    /// a.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let b = Tcp::new(Family::Inet).unwrap();
+    /// let err = b.bind(a.local_addr().unwrap()).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::AddressAlreadyInUse);
+    /// assert_eq!(err.code(), libc::EADDRINUSE);
+    /// assert_eq!(sock::Error::new(ErrorKind::Timeout).code(), 0);
+    /// ```
     pub fn code(&self) -> i32 {
         self.code
     }
 
     /// The human-readable message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sock::{Error, ErrorKind};
+    ///
+    /// let e = Error::with_message(ErrorKind::Closed, "server went away");
+    /// assert_eq!(e.message(), "server went away");
+    /// // OS errors carry the OS's text; the code is kept apart, in `code()`.
+    /// let os = Error::from_errno(libc::ECONNREFUSED);
+    /// assert!(!os.message().is_empty() && !os.message().contains("os error"));
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// How many bytes a composite operation (`sendall`, `recvall`) completed
     /// before it failed; 0 for every other operation.
+    ///
+    /// # Examples
+    ///
+    /// The peer sends 2 bytes and closes, so a `recvall` of 8 bytes fails:
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use sock::{Family, Tcp};
+    ///
+    /// let server = Tcp::new(Family::Inet).unwrap();
+    /// server.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let addr = server.local_addr().unwrap();
+    /// sock::newthread(async move { server.accept(None).await?.0.sendall(b"hi", None).await });
+    /// let got = Rc::new(Cell::new(None));
+    /// let g = got.clone();
+    /// sock::newthread(async move {
+    ///     let c = Tcp::new(Family::Inet)?;
+    ///     c.connect(addr, Some(sock::clock() + 1.0)).await?;
+    ///     let r = c.recvall(&mut [0u8; 8], Some(sock::clock() + 1.0)).await;
+    ///     g.set(r.err().map(|e| (e.name(), e.done())));
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// assert_eq!(got.get(), Some(("eof", 2)));
+    /// ```
     pub fn done(&self) -> usize {
         self.done
     }

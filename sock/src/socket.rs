@@ -259,21 +259,37 @@ impl Drop for Socket {
 }
 
 /// Generates the methods every socket type shares, delegating to its
-/// `Socket` field, with their docs.
+/// `Socket` field, with their docs. `$new` is an expression that makes a
+/// socket of the type, for the examples.
 macro_rules! socket_common {
-    ($ty:ident) => {
+    ($ty:ident, $new:literal) => {
         impl $ty {
             /// The socket type: `Tcp`, `Udp` or `Raw` (the seed's `s:type()`).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            #[doc = concat!("assert_eq!(s.socket_type(), sock::SocketType::", stringify!($ty), ");")]
+            /// ```
             pub fn socket_type(&self) -> $crate::SocketType {
                 self.s.socket_type()
             }
 
             /// The address family: `Inet`, `Inet6` or `Unix` (`s:family()`).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// assert_eq!(s.family(), sock::Family::Inet);
+            /// ```
             pub fn family(&self) -> $crate::Family {
                 self.s.family()
             }
 
             /// The protocol (`s:protocol()`).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            #[doc = concat!("assert_eq!(s.protocol(), sock::Protocol::", stringify!($ty), ");")]
+            /// ```
             pub fn protocol(&self) -> $crate::Protocol {
                 self.s.protocol()
             }
@@ -287,11 +303,25 @@ macro_rules! socket_common {
             /// data is pending or `so_linger` was set to 0. A non-zero
             /// `so_linger` does not block: the kernel finishes sending in the
             /// background.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.close();
+            /// s.close(); // no-op
+            /// assert_eq!(s.getopt("so_type").unwrap_err().name(), "closed");
+            /// ```
             pub fn close(&self) {
                 self.s.close()
             }
 
             /// Whether [`close`](Self::close) was called.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// assert!(!s.is_closed());
+            /// s.close();
+            /// assert!(s.is_closed());
+            /// ```
             pub fn is_closed(&self) -> bool {
                 self.s.is_closed()
             }
@@ -299,32 +329,68 @@ macro_rules! socket_common {
             /// Binds the socket to a local address (`s:bind(host, port)`):
             /// `("*", 0)` is every interface and a port chosen by the system.
             /// Takes host and port, or an already resolved address.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.bind(("127.0.0.1", 0)).unwrap();
+            /// assert_ne!(s.local_addr().unwrap().port(), 0);
+            /// ```
             pub fn bind(&self, addr: impl $crate::ToAddr) -> $crate::Result<()> {
                 self.s.bind(addr)
             }
 
             /// Sets a socket option by name (`s:setopt(name, value)`); see
             /// [`opt`](crate::opt) for the names and their values.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.setopt("so_reuseaddr", true).unwrap();
+            /// assert_eq!(s.getopt("so_reuseaddr").unwrap(), sock::OptVal::Bool(true));
+            /// assert_eq!(s.setopt("so_bogus", 1).unwrap_err().name(), "invalid_argument");
+            /// ```
             pub fn setopt(&self, name: &str, val: impl Into<$crate::OptVal>) -> $crate::Result<()> {
                 self.s.setopt(name, val)
             }
 
             /// Reads a socket option by name (`s:getopt(name)`).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// assert_eq!(s.getopt("so_error").unwrap(), sock::OptVal::Int(0));
+            /// ```
             pub fn getopt(&self, name: &str) -> $crate::Result<$crate::OptVal> {
                 self.s.getopt(name)
             }
 
             /// The local address (`getsockname`).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.bind(("127.0.0.1", 0)).unwrap();
+            /// assert!(s.local_addr().unwrap().tostring().starts_with("127.0.0.1:"));
+            /// ```
             pub fn local_addr(&self) -> $crate::Result<$crate::SockAddr> {
                 self.s.local_addr()
             }
 
             /// The peer's address (`getpeername`); `not_connected` if there is none.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// assert_eq!(s.peer_addr().unwrap_err().name(), "not_connected");
+            /// ```
             pub fn peer_addr(&self) -> $crate::Result<$crate::SockAddr> {
                 self.s.peer_addr()
             }
 
             /// The descriptor, or `None` once closed.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// assert!(s.as_raw_fd().is_some());
+            /// s.close();
+            /// assert_eq!(s.as_raw_fd(), None);
+            /// ```
             pub fn as_raw_fd(&self) -> Option<std::os::fd::RawFd> {
                 self.s.raw_fd()
             }

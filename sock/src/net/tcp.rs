@@ -57,6 +57,13 @@ pub struct Tcp {
 }
 
 /// Which direction [`Tcp::shutdown`] closes: the seed's `'r'`, `'w'`, `'rw'`.
+///
+/// ```
+/// use sock::Shutdown;
+/// assert_eq!("rw".parse::<Shutdown>().unwrap(), Shutdown::Both);
+/// assert_eq!(Shutdown::Write.to_string(), "w");
+/// assert_eq!("x".parse::<Shutdown>().unwrap_err().name(), "invalid_argument");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shutdown {
     /// `'r'`: no more receiving.
@@ -94,16 +101,26 @@ impl fmt::Display for Shutdown {
     }
 }
 
-socket_common!(Tcp);
+socket_common!(Tcp, "sock::Tcp::new(sock::Family::Inet).unwrap()");
 
 impl Tcp {
     /// Makes a TCP socket of `family` (`sock.tcp(family)`; the seed's default
     /// family is `Inet`).
+    ///
+    /// ```
+    /// let t = sock::Tcp::new(sock::Family::Inet6).unwrap();
+    /// assert_eq!(t.family(), sock::Family::Inet6);
+    /// ```
     pub fn new(family: Family) -> Result<Tcp> {
         Tcp::with_protocol(family, None)
     }
 
     /// Makes a TCP socket with an explicit protocol (`sock.tcp(family, protocol)`).
+    ///
+    /// ```
+    /// let t = sock::Tcp::with_protocol(sock::Family::Inet, Some(sock::Protocol::Tcp)).unwrap();
+    /// assert_eq!(t.protocol(), sock::Protocol::Tcp);
+    /// ```
     pub fn with_protocol(family: Family, protocol: Option<Protocol>) -> Result<Tcp> {
         let s = Socket::new(SocketType::Tcp, family, protocol)?;
         Ok(Tcp {
@@ -118,6 +135,24 @@ impl Tcp {
     /// Binds implicitly. After a `timeout`, calling `connect` again goes on
     /// waiting for the same attempt. Errors: `connection_refused`, `timeout`,
     /// `host_not_found`, `network_unreachable`, `already_connected`, ...
+    ///
+    /// ```
+    /// use sock::{Family, Tcp};
+    /// let l = Tcp::new(Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let port = l.local_addr().unwrap().port();
+    /// sock::newthread(async move {
+    ///     let c = Tcp::new(Family::Inet)?;
+    ///     c.connect(("127.0.0.1", port), Some(sock::clock() + 1.0)).await?;
+    ///     assert_eq!(c.peer_addr()?.port(), port);
+    ///     // Nobody listens on the port of a closed listener.
+    ///     l.close();
+    ///     let e = Tcp::new(Family::Inet)?.connect(("127.0.0.1", port), None).await;
+    ///     assert_eq!(e.unwrap_err().name(), "connection_refused");
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// ```
     pub async fn connect(&self, addr: impl ToAddr, expires: Option<f64>) -> Result<()> {
         let deadline = deadline(expires)?;
         let list = addr.to_addr(&self.s.hints(AddrFlags::empty()))?;
@@ -137,6 +172,12 @@ impl Tcp {
     /// Puts the socket in listening mode (`tcp:listen([backlog, ]host, port)`),
     /// binding it to `addr` first unless it is bound already (then `addr` is
     /// ignored). `backlog` `None` means the maximum the system allows.
+    ///
+    /// ```
+    /// let l = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// l.listen(Some(128), ("127.0.0.1", 0)).unwrap();
+    /// assert_eq!(l.getopt("so_acceptconn").unwrap(), sock::OptVal::Bool(true));
+    /// ```
     pub fn listen(&self, backlog: Option<u32>, addr: impl ToAddr) -> Result<()> {
         if !self.s.is_bound() {
             self.s.bind(addr)?;
@@ -160,6 +201,24 @@ impl Tcp {
     /// accepted and closed at once (through a descriptor kept in reserve) and
     /// the call fails with `too_many_open_files`: retrying does not spin on a
     /// connection that can never be accepted.
+    ///
+    /// ```
+    /// use sock::{Family, Tcp};
+    /// let l = Tcp::new(Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// sock::newthread(async move {
+    ///     let (conn, remote, local) = l.accept(Some(sock::clock() + 1.0)).await?;
+    ///     assert_eq!(local, l.local_addr()?);
+    ///     assert_eq!(remote, conn.peer_addr()?);
+    ///     // With no client, accept times out and the listener stays usable.
+    ///     let e = l.accept(Some(sock::clock() + 0.01)).await.map(|_| ());
+    ///     assert_eq!(e.unwrap_err().name(), "timeout");
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::newthread(async move { Tcp::new(Family::Inet)?.connect(addr, None).await });
+    /// sock::start().unwrap();
+    /// ```
     pub async fn accept(&self, expires: Option<f64>) -> Result<(Tcp, SockAddr, SockAddr)> {
         let deadline = deadline(expires)?;
         let (conn, remote) = self
@@ -181,6 +240,35 @@ impl Tcp {
 
     /// Sends bytes; returns how many the kernel took (at least one, unless
     /// `buf` is empty). Waits while the send buffer is full.
+    ///
+    /// ```
+    /// # let (a, b) = sock_pair();
+    /// sock::newthread(async move {
+    ///     assert_eq!(a.send(b"hi", None).await?, 2);
+    ///     let mut buf = [0u8; 8];
+    ///     assert_eq!(b.recv(&mut buf, None).await?, 2);
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// # fn sock_pair() -> (sock::Tcp, sock::Tcp) {
+    /// #     let l = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// #     l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// #     let c = std::rc::Rc::new(std::cell::RefCell::new(None));
+    /// #     let (c2, addr) = (c.clone(), l.local_addr().unwrap());
+    /// #     sock::newthread(async move {
+    /// #         let t = sock::Tcp::new(sock::Family::Inet)?;
+    /// #         t.connect(addr, None).await?;
+    /// #         *c2.borrow_mut() = Some(t);
+    /// #         sock::Result::Ok(())
+    /// #     });
+    /// #     let s = std::rc::Rc::new(std::cell::RefCell::new(None));
+    /// #     let s2 = s.clone();
+    /// #     sock::newthread(async move { *s2.borrow_mut() = Some(l.accept(None).await?.0); sock::Result::Ok(()) });
+    /// #     sock::start().unwrap();
+    /// #     let (c, s) = (c.borrow_mut().take().unwrap(), s.borrow_mut().take().unwrap());
+    /// #     (c, s)
+    /// # }
+    /// ```
     pub async fn send(&self, buf: &[u8], expires: Option<f64>) -> Result<usize> {
         self.s.send(buf, deadline(expires)?).await
     }
@@ -188,12 +276,58 @@ impl Tcp {
     /// Receives up to `buf.len()` bytes: returns what is there without waiting
     /// to fill the buffer, waiting only when nothing is. Returns 0 at end of
     /// stream (the peer sent a FIN), every time after that too.
+    ///
+    /// ```
+    /// use sock::{Family, Tcp};
+    /// let l = Tcp::new(Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// sock::newthread(async move {
+    ///     let (conn, _, _) = l.accept(None).await?;
+    ///     conn.sendall(b"abc", None).await // then conn is dropped: FIN
+    /// });
+    /// sock::newthread(async move {
+    ///     let c = Tcp::new(Family::Inet)?;
+    ///     c.connect(addr, None).await?;
+    ///     let mut buf = [0u8; 100];
+    ///     let mut got = 0;
+    ///     loop {
+    ///         match c.recv(&mut buf[got..], Some(sock::clock() + 1.0)).await? {
+    ///             0 => break, // end of stream
+    ///             n => got += n,
+    ///         }
+    ///     }
+    ///     assert_eq!(&buf[..got], b"abc");
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// ```
     pub async fn recv(&self, buf: &mut [u8], expires: Option<f64>) -> Result<usize> {
         self.s.recv(buf, deadline(expires)?).await
     }
 
     /// Sends all of `buf`, repeating `send` under one deadline. On error,
     /// [`Error::done`] tells how many bytes were sent.
+    ///
+    /// ```
+    /// use sock::{Family, Tcp};
+    /// let l = Tcp::new(Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// sock::newthread(async move {
+    ///     let (conn, _, _) = l.accept(None).await?;
+    ///     conn.sendall(&vec![7u8; 1 << 20], Some(sock::clock() + 5.0)).await
+    /// });
+    /// sock::newthread(async move {
+    ///     let c = Tcp::new(Family::Inet)?;
+    ///     c.connect(addr, None).await?;
+    ///     let mut buf = vec![0u8; 1 << 20];
+    ///     c.recvall(&mut buf, Some(sock::clock() + 5.0)).await?;
+    ///     assert!(buf.iter().all(|&b| b == 7));
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// ```
     pub async fn sendall(&self, buf: &[u8], expires: Option<f64>) -> Result<()> {
         let deadline = deadline(expires)?;
         let mut done = 0;
@@ -209,6 +343,26 @@ impl Tcp {
     /// Fills all of `buf`, repeating `recv` under one deadline. If the stream
     /// ends first the error is `eof`; on any error [`Error::done`] tells how
     /// many bytes were received (they are in `buf`).
+    ///
+    /// ```
+    /// use sock::{Family, Tcp};
+    /// let l = Tcp::new(Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// sock::newthread(async move {
+    ///     let (conn, _, _) = l.accept(None).await?;
+    ///     conn.sendall(b"only 10 b", None).await
+    /// });
+    /// sock::newthread(async move {
+    ///     let c = Tcp::new(Family::Inet)?;
+    ///     c.connect(addr, None).await?;
+    ///     let mut buf = [0u8; 64];
+    ///     let e = c.recvall(&mut buf, Some(sock::clock() + 1.0)).await.unwrap_err();
+    ///     assert_eq!((e.name(), e.done()), ("eof", 9));
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// ```
     pub async fn recvall(&self, buf: &mut [u8], expires: Option<f64>) -> Result<()> {
         let deadline = deadline(expires)?;
         let mut done = 0;
@@ -225,6 +379,29 @@ impl Tcp {
     /// Shuts down one or both directions; does not block. `Write` sends a FIN
     /// after the pending data: the peer's `recv` returns 0 while this side can
     /// still receive what the peer sends back.
+    ///
+    /// ```
+    /// use sock::{Family, Shutdown, Tcp};
+    /// let l = Tcp::new(Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// sock::newthread(async move {
+    ///     let (conn, _, _) = l.accept(None).await?;
+    ///     let mut buf = [0u8; 8];
+    ///     assert_eq!(conn.recv(&mut buf, None).await?, 0); // the client's FIN
+    ///     conn.sendall(b"bye", None).await // the server can still send
+    /// });
+    /// sock::newthread(async move {
+    ///     let c = Tcp::new(Family::Inet)?;
+    ///     c.connect(addr, None).await?;
+    ///     c.shutdown("w".parse::<Shutdown>()?)?;
+    ///     let mut buf = [0u8; 3];
+    ///     c.recvall(&mut buf, Some(sock::clock() + 1.0)).await?;
+    ///     assert_eq!(&buf, b"bye");
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> Result<()> {
         let how = match how {
             Shutdown::Read => std::net::Shutdown::Read,
