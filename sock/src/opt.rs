@@ -304,24 +304,6 @@ pub(crate) fn getopt(fd: BorrowedFd<'_>, name: &str) -> Result<OptVal> {
     })
 }
 
-/// Sets a socket option on a borrowed descriptor.
-///
-/// Internal: a test hook until the socket types have `setopt`; not part of the
-/// API and may go away in any release.
-#[doc(hidden)]
-pub fn __setopt_raw(fd: BorrowedFd<'_>, name: &str, val: &OptVal) -> Result<()> {
-    setopt(fd, name, val)
-}
-
-/// Reads a socket option of a borrowed descriptor.
-///
-/// Internal: a test hook until the socket types have `getopt`; not part of the
-/// API and may go away in any release.
-#[doc(hidden)]
-pub fn __getopt_raw(fd: BorrowedFd<'_>, name: &str) -> Result<OptVal> {
-    getopt(fd, name)
-}
-
 fn bad_value(name: &str, expected: &str, val: &OptVal) -> Error {
     Error::with_message(
         ErrorKind::InvalidArgument,

@@ -28,6 +28,12 @@ fn origin() -> Instant {
 /// let t0 = sock::clock();
 /// let t1 = sock::clock();
 /// assert!(t1 >= t0);
+///
+/// // A deadline is an absolute value on this clock: 10 ms from now.
+/// let expires = sock::clock() + 0.01;
+/// sock::newthread(async move { sock::sleep_until(expires).await });
+/// sock::start().unwrap();
+/// assert!(sock::clock() >= expires);
 /// ```
 pub fn clock() -> f64 {
     origin().elapsed().as_secs_f64()

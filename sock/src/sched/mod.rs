@@ -369,6 +369,25 @@ where
 }
 
 /// The sock thread that is running, or `None` outside sock threads.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// assert_eq!(sock::currentthread(), None); // not inside a sock thread
+/// let ids = Rc::new(RefCell::new(Vec::new()));
+/// let i = ids.clone();
+/// let t = sock::newthread(async move {
+///     i.borrow_mut().push(sock::currentthread());
+///     sock::sleep(0.001).await?; // the id survives suspension
+///     i.borrow_mut().push(sock::currentthread());
+///     sock::Result::Ok(())
+/// });
+/// let id = t.id();
+/// sock::start().unwrap();
+/// assert_eq!(*ids.borrow(), [Some(id), Some(id)]);
+/// ```
 pub fn currentthread() -> Option<ThreadId> {
     current_id()
 }
@@ -380,6 +399,20 @@ pub fn currentthread() -> Option<ThreadId> {
 /// Returns `Ok(true)` if anything was handled and `Ok(false)` if the timeout
 /// passed with nothing to do. With no live thread it returns the `empty` error
 /// at once instead of waiting forever. It cannot be called from inside a thread.
+///
+/// # Examples
+///
+/// Driving the loop by hand, with a bounded wait per iteration:
+///
+/// ```
+/// assert_eq!(sock::poll(Some(0.0)).unwrap_err().name(), "empty"); // no threads
+/// let t = sock::newthread(async { sock::sleep(0.01).await });
+/// let give_up = sock::clock() + 1.0;
+/// while !t.is_finished() && sock::clock() < give_up {
+///     sock::poll(Some(0.1)).unwrap();
+/// }
+/// assert!(t.is_finished());
+/// ```
 pub fn poll(timeout: Option<f64>) -> Result<bool> {
     let max_wait = crate::time::timeout(timeout);
     CORE.with(|c| c.poll_once(max_wait))
@@ -411,6 +444,18 @@ pub fn start() -> Result<()> {
 /// Tells [`start`] to return after the current iteration (callable from inside
 /// a thread). Threads that are still waiting stay parked, and a later `start`
 /// or `poll` resumes them.
+///
+/// # Examples
+///
+/// ```
+/// let t = sock::newthread(async {
+///     sock::sleep(0.01).await?;
+///     sock::stop(); // start() returns after this iteration...
+///     sock::sleep(3600.0).await // ...although this thread still waits
+/// });
+/// sock::start().unwrap();
+/// assert!(!t.is_finished());
+/// ```
 pub fn stop() {
     CORE.with(|c| c.stopping.set(true));
 }
@@ -418,6 +463,22 @@ pub fn stop() {
 /// Sets the function that receives the failures of threads (panics, and errors
 /// returned by threads that nobody joins) on this OS thread's loop. The
 /// default prints them to stderr.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use sock::{Error, ErrorKind};
+///
+/// let failures = Rc::new(RefCell::new(Vec::new()));
+/// let f = failures.clone();
+/// sock::set_error_handler(move |_id, msg| f.borrow_mut().push(msg.to_owned()));
+/// // A detached thread (its handle dropped) whose error nobody joins:
+/// drop(sock::newthread(async { Err::<(), _>(Error::new(ErrorKind::Timeout)) }));
+/// sock::start().unwrap();
+/// assert_eq!(failures.borrow().len(), 1);
+/// assert!(failures.borrow()[0].starts_with("timeout"));
+/// ```
 pub fn set_error_handler(handler: impl Fn(Option<ThreadId>, &str) + 'static) {
     ERROR_HANDLER.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
 }
@@ -427,6 +488,23 @@ pub fn set_error_handler(handler: impl Fn(Option<ThreadId>, &str) + 'static) {
 /// still yields once to the other runnable threads.
 ///
 /// Returns the `not_in_thread` error outside sock threads.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let woke = Rc::new(Cell::new(0.0));
+/// let w = woke.clone();
+/// let at = sock::clock() + 0.02;
+/// sock::newthread(async move {
+///     sock::sleep_until(at).await?;
+///     w.set(sock::clock());
+///     sock::Result::Ok(())
+/// });
+/// sock::start().unwrap();
+/// assert!(woke.get() >= at);
+/// ```
 pub async fn sleep_until(t: f64) -> Result<()> {
     let deadline = crate::time::deadline(Some(t))?;
     Sleep {
@@ -440,12 +518,18 @@ pub async fn sleep_until(t: f64) -> Result<()> {
 /// Suspends the current thread for `s` seconds; other threads run meanwhile.
 ///
 /// ```
-/// sock::newthread(async {
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let slept = Rc::new(Cell::new(0.0));
+/// let s = slept.clone();
+/// sock::newthread(async move {
 ///     let t0 = sock::clock();
 ///     sock::sleep(0.02).await.unwrap();
-///     assert!(sock::clock() - t0 >= 0.02);
+///     s.set(sock::clock() - t0);
 /// });
 /// sock::start().unwrap();
+/// // Checked here: a panic inside a thread is caught and reported.
+/// assert!(slept.get() >= 0.02);
 /// ```
 pub async fn sleep(s: f64) -> Result<()> {
     sleep_until(crate::time::clock() + s).await
@@ -506,6 +590,15 @@ impl Drop for Sleep {
 /// share it with loops on other OS threads through [`set_epoll_fd`].
 ///
 /// Returns the `not_supported` error with the portable backend.
+///
+/// # Examples
+///
+/// ```
+/// match sock::epoll_fd() {
+///     Ok(fd) => assert_eq!(sock::epoll_fd().unwrap(), fd), // the same instance
+///     Err(e) => assert_eq!(e.name(), "not_supported"),    // portable backend
+/// }
+/// ```
 pub fn epoll_fd() -> Result<RawFd> {
     CORE.with(|c| {
         c.poller()?.raw_fd().ok_or_else(|| {
@@ -520,6 +613,22 @@ pub fn epoll_fd() -> Result<RawFd> {
 /// Makes this OS thread's loop use the epoll instance `fd` (from [`epoll_fd`]
 /// on another OS thread) instead of creating its own. Must be called before the
 /// loop's first I/O; the loop keeps a duplicate of `fd`.
+///
+/// # Examples
+///
+/// ```
+/// if let Ok(fd) = sock::epoll_fd() {
+///     std::thread::spawn(move || {
+///         sock::set_epoll_fd(fd).unwrap(); // before this loop's first I/O
+///         sock::newthread(async { sock::sleep(0.01).await });
+///         sock::start().unwrap();
+///     })
+///     .join()
+///     .unwrap();
+///     // Too late for this OS thread's loop: it already has its instance.
+///     assert_eq!(sock::set_epoll_fd(fd).unwrap_err().name(), "invalid_argument");
+/// }
+/// ```
 pub fn set_epoll_fd(fd: RawFd) -> Result<()> {
     CORE.with(|c| {
         if c.poller.get().is_some() {

@@ -13,6 +13,18 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Identifies a sock thread on its loop (index and generation, so an id is
 /// never confused with a later thread that reuses the index).
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashSet;
+///
+/// let a = sock::newthread(async {}).id(); // finishes at once, freeing its slot
+/// let b = sock::newthread(async {}).id(); // reuses the slot, not the id
+/// assert_ne!(a, b);
+/// let ids: HashSet<sock::ThreadId> = [a, b, a].into_iter().collect();
+/// assert_eq!(ids.len(), 2);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ThreadId {
     pub(crate) index: u32,
@@ -101,8 +113,31 @@ impl Wake for TaskWaker {
 
 /// What a thread's future may return: `()` or a `Result` whose error is reported
 /// when nobody joins the thread.
+///
+/// # Examples
+///
+/// ```
+/// use sock::ThreadOutput;
+///
+/// assert_eq!(().failure(), None); // `()` never fails
+/// assert_eq!(Err::<(), _>("disk full").failure().as_deref(), Some("disk full"));
+/// // So both of these futures can be threads:
+/// sock::newthread(async {});
+/// sock::newthread(async { "7".parse::<u32>() });
+/// ```
 pub trait ThreadOutput: 'static {
     /// The failure to report, if the output is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sock::{Error, ErrorKind, ThreadOutput};
+    ///
+    /// let ok: sock::Result<u16> = Ok(80);
+    /// assert_eq!(ok.failure(), None);
+    /// let err: sock::Result<u16> = Err(Error::new(ErrorKind::Timeout));
+    /// assert!(err.failure().unwrap().starts_with("timeout: "));
+    /// ```
     fn failure(&self) -> Option<String>;
 }
 
@@ -174,6 +209,22 @@ impl<T: ThreadOutput> JoinSink for JoinState<T> {
 /// Dropping the handle detaches the thread: it goes on running, and an error it
 /// returns is reported to the error handler (see
 /// [`set_error_handler`](crate::set_error_handler)) instead of being lost.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let done = Rc::new(Cell::new(false));
+/// let d = done.clone();
+/// drop(sock::newthread(async move {
+///     sock::sleep(0.01).await?;
+///     d.set(true);
+///     sock::Result::Ok(())
+/// })); // detached: it goes on running
+/// sock::start().unwrap();
+/// assert!(done.get());
+/// ```
 pub struct Thread<T: ThreadOutput> {
     pub(crate) id: ThreadId,
     pub(crate) state: Rc<JoinState<T>>,
@@ -190,17 +241,58 @@ impl<T: ThreadOutput> fmt::Debug for Thread<T> {
 
 impl<T: ThreadOutput> Thread<T> {
     /// The thread's id (as [`currentthread`](crate::currentthread) returns inside it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    ///
+    /// let seen = Rc::new(Cell::new(None));
+    /// let s = seen.clone();
+    /// let t = sock::newthread(async move { s.set(sock::currentthread()) });
+    /// assert_eq!(seen.get(), Some(t.id()));
+    /// ```
     pub fn id(&self) -> ThreadId {
         self.id
     }
 
     /// Whether the thread has finished (returned or panicked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let quick = sock::newthread(async {});
+    /// let slow = sock::newthread(async { sock::sleep(0.01).await });
+    /// assert!(quick.is_finished()); // it never blocked
+    /// assert!(!slow.is_finished());
+    /// sock::start().unwrap();
+    /// assert!(slow.is_finished());
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.state.finished.get()
     }
 
     /// Waits for the thread to finish and returns its output, or an error if it
     /// panicked. Must be awaited inside a sock thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    ///
+    /// let answer = Rc::new(Cell::new(0));
+    /// let a = answer.clone();
+    /// sock::newthread(async move {
+    ///     let worker = sock::newthread(async {
+    ///         sock::sleep(0.01).await?;
+    ///         sock::Result::Ok(42)
+    ///     });
+    ///     a.set(worker.join().await??); // the join's error, then the worker's
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// assert_eq!(answer.get(), 42);
+    /// ```
     pub async fn join(self) -> Result<T> {
         std::future::poll_fn(|_| {
             if let Some(r) = self.state.result.borrow_mut().take() {
