@@ -180,8 +180,9 @@ impl Core {
                 }
             }
             Ok(Poll::Ready(())) => {
-                self.tasks.borrow_mut().remove(id.index as usize);
-                // Dropped outside the borrow: its destructors may use the loop.
+                // Both dropped outside the borrow: their destructors may use the loop.
+                let slot = self.tasks.borrow_mut().remove(id.index as usize);
+                drop(slot);
                 drop(body);
             }
             Err(payload) => {
