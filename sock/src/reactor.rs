@@ -133,15 +133,15 @@ impl Registration {
 }
 
 /// Handles one readiness event: wakes the waiters of the ready directions.
-/// Returns whether the event belonged to a live socket.
-pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) -> bool {
+/// Events of closed sockets (stale generation) are dropped.
+pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) {
     let (index, gen) = untoken(ev.token);
     let mut io = c.io.borrow_mut();
     let Some(slot) = io.get_mut(index) else {
-        return false;
+        return;
     };
     if slot.gen != gen {
-        return false;
+        return;
     }
     let r = if ev.readable {
         slot.reader.take()
@@ -169,7 +169,6 @@ pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) -> bool {
     for id in [r, w].into_iter().flatten() {
         c.wake(id);
     }
-    true
 }
 
 /// A blocking operation: try `op`, park on `EAGAIN`, retry when woken.

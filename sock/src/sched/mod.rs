@@ -198,7 +198,7 @@ impl Core {
     }
 
     /// One iteration of the loop; see the module docs. Returns whether any
-    /// event or deadline was handled.
+    /// thread was resumed.
     fn poll_once(&self, max_wait: Option<std::time::Duration>) -> Result<bool> {
         if self.current.get().is_some() || self.polling.get() {
             return Err(Error::with_message(
@@ -216,6 +216,10 @@ impl Core {
     }
 
     fn poll_inner(&self, max_wait: Option<std::time::Duration>) -> Result<bool> {
+        // The poller (and so the notifier of cross-thread wake-ups) must exist
+        // before the remote queue is read: a wake-up pushed in between would
+        // otherwise not interrupt the wait.
+        let poller = self.poller()?;
         self.take_remote();
         let timeout = if !self.run_queue.borrow().is_empty() {
             Some(std::time::Duration::ZERO)
@@ -227,8 +231,6 @@ impl Core {
                 (a, b) => a.or(b),
             }
         };
-        let mut handled = false;
-        let poller = self.poller()?;
         {
             let mut events = self.events.borrow_mut();
             poller.wait(&mut events, timeout)?;
@@ -236,12 +238,14 @@ impl Core {
                 if ev.token == WAKE_TOKEN {
                     poller.drain_notifications();
                 } else {
-                    handled |= crate::reactor::dispatch(self, poller, ev);
+                    crate::reactor::dispatch(self, poller, ev);
                 }
             }
         }
-        handled |= self.take_remote();
-        handled |= self.fire_timers();
+        self.take_remote();
+        self.fire_timers();
+        // Run the threads queued so far; those queued meanwhile wait for the
+        // next iteration, so a thread that keeps yielding cannot starve I/O.
         let n = self.run_queue.borrow().len();
         for _ in 0..n {
             let next = self.run_queue.borrow_mut().pop_front();
@@ -250,30 +254,24 @@ impl Core {
                 None => break,
             }
         }
-        Ok(handled)
+        Ok(n > 0)
     }
 
-    fn take_remote(&self) -> bool {
+    fn take_remote(&self) {
         let mut buf = self.remote_buf.borrow_mut();
         self.remote.take(&mut buf);
-        let any = !buf.is_empty();
         for id in buf.drain(..) {
             self.wake(id);
         }
-        any
     }
 
-    fn fire_timers(&self) -> bool {
+    fn fire_timers(&self) {
         let now = Instant::now();
-        let mut any = false;
         loop {
             let expired = self.timers.borrow_mut().pop_expired(now);
             match expired {
-                Some(id) => {
-                    self.wake(id);
-                    any = true;
-                }
-                None => return any,
+                Some(id) => self.wake(id),
+                None => return,
             }
         }
     }
@@ -397,8 +395,8 @@ pub fn currentthread() -> Option<ThreadId> {
 /// anything from 2^31 - 1 on means no limit) for I/O or a deadline, and resumes
 /// the threads that were waiting for them.
 ///
-/// Returns `Ok(true)` if anything was handled and `Ok(false)` if the timeout
-/// passed with nothing to do. With no live thread it returns the `empty` error
+/// Returns `Ok(true)` if it resumed at least one thread and `Ok(false)` if the
+/// timeout passed without resuming any. With no live thread it returns the `empty` error
 /// at once instead of waiting forever. It cannot be called from inside a thread.
 ///
 /// # Examples
@@ -427,6 +425,12 @@ pub fn poll(timeout: Option<f64>) -> Result<bool> {
 /// ```
 pub fn start() -> Result<()> {
     CORE.with(|c| {
+        if c.current.get().is_some() {
+            return Err(Error::with_message(
+                ErrorKind::InvalidArgument,
+                "poll/start cannot be called from inside a sock thread",
+            ));
+        }
         let r = loop {
             if c.stopping.get() {
                 break Ok(());
@@ -639,6 +643,11 @@ pub fn set_epoll_fd(fd: RawFd) -> Result<()> {
             ));
         }
         c.shared_fd.set(Some(fd));
-        c.poller().map(|_| ())
+        let r = c.poller().map(|_| ());
+        if r.is_err() {
+            // Leave the loop as it was: its next use creates its own poller.
+            c.shared_fd.set(None);
+        }
+        r
     })
 }

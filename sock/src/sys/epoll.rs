@@ -56,10 +56,15 @@ impl Poller {
     /// Joins the epoll instance behind `fd`, which stays owned by the caller
     /// (this poller keeps a duplicate, so either may be closed first).
     pub(crate) fn from_shared(fd: RawFd) -> io::Result<Poller> {
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
         // SAFETY: `fd` is only borrowed for the duration of the `fcntl` that
         // duplicates it; a bad fd makes the call fail with EBADF, reported to the caller.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let epoll = rustix::io::fcntl_dupfd_cloexec(borrowed, 0)?;
+        // Anything but an epoll instance fails there, when the wake-up eventfd
+        // is added to it (EINVAL).
         Poller::with_epoll(epoll)
     }
 
