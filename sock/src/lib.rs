@@ -23,13 +23,13 @@
 //! server.listen(None, ("127.0.0.1", 0)).unwrap();
 //! let addr = server.local_addr().unwrap();
 //!
-//! sock::newthread(async move {
+//! let t1 = sock::newthread(async move {
 //!     let (conn, _remote, _local) = server.accept(None).await?;
 //!     let mut buf = [0u8; 4];
 //!     conn.recvall(&mut buf, None).await?;
 //!     conn.sendall(&buf, None).await
 //! });
-//! sock::newthread(async move {
+//! let t2 = sock::newthread(async move {
 //!     let c = Tcp::new(Family::Inet)?;
 //!     c.connect(addr, Some(sock::clock() + 1.0)).await?;
 //!     c.sendall(b"ping", None).await?;
@@ -39,6 +39,8 @@
 //!     sock::Result::Ok(())
 //! });
 //! sock::start().unwrap();
+//! assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
+//! assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
 //! ```
 //!
 //! # Threads of the OS

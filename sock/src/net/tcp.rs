@@ -32,21 +32,25 @@ use crate::time::deadline;
 /// let addr = server.local_addr().unwrap();
 ///
 /// let srv = server.clone();
-/// sock::newthread(async move {
-///     let (conn, _remote, _local) = srv.accept(None).await.unwrap();
+/// let t1 = sock::newthread(async move {
+///     let (conn, _remote, _local) = srv.accept(None).await?;
 ///     let mut buf = [0u8; 5];
-///     conn.recvall(&mut buf, None).await.unwrap();
-///     conn.sendall(&buf, None).await.unwrap();
+///     conn.recvall(&mut buf, None).await?;
+///     conn.sendall(&buf, None).await
 /// });
-/// sock::newthread(async move {
-///     let c = Tcp::new(Family::Inet).unwrap();
-///     c.connect(addr, Some(sock::clock() + 5.0)).await.unwrap();
-///     c.sendall(b"hello", None).await.unwrap();
+/// let t2 = sock::newthread(async move {
+///     let c = Tcp::new(Family::Inet)?;
+///     c.connect(addr, Some(sock::clock() + 5.0)).await?;
+///     c.sendall(b"hello", None).await?;
 ///     let mut buf = [0u8; 5];
-///     c.recvall(&mut buf, None).await.unwrap();
+///     c.recvall(&mut buf, None).await?;
 ///     assert_eq!(&buf, b"hello");
+///     sock::Result::Ok(())
 /// });
 /// sock::start().unwrap();
+/// // A panic inside a thread is caught and reported; check the outcomes here.
+/// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
+/// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
 /// ```
 #[derive(Debug)]
 pub struct Tcp {
@@ -141,7 +145,7 @@ impl Tcp {
     /// let l = Tcp::new(Family::Inet).unwrap();
     /// l.listen(None, ("127.0.0.1", 0)).unwrap();
     /// let port = l.local_addr().unwrap().port();
-    /// sock::newthread(async move {
+    /// let t1 = sock::newthread(async move {
     ///     let c = Tcp::new(Family::Inet)?;
     ///     c.connect(("127.0.0.1", port), Some(sock::clock() + 1.0)).await?;
     ///     assert_eq!(c.peer_addr()?.port(), port);
@@ -152,6 +156,7 @@ impl Tcp {
     ///     sock::Result::Ok(())
     /// });
     /// sock::start().unwrap();
+    /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
     /// ```
     pub async fn connect(&self, addr: impl ToAddr, expires: Option<f64>) -> Result<()> {
         let deadline = deadline(expires)?;
@@ -207,7 +212,7 @@ impl Tcp {
     /// let l = Tcp::new(Family::Inet).unwrap();
     /// l.listen(None, ("127.0.0.1", 0)).unwrap();
     /// let addr = l.local_addr().unwrap();
-    /// sock::newthread(async move {
+    /// let t1 = sock::newthread(async move {
     ///     let (conn, remote, local) = l.accept(Some(sock::clock() + 1.0)).await?;
     ///     assert_eq!(local, l.local_addr()?);
     ///     assert_eq!(remote, conn.peer_addr()?);
@@ -216,8 +221,10 @@ impl Tcp {
     ///     assert_eq!(e.unwrap_err().name(), "timeout");
     ///     sock::Result::Ok(())
     /// });
-    /// sock::newthread(async move { Tcp::new(Family::Inet)?.connect(addr, None).await });
+    /// let t2 = sock::newthread(async move { Tcp::new(Family::Inet)?.connect(addr, None).await });
     /// sock::start().unwrap();
+    /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
+    /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
     pub async fn accept(&self, expires: Option<f64>) -> Result<(Tcp, SockAddr, SockAddr)> {
         let deadline = deadline(expires)?;
@@ -243,13 +250,14 @@ impl Tcp {
     ///
     /// ```
     /// # let (a, b) = sock_pair();
-    /// sock::newthread(async move {
+    /// let t1 = sock::newthread(async move {
     ///     assert_eq!(a.send(b"hi", None).await?, 2);
     ///     let mut buf = [0u8; 8];
     ///     assert_eq!(b.recv(&mut buf, None).await?, 2);
     ///     sock::Result::Ok(())
     /// });
     /// sock::start().unwrap();
+    /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
     /// # fn sock_pair() -> (sock::Tcp, sock::Tcp) {
     /// #     let l = sock::Tcp::new(sock::Family::Inet).unwrap();
     /// #     l.listen(None, ("127.0.0.1", 0)).unwrap();
@@ -282,11 +290,11 @@ impl Tcp {
     /// let l = Tcp::new(Family::Inet).unwrap();
     /// l.listen(None, ("127.0.0.1", 0)).unwrap();
     /// let addr = l.local_addr().unwrap();
-    /// sock::newthread(async move {
+    /// let t1 = sock::newthread(async move {
     ///     let (conn, _, _) = l.accept(None).await?;
     ///     conn.sendall(b"abc", None).await // then conn is dropped: FIN
     /// });
-    /// sock::newthread(async move {
+    /// let t2 = sock::newthread(async move {
     ///     let c = Tcp::new(Family::Inet)?;
     ///     c.connect(addr, None).await?;
     ///     let mut buf = [0u8; 100];
@@ -301,6 +309,8 @@ impl Tcp {
     ///     sock::Result::Ok(())
     /// });
     /// sock::start().unwrap();
+    /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
+    /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
     pub async fn recv(&self, buf: &mut [u8], expires: Option<f64>) -> Result<usize> {
         self.s.recv(buf, deadline(expires)?).await
@@ -314,11 +324,11 @@ impl Tcp {
     /// let l = Tcp::new(Family::Inet).unwrap();
     /// l.listen(None, ("127.0.0.1", 0)).unwrap();
     /// let addr = l.local_addr().unwrap();
-    /// sock::newthread(async move {
+    /// let t1 = sock::newthread(async move {
     ///     let (conn, _, _) = l.accept(None).await?;
     ///     conn.sendall(&vec![7u8; 1 << 20], Some(sock::clock() + 5.0)).await
     /// });
-    /// sock::newthread(async move {
+    /// let t2 = sock::newthread(async move {
     ///     let c = Tcp::new(Family::Inet)?;
     ///     c.connect(addr, None).await?;
     ///     let mut buf = vec![0u8; 1 << 20];
@@ -327,6 +337,8 @@ impl Tcp {
     ///     sock::Result::Ok(())
     /// });
     /// sock::start().unwrap();
+    /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
+    /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
     pub async fn sendall(&self, buf: &[u8], expires: Option<f64>) -> Result<()> {
         let deadline = deadline(expires)?;
@@ -349,11 +361,11 @@ impl Tcp {
     /// let l = Tcp::new(Family::Inet).unwrap();
     /// l.listen(None, ("127.0.0.1", 0)).unwrap();
     /// let addr = l.local_addr().unwrap();
-    /// sock::newthread(async move {
+    /// let t1 = sock::newthread(async move {
     ///     let (conn, _, _) = l.accept(None).await?;
     ///     conn.sendall(b"only 10 b", None).await
     /// });
-    /// sock::newthread(async move {
+    /// let t2 = sock::newthread(async move {
     ///     let c = Tcp::new(Family::Inet)?;
     ///     c.connect(addr, None).await?;
     ///     let mut buf = [0u8; 64];
@@ -362,6 +374,8 @@ impl Tcp {
     ///     sock::Result::Ok(())
     /// });
     /// sock::start().unwrap();
+    /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
+    /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
     pub async fn recvall(&self, buf: &mut [u8], expires: Option<f64>) -> Result<()> {
         let deadline = deadline(expires)?;
@@ -385,13 +399,13 @@ impl Tcp {
     /// let l = Tcp::new(Family::Inet).unwrap();
     /// l.listen(None, ("127.0.0.1", 0)).unwrap();
     /// let addr = l.local_addr().unwrap();
-    /// sock::newthread(async move {
+    /// let t1 = sock::newthread(async move {
     ///     let (conn, _, _) = l.accept(None).await?;
     ///     let mut buf = [0u8; 8];
     ///     assert_eq!(conn.recv(&mut buf, None).await?, 0); // the client's FIN
     ///     conn.sendall(b"bye", None).await // the server can still send
     /// });
-    /// sock::newthread(async move {
+    /// let t2 = sock::newthread(async move {
     ///     let c = Tcp::new(Family::Inet)?;
     ///     c.connect(addr, None).await?;
     ///     c.shutdown("w".parse::<Shutdown>()?)?;
@@ -401,6 +415,8 @@ impl Tcp {
     ///     sock::Result::Ok(())
     /// });
     /// sock::start().unwrap();
+    /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
+    /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> Result<()> {
         let how = match how {

@@ -272,6 +272,28 @@ impl<T: ThreadOutput> Thread<T> {
         self.state.finished.get()
     }
 
+    /// The output of a finished thread, for code outside threads (after
+    /// [`start`](crate::start) or [`poll`](crate::poll)): `None` while it
+    /// runs, then `Some(output)` once, or `Some(Err(..))` if it panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = sock::newthread(async {
+    ///     sock::sleep(0.01).await?;
+    ///     sock::Result::Ok(6 * 7)
+    /// });
+    /// assert!(t.result().is_none()); // still sleeping
+    /// sock::start().unwrap();
+    /// assert_eq!(t.result().unwrap().unwrap().unwrap(), 42);
+    ///
+    /// let p = sock::newthread(async { assert_eq!(1 + 1, 3, "boom") });
+    /// assert!(p.result().unwrap().unwrap_err().message().contains("boom"));
+    /// ```
+    pub fn result(&self) -> Option<Result<T>> {
+        self.state.result.borrow_mut().take()
+    }
+
     /// Waits for the thread to finish and returns its output, or an error if it
     /// panicked. Must be awaited inside a sock thread.
     ///
