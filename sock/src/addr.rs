@@ -544,10 +544,17 @@ fn lookup(host: &str, service: &str, hints: &Hints) -> Result<AddrList> {
     } else {
         Some(host)
     };
+    // getaddrinfo refuses every service for raw sockets (EAI_SERVICE), yet a
+    // port means nothing to them: look up as datagram, then mark the entries raw.
+    let raw = hints.socket_type == Some(SocketType::Raw);
+    let (socket_type, protocol) = match raw {
+        true => (Some(SocketType::Udp), None),
+        false => (hints.socket_type, hints.protocol),
+    };
     let raw_hints = sys::RawHints {
-        socktype: hints.socket_type.map_or(0, SocketType::to_raw),
+        socktype: socket_type.map_or(0, SocketType::to_raw),
         family: hints.family.map_or(sys::AF_UNSPEC, Family::to_raw),
-        protocol: hints.protocol.map_or(0, Protocol::to_raw),
+        protocol: protocol.map_or(0, Protocol::to_raw),
         flags: flags.to_raw(),
     };
     let context = || {
@@ -557,10 +564,10 @@ fn lookup(host: &str, service: &str, hints: &Hints) -> Result<AddrList> {
             format!("host '{host}', port '{service}'")
         }
     };
-    let raw = sys::getaddrinfo(node, service, &raw_hints, &context)?;
+    let found = sys::getaddrinfo(node, service, &raw_hints, &context)?;
     let mut name = None;
-    let mut entries = Vec::with_capacity(raw.len());
-    for r in raw {
+    let mut entries = Vec::with_capacity(found.len());
+    for r in found {
         if name.is_none() {
             name = r.canonname;
         }
@@ -572,6 +579,10 @@ fn lookup(host: &str, service: &str, hints: &Hints) -> Result<AddrList> {
         let protocol = match Protocol::from_raw(r.protocol) {
             Some(Protocol::Ip) | None => Protocol::default_for(socket_type),
             Some(p) => p,
+        };
+        let (socket_type, protocol) = match raw {
+            true => (SocketType::Raw, hints.protocol.unwrap_or(Protocol::Raw)),
+            false => (socket_type, protocol),
         };
         entries.push(AddrInfo {
             socket_type,
@@ -1247,6 +1258,20 @@ pub trait ToAddr {
     ///
     /// The lookup errors of [`addr_with`].
     fn to_addr(&self, hints: &Hints) -> Result<Cow<'_, AddrList>>;
+
+    /// The one address this value already is, if it is one, so that a caller
+    /// that needs a single address (`sendto`) can skip building a list.
+    /// The default is `None`.
+    ///
+    /// ```
+    /// use sock::ToAddr;
+    /// let sa: sock::SockAddr = "127.0.0.1:53".parse().unwrap();
+    /// assert_eq!(sa.sockaddr(), Some(&sa));
+    /// assert_eq!(("127.0.0.1", 53).sockaddr(), None);
+    /// ```
+    fn sockaddr(&self) -> Option<&SockAddr> {
+        None
+    }
 }
 
 /// A host and a port, looked up with [`addr_with`]: `("localhost", 80)`,
@@ -1261,6 +1286,10 @@ impl ToAddr for AddrList {
     fn to_addr(&self, _hints: &Hints) -> Result<Cow<'_, AddrList>> {
         Ok(Cow::Borrowed(self))
     }
+
+    fn sockaddr(&self) -> Option<&SockAddr> {
+        Some(self.first().addr())
+    }
 }
 
 impl ToAddr for AddrInfo {
@@ -1268,6 +1297,10 @@ impl ToAddr for AddrInfo {
         Ok(Cow::Owned(AddrList {
             entries: vec![self.clone()],
         }))
+    }
+
+    fn sockaddr(&self) -> Option<&SockAddr> {
+        Some(self.addr())
     }
 }
 
@@ -1278,6 +1311,10 @@ impl ToAddr for SockAddr {
             self.clone(),
             socket_type,
         )))
+    }
+
+    fn sockaddr(&self) -> Option<&SockAddr> {
+        Some(self)
     }
 }
 
@@ -1292,6 +1329,10 @@ impl ToAddr for SocketAddr {
 impl<T: ToAddr + ?Sized> ToAddr for &T {
     fn to_addr(&self, hints: &Hints) -> Result<Cow<'_, AddrList>> {
         (**self).to_addr(hints)
+    }
+
+    fn sockaddr(&self) -> Option<&SockAddr> {
+        (**self).sockaddr()
     }
 }
 

@@ -74,7 +74,9 @@ pub use addr::{
     SocketType, ToAddr,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use net::raw::Raw;
 pub use net::tcp::{Shutdown, Tcp};
+pub use net::udp::Udp;
 pub use opt::OptVal;
 pub use sched::{
     currentthread, epoll_fd, newthread, poll, set_epoll_fd, set_error_handler, sleep, sleep_until,

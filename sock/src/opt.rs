@@ -14,11 +14,23 @@
 //! | secs       | [`OptVal::Secs`]        | `Secs` or `Int`, in seconds, not negative; 0 is none  |
 //! | linger     | `Bool(false)` or `Int`  | `Bool(false)`, or `Int`/`Secs` seconds (see below)    |
 //! | name       | [`OptVal::Str`]         | read-only                                             |
+//! | addr       | [`OptVal::Str`], e.g. `"127.0.0.1"` | `Str`: an IPv4 address                    |
+//! | group      | write-only              | `Str`: `"group"` or `"group interface"` (see below)   |
+//! | group6     | write-only              | `Str`: `"group"` or `"group interface_index"` (see below) |
 //!
-//! Anything else, an unknown name, or setting a read-only option is an
-//! `invalid_argument` error; an error of the OS keeps its `errno` (e.g. an option
-//! of the wrong protocol, such as `tcp_nodelay` on a UDP socket, is
-//! `not_supported`).
+//! A `group` value is an IPv4 multicast address, optionally followed by the IPv4
+//! address of the local interface to use (`0.0.0.0`, the default, lets the OS
+//! choose by its routes): `"239.255.0.1"`, `"239.255.0.1 192.168.1.5"`. A `group6`
+//! value is an IPv6 multicast address, optionally followed by an interface index
+//! (0, the default, lets the OS choose): `"ff02::1:3 1"`. The two words are
+//! separated by spaces or a comma. The strings may be built at run time:
+//! `OptVal::from(format!("{group} {iface}"))`.
+//!
+//! Anything else, an unknown name, setting a read-only option or reading a
+//! write-only one is an `invalid_argument` error; an error of the OS keeps its
+//! `errno` (e.g. an option of the wrong protocol, such as `tcp_nodelay` on a UDP
+//! socket, is `not_supported`; a group that is not a multicast address is
+//! `invalid_argument` with `EINVAL`).
 //!
 //! # Options
 //!
@@ -51,15 +63,36 @@
 //! | `tcp_nodelay`      | bool   | rw     | Disable Nagle's algorithm: send small segments at once. |
 //! | `tcp_quickack`     | bool   | rw     | Send ACKs at once instead of delaying them. Linux may clear it by itself later: it is not permanent. Linux only. |
 //! | `tcp_user_timeout` | int    | rw     | Milliseconds that sent data may stay unacknowledged before the connection is dropped; 0 is the system default. Linux only. |
+//! | `ip_add_membership`| group  | write  | Join an IPv4 multicast group on an interface: datagrams sent to the group (and the bound port) are received. Joining the same group twice on one interface is `address_already_in_use`. |
+//! | `ip_drop_membership`| group | write  | Leave a group joined with `ip_add_membership` (same value); a group not joined is `address_not_available`. Closing the socket leaves its groups. |
+//! | `ip_multicast_if`  | addr   | rw     | The local interface, by its IPv4 address, that outgoing multicast datagrams leave from; `"0.0.0.0"` (the default) lets the OS choose by its routes. An address that no interface has is `address_not_available`. |
+//! | `ip_multicast_loop`| bool   | rw     | Deliver outgoing multicast datagrams to the sockets of this host that joined the group too (on by default). |
+//! | `ip_multicast_ttl` | int    | rw     | Time-to-live of outgoing IPv4 multicast datagrams, 0 to 255 (1 by default: the local network only; 0: this host only). Linux turns -1 into 1. |
 //! | `ip_tos`           | int    | rw     | Type-of-service / DSCP byte of outgoing IPv4 packets. On TCP sockets Linux keeps the two ECN bits for itself. |
 //! | `ip_ttl`           | int    | rw     | Time-to-live of outgoing IPv4 packets (1 to 255; -1 resets to the default). |
+//! | `ipv6_join_group`  | group6 | write  | Join an IPv6 multicast group on an interface (`IPV6_ADD_MEMBERSHIP` on Linux). |
+//! | `ipv6_leave_group` | group6 | write  | Leave a group joined with `ipv6_join_group` (same value); a group not joined is `address_not_available`. |
+//! | `ipv6_multicast_hops`| int  | rw     | Hop limit of outgoing IPv6 multicast datagrams, 0 to 255 (1 by default; -1 resets to the default). |
+//! | `ipv6_multicast_if`| int    | rw     | Index of the interface that outgoing IPv6 multicast datagrams leave from; 0 (the default) lets the OS choose. |
+//! | `ipv6_multicast_loop`| bool | rw     | Deliver outgoing IPv6 multicast datagrams to the sockets of this host that joined the group too (on by default). |
 //! | `ipv6_unicast_hops`| int    | rw     | Hop limit of outgoing unicast IPv6 packets (1 to 255; -1 resets to the default). |
 //! | `ipv6_v6only`      | bool   | rw     | An `inet6` socket only talks IPv6 (no IPv4-mapped addresses); set it before `bind`. |
 //!
 //! `ip_*` options work on `inet` sockets and `ipv6_*` options on `inet6` sockets;
-//! on the other family Linux fails with `not_supported`. `tcp_*` options work on
-//! TCP sockets only.
+//! on the other family Linux mostly fails with `not_supported`. `tcp_*` options
+//! work on TCP sockets only; the multicast options are for UDP sockets.
+//!
+//! ```
+//! use sock::OptVal;
+//!
+//! let group = String::from("239.255.0.1"); // e.g. read from a configuration
+//! let join = OptVal::from(format!("{group} 0.0.0.0"));
+//! assert_eq!(join.as_str(), Some("239.255.0.1 0.0.0.0"));
+//! // s.setopt("ip_add_membership", join)?; ... s.setopt("ip_drop_membership", group)?;
+//! ```
 
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
@@ -77,7 +110,10 @@ use crate::sys::sockopt;
 /// assert_eq!(OptVal::from(true), OptVal::Bool(true));
 /// assert_eq!(OptVal::from(65536).as_int(), Some(65536));
 /// assert_eq!(OptVal::from(1.5).as_secs(), Some(1.5));
-/// assert_eq!(OptVal::Str("tcp").as_str(), Some("tcp"));
+/// assert_eq!(OptVal::from("tcp").as_str(), Some("tcp"));
+/// // A string built at run time (a multicast group, an interface address):
+/// let group = format!("239.255.0.{}", 1);
+/// assert_eq!(OptVal::from(group).as_str(), Some("239.255.0.1"));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum OptVal {
@@ -87,8 +123,11 @@ pub enum OptVal {
     Int(i64),
     /// A time in seconds, with a fractional part (`so_rcvtimeo`, `so_sndtimeo`).
     Secs(f64),
-    /// A name (`so_type`, `so_domain`, `so_protocol`).
-    Str(&'static str),
+    /// A string: a name read from `so_type`, `so_domain`, `so_protocol`
+    /// (borrowed), an address read from `ip_multicast_if` (owned), or a value
+    /// given to `ip_add_membership`, `ip_multicast_if`, ... (either; see
+    /// `From<&'static str>` and `From<String>`).
+    Str(Cow<'static, str>),
 }
 
 impl OptVal {
@@ -118,12 +157,24 @@ impl OptVal {
         }
     }
 
-    /// The name, if this is a [`Str`](OptVal::Str).
-    pub fn as_str(&self) -> Option<&'static str> {
-        match *self {
+    /// The string, if this is a [`Str`](OptVal::Str).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
             OptVal::Str(s) => Some(s),
             _ => None,
         }
+    }
+}
+
+impl From<&'static str> for OptVal {
+    fn from(s: &'static str) -> Self {
+        OptVal::Str(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for OptVal {
+    fn from(s: String) -> Self {
+        OptVal::Str(Cow::Owned(s))
     }
 }
 
@@ -177,6 +228,22 @@ enum Kind {
     /// A C `int` shown as a name by the given map ([`OptVal::Str`]), or as
     /// [`OptVal::Int`] when the number has no name. Read-only.
     Name(fn(c_int) -> Option<&'static str>),
+    /// A `struct in_addr`; [`OptVal::Str`] holding an IPv4 address.
+    Addr,
+    /// A `struct ip_mreq`: [`OptVal::Str`] `"group [interface]"` of IPv4
+    /// addresses. Write-only.
+    Group,
+    /// A `struct ipv6_mreq`: [`OptVal::Str`] `"group [interface_index]"`.
+    /// Write-only.
+    Group6,
+}
+
+/// Whether an option can be read, written, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    ReadWrite,
 }
 
 /// One row of the table of options.
@@ -184,7 +251,7 @@ enum Kind {
 struct Opt {
     name: &'static str,
     kind: Kind,
-    read_only: bool,
+    access: Access,
 }
 
 /// A read-write option.
@@ -192,7 +259,7 @@ const fn rw(name: &'static str, kind: Kind) -> Opt {
     Opt {
         name,
         kind,
-        read_only: false,
+        access: Access::ReadWrite,
     }
 }
 
@@ -201,15 +268,34 @@ const fn ro(name: &'static str, kind: Kind) -> Opt {
     Opt {
         name,
         kind,
-        read_only: true,
+        access: Access::Read,
+    }
+}
+
+/// A write-only option (an action, such as joining a multicast group).
+const fn wo(name: &'static str, kind: Kind) -> Opt {
+    Opt {
+        name,
+        kind,
+        access: Access::Write,
     }
 }
 
 /// Every option, sorted by name (a test checks it). The platform numbers are in
 /// `sys::sockopt`, by the same names.
 static OPTS: &[Opt] = &[
+    wo("ip_add_membership", Kind::Group),
+    wo("ip_drop_membership", Kind::Group),
+    rw("ip_multicast_if", Kind::Addr),
+    rw("ip_multicast_loop", Kind::Bool),
+    rw("ip_multicast_ttl", Kind::Int),
     rw("ip_tos", Kind::Int),
     rw("ip_ttl", Kind::Int),
+    wo("ipv6_join_group", Kind::Group6),
+    wo("ipv6_leave_group", Kind::Group6),
+    rw("ipv6_multicast_hops", Kind::Int),
+    rw("ipv6_multicast_if", Kind::Int),
+    rw("ipv6_multicast_loop", Kind::Bool),
     rw("ipv6_unicast_hops", Kind::Int),
     rw("ipv6_v6only", Kind::Bool),
     ro("so_acceptconn", Kind::Bool),
@@ -267,11 +353,14 @@ fn lookup(name: &str) -> Result<&'static Opt> {
 /// Sets option `name` of the socket `fd` to `val`.
 pub(crate) fn setopt(fd: BorrowedFd<'_>, name: &str, val: &OptVal) -> Result<()> {
     let opt = lookup(name)?;
-    if opt.read_only {
-        return Err(Error::with_message(
+    let read_only = || {
+        Error::with_message(
             ErrorKind::InvalidArgument,
             format!("socket option {name} is read-only"),
-        ));
+        )
+    };
+    if opt.access == Access::Read {
+        return Err(read_only());
     }
     match opt.kind {
         Kind::Bool => sockopt::set_int(fd, opt.name, bool_arg(opt.name, val)?.into()),
@@ -279,16 +368,31 @@ pub(crate) fn setopt(fd: BorrowedFd<'_>, name: &str, val: &OptVal) -> Result<()>
         Kind::Secs => sockopt::set_timeval(fd, opt.name, secs_arg(opt.name, val)?),
         Kind::Linger => sockopt::set_linger(fd, opt.name, linger_arg(opt.name, val)?),
         // Unreachable: every Name row is read-only (a test checks it).
-        Kind::Name(_) => Err(Error::with_message(
-            ErrorKind::InvalidArgument,
-            format!("socket option {name} is read-only"),
-        )),
+        Kind::Name(_) => Err(read_only()),
+        Kind::Addr => sockopt::set_in_addr(fd, opt.name, addr_arg(opt.name, val)?),
+        Kind::Group => {
+            let (group, interface) = group_arg(opt.name, val)?;
+            sockopt::set_ip_mreq(fd, opt.name, group, interface)
+        }
+        Kind::Group6 => {
+            let (group, index) = group6_arg(opt.name, val)?;
+            sockopt::set_ipv6_mreq(fd, opt.name, group, index)
+        }
     }
 }
 
 /// Reads option `name` of the socket `fd`.
 pub(crate) fn getopt(fd: BorrowedFd<'_>, name: &str) -> Result<OptVal> {
     let opt = lookup(name)?;
+    let write_only = || {
+        Error::with_message(
+            ErrorKind::InvalidArgument,
+            format!("socket option {name} is write-only"),
+        )
+    };
+    if opt.access == Access::Write {
+        return Err(write_only());
+    }
     Ok(match opt.kind {
         Kind::Bool => OptVal::Bool(sockopt::get_int(fd, opt.name)? != 0),
         Kind::Int => OptVal::Int(sockopt::get_int(fd, opt.name)?.into()),
@@ -299,8 +403,11 @@ pub(crate) fn getopt(fd: BorrowedFd<'_>, name: &str) -> Result<OptVal> {
         },
         Kind::Name(to_name) => {
             let n = sockopt::get_int(fd, opt.name)?;
-            to_name(n).map_or(OptVal::Int(n.into()), OptVal::Str)
+            to_name(n).map_or(OptVal::Int(n.into()), OptVal::from)
         }
+        Kind::Addr => OptVal::from(sockopt::get_in_addr(fd, opt.name)?.to_string()),
+        // Unreachable: every Group row is write-only (a test checks it).
+        Kind::Group | Kind::Group6 => return Err(write_only()),
     })
 }
 
@@ -376,6 +483,85 @@ fn linger_arg(name: &str, val: &OptVal) -> Result<Option<u32>> {
         OptVal::Secs(_) => Err(out_of_range()),
         _ => Err(bad_value(name, "false or seconds", val)),
     }
+}
+
+/// The value of an `addr` option: `Str` holding one IPv4 address.
+fn addr_arg(name: &str, val: &OptVal) -> Result<Ipv4Addr> {
+    match val {
+        OptVal::Str(s) => ipv4_word(name, s.trim(), val),
+        _ => Err(bad_value(name, "an IPv4 address string", val)),
+    }
+}
+
+/// The value of a `group` option: `Str("group")` or `Str("group interface")`,
+/// IPv4 addresses separated by spaces or a comma; the interface defaults to
+/// `0.0.0.0` (any). Whether the group is a multicast address is left to the OS.
+fn group_arg(name: &str, val: &OptVal) -> Result<(Ipv4Addr, Ipv4Addr)> {
+    const EXPECTED: &str = "a string \"group\" or \"group interface\" of IPv4 addresses";
+    let (group, interface) = two_words(name, val, EXPECTED)?;
+    let group = ipv4_word(name, group, val)?;
+    let interface = match interface {
+        Some(w) => ipv4_word(name, w, val)?,
+        None => Ipv4Addr::UNSPECIFIED,
+    };
+    Ok((group, interface))
+}
+
+/// The value of a `group6` option: `Str("group")` or
+/// `Str("group interface_index")`, separated by spaces or a comma; the index
+/// defaults to 0 (any). It must fit a C `int` (an index is never larger).
+fn group6_arg(name: &str, val: &OptVal) -> Result<(Ipv6Addr, u32)> {
+    const EXPECTED: &str =
+        "a string \"group\" or \"group interface_index\" (an IPv6 address and a number)";
+    let (group, index) = two_words(name, val, EXPECTED)?;
+    let group: Ipv6Addr = group.parse().map_err(|_| {
+        Error::with_message(
+            ErrorKind::InvalidArgument,
+            format!("socket option {name}: {group:?} is not an IPv6 address (in {val:?})"),
+        )
+    })?;
+    let index = match index {
+        None => 0,
+        Some(w) => w
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| c_int::try_from(n).is_ok())
+            .ok_or_else(|| {
+                Error::with_message(
+                    ErrorKind::InvalidArgument,
+                    format!("socket option {name}: {w:?} is not an interface index (in {val:?})"),
+                )
+            })?,
+    };
+    Ok((group, index))
+}
+
+/// The one or two words of a `Str` value, separated by spaces or a comma.
+fn two_words<'a>(
+    name: &str,
+    val: &'a OptVal,
+    expected: &str,
+) -> Result<(&'a str, Option<&'a str>)> {
+    let OptVal::Str(s) = val else {
+        return Err(bad_value(name, expected, val));
+    };
+    let mut words = s
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty());
+    match (words.next(), words.next(), words.next()) {
+        (Some(first), second, None) => Ok((first, second)),
+        _ => Err(bad_value(name, expected, val)),
+    }
+}
+
+/// One IPv4 address, or `invalid_argument` naming it and the whole value.
+fn ipv4_word(name: &str, word: &str, val: &OptVal) -> Result<Ipv4Addr> {
+    word.parse().map_err(|_| {
+        Error::with_message(
+            ErrorKind::InvalidArgument,
+            format!("socket option {name}: {word:?} is not an IPv4 address (in {val:?})"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -491,7 +677,7 @@ mod tests {
         assert_eq!(OptVal::Secs(0.5).as_secs(), Some(0.5));
         assert_eq!(OptVal::Int(2).as_secs(), Some(2.0));
         assert_eq!(OptVal::Bool(true).as_secs(), None);
-        assert_eq!(OptVal::Str("udp").as_str(), Some("udp"));
+        assert_eq!(OptVal::Str("udp".into()).as_str(), Some("udp"));
         assert_eq!(OptVal::Int(0).as_str(), None);
     }
 
@@ -500,7 +686,7 @@ mod tests {
         assert!(bool_arg("x", &OptVal::Bool(true)).unwrap());
         assert!(bool_arg("x", &OptVal::Int(-5)).unwrap());
         assert!(!bool_arg("x", &OptVal::Int(0)).unwrap());
-        for bad in [OptVal::Secs(1.0), OptVal::Str("yes")] {
+        for bad in [OptVal::Secs(1.0), OptVal::Str("yes".into())] {
             assert_eq!(
                 bool_arg("x", &bad).unwrap_err().kind(),
                 ErrorKind::InvalidArgument
@@ -518,7 +704,7 @@ mod tests {
         for bad in [
             OptVal::Bool(true),
             OptVal::Secs(1.0),
-            OptVal::Str("1"),
+            OptVal::Str("1".into()),
             OptVal::Int(i64::from(c_int::MAX) + 1),
             OptVal::Int(i64::from(c_int::MIN) - 1),
         ] {
@@ -545,7 +731,7 @@ mod tests {
             OptVal::Secs(f64::NAN),
             OptVal::Secs(f64::INFINITY),
             OptVal::Bool(true),
-            OptVal::Str("1"),
+            OptVal::Str("1".into()),
         ] {
             let e = secs_arg("x", &bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
@@ -566,7 +752,7 @@ mod tests {
             OptVal::Int(i64::from(c_int::MAX) + 1),
             OptVal::Secs(-1.0),
             OptVal::Secs(f64::NAN),
-            OptVal::Str("off"),
+            OptVal::Str("off".into()),
         ] {
             let e = linger_arg("x", &bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
@@ -676,7 +862,7 @@ mod tests {
         set(&s, "ipv6_unicast_hops", 17);
         assert_eq!(get(&s, "ipv6_unicast_hops"), OptVal::Int(17));
         if cfg!(target_os = "linux") {
-            assert_eq!(get(&s, "so_domain"), OptVal::Str("inet6"));
+            assert_eq!(get(&s, "so_domain"), OptVal::Str("inet6".into()));
             // An IPv6-level option on an IPv4 socket.
             let e = set_err(&tcp4(), "ipv6_unicast_hops", 17);
             assert_eq!(e.kind(), ErrorKind::NotSupported, "{e}");
@@ -690,15 +876,15 @@ mod tests {
     )]
     fn read_only_names() {
         let tcp = tcp4();
-        assert_eq!(get(&tcp, "so_type"), OptVal::Str("tcp"));
-        assert_eq!(get(&tcp, "so_domain"), OptVal::Str("inet"));
-        assert_eq!(get(&tcp, "so_protocol"), OptVal::Str("tcp"));
+        assert_eq!(get(&tcp, "so_type"), OptVal::Str("tcp".into()));
+        assert_eq!(get(&tcp, "so_domain"), OptVal::Str("inet".into()));
+        assert_eq!(get(&tcp, "so_protocol"), OptVal::Str("tcp".into()));
         assert_eq!(get(&tcp, "so_acceptconn"), OptVal::Bool(false));
 
         let udp = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
-        assert_eq!(get(&udp, "so_type"), OptVal::Str("udp"));
-        assert_eq!(get(&udp, "so_domain"), OptVal::Str("inet"));
-        assert_eq!(get(&udp, "so_protocol"), OptVal::Str("udp"));
+        assert_eq!(get(&udp, "so_type"), OptVal::Str("udp".into()));
+        assert_eq!(get(&udp, "so_domain"), OptVal::Str("inet".into()));
+        assert_eq!(get(&udp, "so_protocol"), OptVal::Str("udp".into()));
         assert_eq!(get(&udp, "so_acceptconn"), OptVal::Bool(false));
 
         let listener = tcp4();
@@ -707,15 +893,15 @@ mod tests {
             .unwrap();
         listener.listen(8).unwrap();
         assert_eq!(get(&listener, "so_acceptconn"), OptVal::Bool(true));
-        assert_eq!(get(&listener, "so_type"), OptVal::Str("tcp"));
+        assert_eq!(get(&listener, "so_type"), OptVal::Str("tcp".into()));
 
         let unix = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
-        assert_eq!(get(&unix, "so_type"), OptVal::Str("seqpacket"));
-        assert_eq!(get(&unix, "so_domain"), OptVal::Str("unix"));
+        assert_eq!(get(&unix, "so_type"), OptVal::Str("seqpacket".into()));
+        assert_eq!(get(&unix, "so_domain"), OptVal::Str("unix".into()));
         assert_eq!(get(&unix, "so_protocol"), OptVal::Int(0));
 
         let explicit = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        assert_eq!(get(&explicit, "so_protocol"), OptVal::Str("tcp"));
+        assert_eq!(get(&explicit, "so_protocol"), OptVal::Str("tcp".into()));
     }
 
     #[test]
@@ -842,7 +1028,7 @@ mod tests {
             set_err(&s, "tcp_nodelay", 1.0).kind(),
             ErrorKind::InvalidArgument
         );
-        let e = setopt(s.as_fd(), "tcp_nodelay", &OptVal::Str("yes")).unwrap_err();
+        let e = setopt(s.as_fd(), "tcp_nodelay", &OptVal::Str("yes".into())).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     }
 

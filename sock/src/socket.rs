@@ -11,6 +11,8 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::addr::{AddrFlags, Family, Hints, Protocol, SockAddr, SocketType, ToAddr};
@@ -33,6 +35,9 @@ pub(crate) struct Socket {
     family: Family,
     protocol: Protocol,
     flags: Cell<u8>,
+    /// The file a Unix-domain socket created by binding to a path, with its
+    /// device and inode: removed on close if it is still that file.
+    unix_file: RefCell<Option<(PathBuf, u64, u64)>>,
     /// Registered with this OS thread's loop: not `Send`.
     _not_send: PhantomData<*const ()>,
 }
@@ -48,7 +53,12 @@ impl Socket {
         family: Family,
         protocol: Option<Protocol>,
     ) -> Result<Socket> {
-        let protocol = protocol.unwrap_or(Protocol::default_for(ty));
+        let protocol = match (family, protocol) {
+            (_, Some(p)) => p,
+            // Unix-domain sockets have no protocol: 0.
+            (Family::Unix, None) => Protocol::Ip,
+            (_, None) => Protocol::default_for(ty),
+        };
         let raw_ty = socket2::Type::from(ty.to_raw()).nonblocking().cloexec();
         let proto = match family {
             Family::Unix => None,
@@ -73,6 +83,7 @@ impl Socket {
             family,
             protocol,
             flags: Cell::new(0),
+            unix_file: RefCell::new(None),
             _not_send: PhantomData,
         })
     }
@@ -146,6 +157,13 @@ impl Socket {
             let _ = s.set_linger(None);
         }
         drop(s);
+        if let Some((path, dev, ino)) = self.unix_file.borrow_mut().take() {
+            if let Ok(m) = std::fs::symlink_metadata(&path) {
+                if (m.dev(), m.ino()) == (dev, ino) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
     }
 
     pub(crate) fn bind(&self, addr: impl ToAddr) -> Result<()> {
@@ -153,6 +171,11 @@ impl Socket {
         let sa = list.first().addr();
         self.call(|s| s.bind(sa.as_socket2()))?;
         self.set_flag(BOUND, true);
+        if let Some(path) = sa.path() {
+            if let Ok(m) = std::fs::symlink_metadata(&path) {
+                *self.unix_file.borrow_mut() = Some((path, m.dev(), m.ino()));
+            }
+        }
         Ok(())
     }
 
@@ -222,6 +245,15 @@ impl Socket {
             }
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINPROGRESS) | Some(libc::EINTR) | Some(libc::EALREADY) => {}
+                // A Unix listener's backlog is full: no readiness will tell
+                // when it has room, so try again shortly.
+                Some(libc::EAGAIN) if self.family == Family::Unix => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::new(ErrorKind::Timeout));
+                    }
+                    crate::sched::sleep(0.001).await?;
+                    return Box::pin(self.connect_one(sa, deadline)).await;
+                }
                 Some(libc::EISCONN) if self.flag(CONNECTING) => {
                     self.set_flag(CONNECTING, false);
                     self.set_flag(CONNECTED, true);
@@ -249,6 +281,66 @@ impl Socket {
             self.set_flag(CONNECTED, r.is_ok());
         }
         r
+    }
+}
+
+/// Datagram operations (UDP, raw, Unix datagram sockets).
+impl Socket {
+    /// Sets the peer that `send` uses and that filters what `recv` gets; a
+    /// wildcard address with port 0 (`("*", 0)`) removes it.
+    pub(crate) fn connect_datagram(&self, addr: impl ToAddr) -> Result<()> {
+        let list = addr.to_addr(&self.hints(AddrFlags::empty()))?;
+        let sa = list.first().addr();
+        if sa.ip().is_some_and(|ip| ip.to_std().is_unspecified()) && sa.port() == 0 {
+            return self.disconnect_datagram();
+        }
+        self.call(|s| s.connect(sa.as_socket2()))?;
+        self.set_flag(CONNECTED, true);
+        Ok(())
+    }
+
+    /// Removes the peer set by `connect_datagram`; `not_connected` if none.
+    pub(crate) fn disconnect_datagram(&self) -> Result<()> {
+        if !self.flag(CONNECTED) {
+            return self.call(|_| Err(io::Error::from_raw_os_error(libc::ENOTCONN)));
+        }
+        self.call(sys::socket::disconnect)?;
+        self.set_flag(CONNECTED, false);
+        Ok(())
+    }
+
+    pub(crate) async fn send_to(
+        &self,
+        addr: &SockAddr,
+        buf: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
+        let sa = addr.as_socket2();
+        self.io(Dir::Write, deadline, |s| {
+            s.send_to_with_flags(buf, sa, sys::socket::SEND_FLAGS)
+        })
+        .await
+    }
+
+    /// Receives one datagram; one larger than `buf` is truncated and reported
+    /// as `message_too_big` with the bytes kept in `done`.
+    pub(crate) async fn recv_datagram(
+        &self,
+        buf: &mut [u8],
+        from: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(usize, Option<SockAddr>)> {
+        let cap = buf.len();
+        let (n, addr) = self
+            .io(Dir::Read, deadline, |s| {
+                sys::socket::recv_datagram(s, buf, from)
+            })
+            .await?;
+        if n > cap {
+            let msg = format!("datagram of {n} bytes truncated to the buffer's {cap}");
+            return Err(Error::with_message(ErrorKind::MessageTooBig, msg).with_done(cap));
+        }
+        Ok((n, addr.map(SockAddr::from)))
     }
 }
 
@@ -398,3 +490,96 @@ macro_rules! socket_common {
     };
 }
 pub(crate) use socket_common;
+
+/// Generates the datagram methods (`connect`, `disconnect`, `send`, `recv`,
+/// `sendto`, `recvnext`) of a socket type over its `Socket` field. Each type
+/// gives the examples of its own methods, as doc strings.
+macro_rules! datagram_common {
+    ($ty:ident, connect: $ex_connect:literal, disconnect: $ex_disconnect:literal,
+     send: $ex_send:literal, recv: $ex_recv:literal, sendto: $ex_sendto:literal,
+     recvnext: $ex_recvnext:literal) => {
+        impl $ty {
+            /// Sets the default destination for [`send`](Self::send) and keeps
+            /// only the datagrams that come from it (`connect(host, port)`).
+            /// Binds the socket if it was not bound. It can be called again to
+            /// change the peer; `("*", 0)` switches back to unfiltered (see
+            /// [`disconnect`](Self::disconnect)). It does not block.
+            ///
+            #[doc = $ex_connect]
+            pub fn connect(&self, addr: impl $crate::ToAddr) -> $crate::Result<()> {
+                self.s.connect_datagram(addr)
+            }
+
+            /// Removes the peer set by [`connect`](Self::connect): datagrams
+            /// from anywhere arrive again. `not_connected` if there was none.
+            ///
+            #[doc = $ex_disconnect]
+            pub fn disconnect(&self) -> $crate::Result<()> {
+                self.s.disconnect_datagram()
+            }
+
+            /// Sends one datagram to the connected peer (empty datagrams are
+            /// allowed); `destination_required` if not connected.
+            ///
+            #[doc = $ex_send]
+            pub async fn send(&self, buf: &[u8], expires: Option<f64>) -> $crate::Result<usize> {
+                self.s.send(buf, $crate::time::deadline(expires)?).await
+            }
+
+            /// Receives one datagram from the connected peer (or from anyone if
+            /// not connected) into `buf`; returns its length, which may be 0. A
+            /// datagram larger than `buf` is truncated and the call fails with
+            /// `message_too_big` ([`Error::done`](crate::Error::done) = the
+            /// bytes kept); the socket stays usable.
+            ///
+            #[doc = $ex_recv]
+            pub async fn recv(
+                &self,
+                buf: &mut [u8],
+                expires: Option<f64>,
+            ) -> $crate::Result<usize> {
+                let deadline = $crate::time::deadline(expires)?;
+                self.s
+                    .recv_datagram(buf, false, deadline)
+                    .await
+                    .map(|(n, _)| n)
+            }
+
+            /// Sends one datagram to `addr` (host and port, or a resolved
+            /// address), whether the socket is connected or not. Passing a
+            /// resolved address skips the lookup.
+            ///
+            #[doc = $ex_sendto]
+            pub async fn sendto(
+                &self,
+                addr: impl $crate::ToAddr,
+                buf: &[u8],
+                expires: Option<f64>,
+            ) -> $crate::Result<usize> {
+                let deadline = $crate::time::deadline(expires)?;
+                if let Some(sa) = addr.sockaddr() {
+                    return self.s.send_to(sa, buf, deadline).await;
+                }
+                let list = addr.to_addr(&self.s.hints($crate::AddrFlags::empty()))?;
+                self.s.send_to(list.first().addr(), buf, deadline).await
+            }
+
+            /// Receives the next datagram, wherever it came from, with its
+            /// source address (`recvnext(buf, maxlen, expires) -> len, sa`).
+            /// A connected socket still filters. Truncation is reported as in
+            /// [`recv`](Self::recv).
+            ///
+            #[doc = $ex_recvnext]
+            pub async fn recvnext(
+                &self,
+                buf: &mut [u8],
+                expires: Option<f64>,
+            ) -> $crate::Result<(usize, $crate::SockAddr)> {
+                let deadline = $crate::time::deadline(expires)?;
+                let (n, from) = self.s.recv_datagram(buf, true, deadline).await?;
+                Ok((n, from.expect("recvfrom gives an address")))
+            }
+        }
+    };
+}
+pub(crate) use datagram_common;

@@ -1,3 +1,5 @@
 //! The typed sockets, each over the shared socket core (`socket.rs`).
 
+pub mod raw;
 pub mod tcp;
+pub mod udp;

@@ -111,3 +111,65 @@ mod imp {
         Ok((s, addr))
     }
 }
+
+/// `connect` to an `AF_UNSPEC` address: dissolves a datagram socket's
+/// association (the seed's `connect('*', 0)`).
+pub(crate) fn disconnect(s: &Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `sockaddr` is a valid value of the plain C struct.
+    let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
+    addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid, initialized sockaddr of `len` bytes that
+    // outlives the call; the descriptor is open (borrowed from `s`).
+    match unsafe { libc::connect(s.as_raw_fd(), &addr, len) } {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// `recvfrom(MSG_TRUNC)` on a datagram socket: the datagram's full length
+/// (larger than `buf` when it was truncated) and, if `from`, its source.
+pub(crate) fn recv_datagram(
+    s: &Socket,
+    buf: &mut [u8],
+    from: bool,
+) -> io::Result<(usize, Option<SockAddr>)> {
+    use std::os::fd::AsRawFd;
+    let fd = s.as_raw_fd();
+    let (ptr, len) = (buf.as_mut_ptr().cast::<libc::c_void>(), buf.len());
+    if !from {
+        // SAFETY: `ptr` is valid for writes of `len` bytes for the duration
+        // of the call (it comes from `buf`), and the kernel writes at most
+        // `len` bytes; no address is asked for.
+        let n = unsafe {
+            libc::recvfrom(
+                fd,
+                ptr,
+                len,
+                libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        return if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok((n as usize, None))
+        };
+    }
+    // SAFETY:
+    // - `ptr` is valid for writes of `len` bytes (from `buf`), the kernel
+    //   writes at most `len` bytes;
+    // - `try_init` gives zeroed address storage and its length, as recvfrom
+    //   expects for its out-parameters.
+    let (n, addr) = unsafe {
+        SockAddr::try_init(|storage, addr_len| {
+            match libc::recvfrom(fd, ptr, len, libc::MSG_TRUNC, storage.cast(), addr_len) {
+                n if n < 0 => Err(io::Error::last_os_error()),
+                n => Ok(n as usize),
+            }
+        })?
+    };
+    Ok((n, Some(addr)))
+}

@@ -4,13 +4,15 @@
 //!
 //! The portable side ([`crate::opt`]) owns the names, the value kinds and the
 //! checks of the values; this module only knows the numbers and the C layouts:
-//! a plain `int`, `struct linger` and `struct timeval`.
+//! a plain `int`, `struct linger`, `struct timeval`, and for the multicast
+//! options `struct in_addr`, `struct ip_mreq` and `struct ipv6_mreq`.
 //!
 //! An option that [`crate::opt`] knows but that has no row in [`ROWS`] on this
 //! platform fails with `not_supported`.
 
 use std::io;
 use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
@@ -46,8 +48,38 @@ const IPV6: c_int = libc::IPPROTO_IPV6;
 /// Every option this platform has, by portable name. Rows whose constant only
 /// exists on some systems are gated here, never in a function body.
 static ROWS: &[Row] = &[
+    row("ip_add_membership", IP, libc::IP_ADD_MEMBERSHIP),
+    row("ip_drop_membership", IP, libc::IP_DROP_MEMBERSHIP),
+    row("ip_multicast_if", IP, libc::IP_MULTICAST_IF),
+    row("ip_multicast_loop", IP, libc::IP_MULTICAST_LOOP),
+    row("ip_multicast_ttl", IP, libc::IP_MULTICAST_TTL),
     row("ip_tos", IP, libc::IP_TOS),
     row("ip_ttl", IP, libc::IP_TTL),
+    // Linux names the RFC 3493 IPV6_JOIN_GROUP/IPV6_LEAVE_GROUP after the IPv4
+    // options (same numbers, same struct ipv6_mreq).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    row("ipv6_join_group", IPV6, libc::IPV6_ADD_MEMBERSHIP),
+    #[cfg(any(
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    row("ipv6_join_group", IPV6, libc::IPV6_JOIN_GROUP),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    row("ipv6_leave_group", IPV6, libc::IPV6_DROP_MEMBERSHIP),
+    #[cfg(any(
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    row("ipv6_leave_group", IPV6, libc::IPV6_LEAVE_GROUP),
+    row("ipv6_multicast_hops", IPV6, libc::IPV6_MULTICAST_HOPS),
+    row("ipv6_multicast_if", IPV6, libc::IPV6_MULTICAST_IF),
+    row("ipv6_multicast_loop", IPV6, libc::IPV6_MULTICAST_LOOP),
     row("ipv6_unicast_hops", IPV6, libc::IPV6_UNICAST_HOPS),
     row("ipv6_v6only", IPV6, libc::IPV6_V6ONLY),
     row("so_acceptconn", SOL_SOCKET, libc::SO_ACCEPTCONN),
@@ -131,8 +163,9 @@ fn lookup(name: &str) -> Result<Row> {
 
 /// The C types this module passes to `getsockopt`/`setsockopt`.
 ///
-/// Implemented only for C structs made of integers (`int`, `struct linger`,
-/// `struct timeval`): every bit pattern is a valid value, which the raw calls
+/// Implemented only for C structs made of integers and byte arrays (`int`,
+/// `struct linger`, `struct timeval`, `struct in_addr`, `struct ip_mreq`,
+/// `struct ipv6_mreq`): every bit pattern is a valid value, which the raw calls
 /// below rely on. The trait is private so nothing else can implement it.
 trait CType: Copy {
     /// The all-zero value.
@@ -159,6 +192,30 @@ impl CType for libc::timeval {
         libc::timeval {
             tv_sec: 0,
             tv_usec: 0,
+        }
+    }
+}
+
+impl CType for libc::in_addr {
+    fn zeroed() -> Self {
+        in_addr(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+impl CType for libc::ip_mreq {
+    fn zeroed() -> Self {
+        libc::ip_mreq {
+            imr_multiaddr: libc::in_addr::zeroed(),
+            imr_interface: libc::in_addr::zeroed(),
+        }
+    }
+}
+
+impl CType for libc::ipv6_mreq {
+    fn zeroed() -> Self {
+        libc::ipv6_mreq {
+            ipv6mr_multiaddr: libc::in6_addr { s6_addr: [0; 16] },
+            ipv6mr_interface: 0,
         }
     }
 }
@@ -271,6 +328,57 @@ pub(crate) fn set_timeval(fd: BorrowedFd<'_>, name: &str, d: Duration) -> Result
         tv_usec: usecs.into(),
     };
     set(fd, row, tv)
+}
+
+/// Reads a `struct in_addr` option (`IP_MULTICAST_IF`); `0.0.0.0` when unset.
+pub(crate) fn get_in_addr(fd: BorrowedFd<'_>, name: &str) -> Result<Ipv4Addr> {
+    let a: libc::in_addr = get(fd, lookup(name)?)?;
+    // `s_addr` is in network byte order: its bytes in memory are the octets.
+    Ok(Ipv4Addr::from(a.s_addr.to_ne_bytes()))
+}
+
+/// Writes a `struct in_addr` option (`IP_MULTICAST_IF`; `0.0.0.0` resets it).
+pub(crate) fn set_in_addr(fd: BorrowedFd<'_>, name: &str, addr: Ipv4Addr) -> Result<()> {
+    set(fd, lookup(name)?, in_addr(addr))
+}
+
+/// Writes a `struct ip_mreq` option (`IP_ADD_MEMBERSHIP`, `IP_DROP_MEMBERSHIP`):
+/// the IPv4 multicast `group` on the local interface with address `interface`
+/// (`0.0.0.0`: the OS chooses by its routes).
+pub(crate) fn set_ip_mreq(
+    fd: BorrowedFd<'_>,
+    name: &str,
+    group: Ipv4Addr,
+    interface: Ipv4Addr,
+) -> Result<()> {
+    let mreq = libc::ip_mreq {
+        imr_multiaddr: in_addr(group),
+        imr_interface: in_addr(interface),
+    };
+    set(fd, lookup(name)?, mreq)
+}
+
+/// Writes a `struct ipv6_mreq` option (`IPV6_ADD_MEMBERSHIP`,
+/// `IPV6_DROP_MEMBERSHIP`): the IPv6 multicast `group` on the interface with
+/// index `index` (0: the OS chooses). The caller checks that `index` fits a C
+/// `int` (the field is an `int` on Android, an `unsigned int` elsewhere).
+pub(crate) fn set_ipv6_mreq(
+    fd: BorrowedFd<'_>,
+    name: &str,
+    group: Ipv6Addr,
+    index: u32,
+) -> Result<()> {
+    let mut mreq = libc::ipv6_mreq::zeroed();
+    mreq.ipv6mr_multiaddr.s6_addr = group.octets();
+    mreq.ipv6mr_interface = index as _;
+    set(fd, lookup(name)?, mreq)
+}
+
+/// The `struct in_addr` of an IPv4 address (network byte order).
+fn in_addr(addr: Ipv4Addr) -> libc::in_addr {
+    libc::in_addr {
+        s_addr: u32::from_ne_bytes(addr.octets()),
+    }
 }
 
 fn to_c_int(name: &str, n: u32) -> Result<c_int> {
