@@ -78,8 +78,10 @@
 //! | `ipv6_unicast_hops`| int    | rw     | Hop limit of outgoing unicast IPv6 packets (1 to 255; -1 resets to the default). |
 //! | `ipv6_v6only`      | bool   | rw     | An `inet6` socket only talks IPv6 (no IPv4-mapped addresses); set it before `bind`. |
 //!
-//! `ip_*` options work on `inet` sockets and `ipv6_*` options on `inet6` sockets;
-//! on the other family Linux mostly fails with `not_supported`. `tcp_*` options
+//! `ip_*` options are for `inet` sockets and `ipv6_*` options for `inet6`
+//! sockets. An `ipv6_*` option on an `inet` socket fails with `not_supported`;
+//! Linux accepts `ip_*` options on an `inet6` socket too, where they apply to its
+//! IPv4 traffic (IPv4-mapped addresses, with `ipv6_v6only` off). `tcp_*` options
 //! work on TCP sockets only; the multicast options are for UDP sockets.
 //!
 //! ```
@@ -568,7 +570,7 @@ fn ipv4_word(name: &str, word: &str, val: &OptVal) -> Result<Ipv4Addr> {
 mod tests {
     use super::*;
 
-    use std::net::{Ipv4Addr, SocketAddr};
+    use std::net::SocketAddr;
     use std::os::fd::AsFd;
     use std::time::Instant;
 
@@ -621,6 +623,16 @@ mod tests {
             "ip_ttl",
             "ipv6_unicast_hops",
             "ip_tos",
+            "ip_add_membership",
+            "ip_drop_membership",
+            "ip_multicast_if",
+            "ip_multicast_loop",
+            "ip_multicast_ttl",
+            "ipv6_join_group",
+            "ipv6_leave_group",
+            "ipv6_multicast_hops",
+            "ipv6_multicast_if",
+            "ipv6_multicast_loop",
         ] {
             assert!(names.contains(&required), "{required} missing");
         }
@@ -642,10 +654,12 @@ mod tests {
     }
 
     #[test]
-    fn name_kinds_are_read_only() {
+    fn name_kinds_are_read_only_and_group_kinds_write_only() {
         for o in OPTS {
-            if matches!(o.kind, Kind::Name(_)) {
-                assert!(o.read_only, "{}", o.name);
+            match o.kind {
+                Kind::Name(_) => assert_eq!(o.access, Access::Read, "{}", o.name),
+                Kind::Group | Kind::Group6 => assert_eq!(o.access, Access::Write, "{}", o.name),
+                _ => {}
             }
         }
     }
@@ -679,6 +693,106 @@ mod tests {
         assert_eq!(OptVal::Bool(true).as_secs(), None);
         assert_eq!(OptVal::Str("udp".into()).as_str(), Some("udp"));
         assert_eq!(OptVal::Int(0).as_str(), None);
+
+        // Strings: borrowed statics and owned run-time strings compare by content.
+        let borrowed = OptVal::from("239.255.0.1");
+        assert!(matches!(
+            borrowed,
+            OptVal::Str(Cow::Borrowed("239.255.0.1"))
+        ));
+        let owned = OptVal::from(format!("239.255.0.{}", 1));
+        assert!(matches!(&owned, OptVal::Str(Cow::Owned(s)) if s == "239.255.0.1"));
+        assert_eq!(owned, borrowed);
+        assert_eq!(owned.as_str(), Some("239.255.0.1"));
+        assert_eq!(owned.as_int(), None);
+    }
+
+    #[test]
+    fn group_values() {
+        let any = Ipv4Addr::UNSPECIFIED;
+        let g = Ipv4Addr::new(239, 255, 0, 1);
+        let lo = Ipv4Addr::LOCALHOST;
+        for (text, want) in [
+            ("239.255.0.1", (g, any)),
+            ("239.255.0.1 127.0.0.1", (g, lo)),
+            ("239.255.0.1,127.0.0.1", (g, lo)),
+            ("  239.255.0.1 ,\t127.0.0.1 ", (g, lo)),
+            ("239.255.0.1 0.0.0.0", (g, any)),
+            // Not multicast: left to the OS (EINVAL).
+            ("10.1.2.3", (Ipv4Addr::new(10, 1, 2, 3), any)),
+        ] {
+            assert_eq!(
+                group_arg("x", &OptVal::from(text)).unwrap(),
+                want,
+                "{text:?}"
+            );
+        }
+        for (bad, named) in [
+            ("", "\"\""),
+            (" , ", "\" , \""),
+            ("not-an-address", "not-an-address"),
+            ("239.255.0.1 eth0", "eth0"),
+            ("239.255.0.1 127.0.0.1 extra", "extra"),
+            ("239.255.0.256", "239.255.0.256"),
+            ("ff02::1", "ff02::1"),
+        ] {
+            let e = group_arg("ip_add_membership", &OptVal::from(bad)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+            let m = e.message();
+            assert!(m.contains("ip_add_membership") && m.contains(named), "{m}");
+        }
+        for bad in [OptVal::Int(1), OptVal::Bool(true), OptVal::Secs(1.0)] {
+            let e = group_arg("ip_add_membership", &bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+            assert!(e.message().contains("string"), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn group6_values() {
+        let g: Ipv6Addr = "ff02::1:3".parse().unwrap();
+        for (text, want) in [
+            ("ff02::1:3", (g, 0)),
+            ("ff02::1:3 1", (g, 1)),
+            ("ff02::1:3,2", (g, 2)),
+            ("ff02::1:3 2147483647", (g, c_int::MAX as u32)),
+        ] {
+            assert_eq!(
+                group6_arg("x", &OptVal::from(text)).unwrap(),
+                want,
+                "{text:?}"
+            );
+        }
+        for (bad, named) in [
+            ("", "\"\""),
+            ("239.255.0.1", "239.255.0.1"),
+            ("ff02::1:3 lo", "lo"),
+            ("ff02::1:3 -1", "-1"),
+            ("ff02::1:3 2147483648", "2147483648"),
+            ("ff02::1:3 1 2", "1 2"),
+            ("ff02::1:3%1", "ff02::1:3%1"),
+        ] {
+            let e = group6_arg("ipv6_join_group", &OptVal::from(bad)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+            let m = e.message();
+            assert!(m.contains("ipv6_join_group") && m.contains(named), "{m}");
+        }
+        let e = group6_arg("ipv6_join_group", &OptVal::Int(1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn addr_values() {
+        let v = OptVal::from(" 127.0.0.1 ");
+        assert_eq!(addr_arg("x", &v).unwrap(), Ipv4Addr::LOCALHOST);
+        for bad in ["", "localhost", "::1", "127.0.0.1 0.0.0.0"] {
+            let e = addr_arg("ip_multicast_if", &OptVal::from(bad)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+            assert!(e.message().contains("ip_multicast_if"), "{}", e.message());
+            assert!(e.message().contains(bad), "{}", e.message());
+        }
+        let e = addr_arg("ip_multicast_if", &OptVal::Int(0)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     }
 
     #[test]
@@ -881,6 +995,12 @@ mod tests {
         assert_eq!(get(&tcp, "so_protocol"), OptVal::Str("tcp".into()));
         assert_eq!(get(&tcp, "so_acceptconn"), OptVal::Bool(false));
 
+        // Names are the static strings of the table, not copies.
+        assert!(matches!(
+            get(&tcp, "so_type"),
+            OptVal::Str(Cow::Borrowed("tcp"))
+        ));
+
         let udp = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
         assert_eq!(get(&udp, "so_type"), OptVal::Str("udp".into()));
         assert_eq!(get(&udp, "so_domain"), OptVal::Str("inet".into()));
@@ -1030,6 +1150,266 @@ mod tests {
         );
         let e = setopt(s.as_fd(), "tcp_nodelay", &OptVal::Str("yes".into())).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+
+    // ---- multicast, on UDP sockets -----------------------------------------
+
+    fn udp4() -> Socket {
+        Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap()
+    }
+
+    /// A UDP socket of family `inet6`, or `None` (and a note) without IPv6.
+    fn udp6() -> Option<Socket> {
+        match Socket::new(Domain::IPV6, Type::DGRAM, None) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("skipped: no IPv6 socket here ({e})");
+                None
+            }
+        }
+    }
+
+    fn get_err(s: &Socket, name: &str) -> Error {
+        getopt(s.as_fd(), name).unwrap_err()
+    }
+
+    /// Checks an error that the OS may give when this host cannot do multicast
+    /// (no multicast route, no such interface): an OS error with its `errno`
+    /// normalized. Returns whether the error is one of those; panics otherwise.
+    fn refused_by_the_host(e: &Error, what: &str) -> bool {
+        let expected = match e.code() {
+            libc::ENODEV => ErrorKind::Other,
+            libc::EADDRNOTAVAIL => ErrorKind::AddressNotAvailable,
+            _ => panic!("{what}: unexpected error {e} (errno {})", e.code()),
+        };
+        assert_eq!(e.kind(), expected, "{what}: {e}");
+        eprintln!(
+            "skipped: {what}: the kernel refused with {} (errno {}): no multicast route or interface here",
+            e.kind(),
+            e.code()
+        );
+        true
+    }
+
+    #[test]
+    fn ipv4_multicast_options_round_trip() {
+        let s = udp4();
+        assert_eq!(get(&s, "ip_multicast_loop"), OptVal::Bool(true), "default");
+        set(&s, "ip_multicast_loop", false);
+        assert_eq!(get(&s, "ip_multicast_loop"), OptVal::Bool(false));
+        set(&s, "ip_multicast_loop", 1);
+        assert_eq!(get(&s, "ip_multicast_loop"), OptVal::Bool(true));
+
+        assert_eq!(get(&s, "ip_multicast_ttl"), OptVal::Int(1), "default");
+        for ttl in [0, 32, 255] {
+            set(&s, "ip_multicast_ttl", ttl);
+            assert_eq!(get(&s, "ip_multicast_ttl"), OptVal::Int(ttl.into()));
+        }
+        let e = set_err(&s, "ip_multicast_ttl", 256);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert_eq!(e.code(), libc::EINVAL, "the OS checks the range");
+        if cfg!(target_os = "linux") {
+            set(&s, "ip_multicast_ttl", -1);
+            assert_eq!(get(&s, "ip_multicast_ttl"), OptVal::Int(1), "-1 is 1");
+        }
+
+        let unset = get(&s, "ip_multicast_if");
+        assert_eq!(unset, OptVal::from("0.0.0.0"));
+        assert!(matches!(unset, OptVal::Str(Cow::Owned(_))), "{unset:?}");
+        set(&s, "ip_multicast_if", "127.0.0.1");
+        assert_eq!(get(&s, "ip_multicast_if").as_str(), Some("127.0.0.1"));
+        set(&s, "ip_multicast_if", String::from("0.0.0.0"));
+        assert_eq!(get(&s, "ip_multicast_if").as_str(), Some("0.0.0.0"));
+        // An address that no interface of this host has (TEST-NET-3).
+        let e = set_err(&s, "ip_multicast_if", "203.0.113.7");
+        assert_eq!(e.kind(), ErrorKind::AddressNotAvailable, "{e}");
+        for bad in [OptVal::from("lo"), OptVal::from("::1"), OptVal::Int(1)] {
+            let e = set_err(&s, "ip_multicast_if", bad.clone());
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}: {e}");
+            assert_eq!(e.code(), 0, "{bad:?}: rejected before the OS");
+        }
+        let e = set_err(&s, "ip_multicast_loop", "yes");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        let e = set_err(&s, "ip_multicast_ttl", 1.5);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn ipv6_multicast_options_round_trip() {
+        let Some(s) = udp6() else { return };
+        assert_eq!(
+            get(&s, "ipv6_multicast_loop"),
+            OptVal::Bool(true),
+            "default"
+        );
+        set(&s, "ipv6_multicast_loop", false);
+        assert_eq!(get(&s, "ipv6_multicast_loop"), OptVal::Bool(false));
+        set(&s, "ipv6_multicast_loop", true);
+        assert_eq!(get(&s, "ipv6_multicast_loop"), OptVal::Bool(true));
+
+        assert_eq!(get(&s, "ipv6_multicast_hops"), OptVal::Int(1), "default");
+        for hops in [0, 7, 255] {
+            set(&s, "ipv6_multicast_hops", hops);
+            assert_eq!(get(&s, "ipv6_multicast_hops"), OptVal::Int(hops.into()));
+        }
+        set(&s, "ipv6_multicast_hops", -1);
+        assert_eq!(
+            get(&s, "ipv6_multicast_hops"),
+            OptVal::Int(1),
+            "-1: default"
+        );
+        let e = set_err(&s, "ipv6_multicast_hops", 256);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+
+        assert_eq!(get(&s, "ipv6_multicast_if"), OptVal::Int(0), "default");
+        let lo = LOOPBACK_INDEX;
+        set(&s, "ipv6_multicast_if", lo);
+        assert_eq!(get(&s, "ipv6_multicast_if"), OptVal::Int(lo.into()));
+        set(&s, "ipv6_multicast_if", 0);
+        assert_eq!(get(&s, "ipv6_multicast_if"), OptVal::Int(0));
+        let e = set_err(&s, "ipv6_multicast_if", "1");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+
+        if cfg!(target_os = "linux") {
+            // An IPv6-level option on an IPv4 socket.
+            let e = set_err(&udp4(), "ipv6_multicast_hops", 3);
+            assert_eq!(e.kind(), ErrorKind::NotSupported, "{e}");
+        }
+    }
+
+    /// The index of the loopback interface: `lo` is always 1 in a Linux network
+    /// namespace (and `lo0` is 1 on the BSDs and macOS, as a rule).
+    const LOOPBACK_INDEX: u32 = 1;
+
+    #[test]
+    fn ip_add_and_drop_membership() {
+        // The interface by its address, the "any" interface explicitly, and the
+        // default (any), separated by a space or a comma.
+        for (join, iface) in [
+            ("239.255.0.1 127.0.0.1", "127.0.0.1"),
+            ("239.255.0.1,0.0.0.0", "0.0.0.0"),
+            ("239.255.0.1", "0.0.0.0 (default)"),
+        ] {
+            let s = udp4();
+            let what = format!("ip_add_membership 239.255.0.1 on {iface}");
+            // A run-time string, as a user's group would be.
+            match setopt(
+                s.as_fd(),
+                "ip_add_membership",
+                &OptVal::from(join.to_string()),
+            ) {
+                Ok(()) => {}
+                Err(e) => {
+                    refused_by_the_host(&e, &what);
+                    continue;
+                }
+            }
+            // Joining twice on the same interface.
+            let e = set_err(&s, "ip_add_membership", join);
+            assert_eq!(
+                e.kind(),
+                ErrorKind::AddressAlreadyInUse,
+                "{what} twice: {e}"
+            );
+            set(&s, "ip_drop_membership", join);
+            // Now it is not joined any more.
+            let e = set_err(&s, "ip_drop_membership", join);
+            assert_eq!(e.kind(), ErrorKind::AddressNotAvailable, "{what}: {e}");
+            assert_eq!(e.code(), libc::EADDRNOTAVAIL);
+        }
+    }
+
+    #[test]
+    fn ip_drop_membership_not_joined() {
+        let s = udp4();
+        let e = set_err(&s, "ip_drop_membership", "239.255.0.2 127.0.0.1");
+        assert_eq!(e.kind(), ErrorKind::AddressNotAvailable, "{e}");
+        assert_eq!(e.code(), libc::EADDRNOTAVAIL);
+    }
+
+    #[test]
+    fn ipv6_join_and_leave_group() {
+        let Some(s) = udp6() else { return };
+        let join = format!("ff02::1:3 {LOOPBACK_INDEX}");
+        let what = format!("ipv6_join_group {join}");
+        match setopt(s.as_fd(), "ipv6_join_group", &OptVal::from(join.clone())) {
+            Ok(()) => {
+                let e = set_err(&s, "ipv6_join_group", join.clone());
+                assert_eq!(
+                    e.kind(),
+                    ErrorKind::AddressAlreadyInUse,
+                    "{what} twice: {e}"
+                );
+                set(&s, "ipv6_leave_group", join.clone());
+                let e = set_err(&s, "ipv6_leave_group", join);
+                assert_eq!(e.kind(), ErrorKind::AddressNotAvailable, "{what}: {e}");
+            }
+            Err(e) => {
+                refused_by_the_host(&e, &what);
+            }
+        }
+        // Never joined.
+        let e = set_err(&s, "ipv6_leave_group", "ff02::1:4 1");
+        assert_eq!(e.kind(), ErrorKind::AddressNotAvailable, "{e}");
+    }
+
+    #[test]
+    fn multicast_errors() {
+        let s = udp4();
+        // Not an address, or the wrong family: ours, before the OS, naming it.
+        for (bad, named) in [
+            ("not-an-address", "not-an-address"),
+            ("239.255.0.1 nowhere", "nowhere"),
+            ("ff02::1:3", "ff02::1:3"),
+        ] {
+            for name in ["ip_add_membership", "ip_drop_membership"] {
+                let e = set_err(&s, name, bad);
+                assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name} {bad:?}");
+                assert_eq!(e.code(), 0, "{name} {bad:?}: {e}");
+                assert!(e.message().contains(named), "{}", e.message());
+            }
+        }
+        // A unicast group: the OS says EINVAL.
+        let e = set_err(&s, "ip_add_membership", "10.1.2.3 127.0.0.1");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert_eq!(e.code(), libc::EINVAL, "{e}");
+        // The wrong value type.
+        for bad in [OptVal::Int(1), OptVal::Bool(true), OptVal::Secs(0.5)] {
+            let e = set_err(&s, "ip_add_membership", bad.clone());
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+            let e = set_err(&s, "ipv6_join_group", bad.clone());
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+        }
+        // Write-only options cannot be read.
+        for name in [
+            "ip_add_membership",
+            "ip_drop_membership",
+            "ipv6_join_group",
+            "ipv6_leave_group",
+        ] {
+            let e = get_err(&s, name);
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}");
+            assert!(
+                e.message().contains("write-only"),
+                "{name}: {}",
+                e.message()
+            );
+            assert!(e.message().contains(name), "{}", e.message());
+        }
+
+        if let Some(s6) = udp6() {
+            for bad in ["239.255.0.1", "ff02::1:3 lo", "ff02::1:3 -1"] {
+                let e = set_err(&s6, "ipv6_join_group", bad);
+                assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+                assert_eq!(e.code(), 0, "{bad:?}: {e}");
+            }
+            // A unicast group: the OS says EINVAL.
+            let e = set_err(&s6, "ipv6_join_group", "::1 1");
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+            assert_eq!(e.code(), libc::EINVAL, "{e}");
+            let e = get_err(&s6, "ipv6_leave_group");
+            assert!(e.message().contains("write-only"), "{}", e.message());
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Socket options through the public API: `OptVal`, `opt::names`, and
-//! `setopt`/`getopt` on `Tcp` sockets.
+//! `setopt`/`getopt` on `Tcp` sockets, and the multicast options on `Udp`.
 //!
 //! The exhaustive per-option tests (unconnected and IPv6 sockets, `so_error`,
 //! Linux specifics) are unit tests in `src/opt.rs`.
@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use sock::opt::names;
-use sock::{ErrorKind, Family, OptVal, Tcp};
+use sock::{ErrorKind, Family, OptVal, Tcp, Udp};
 
 /// A listener, and a connected client and server.
 fn pair() -> (Tcp, Tcp, Tcp) {
@@ -34,6 +34,20 @@ fn names_are_sorted_and_unique() {
     let names: Vec<&str> = names().collect();
     assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
     assert!(names.contains(&"so_rcvbuf") && names.contains(&"tcp_nodelay"));
+    for multicast in [
+        "ip_add_membership",
+        "ip_drop_membership",
+        "ip_multicast_if",
+        "ip_multicast_loop",
+        "ip_multicast_ttl",
+        "ipv6_join_group",
+        "ipv6_leave_group",
+        "ipv6_multicast_hops",
+        "ipv6_multicast_if",
+        "ipv6_multicast_loop",
+    ] {
+        assert!(names.contains(&multicast), "{multicast} missing");
+    }
 }
 
 #[test]
@@ -44,7 +58,14 @@ fn optval_from_and_accessors() {
     assert_eq!(OptVal::from(-5i64).as_int(), Some(-5));
     assert_eq!(OptVal::from(0.75).as_secs(), Some(0.75));
     assert_eq!(OptVal::from(0.75).as_int(), None);
-    assert_eq!(OptVal::Str("inet").as_str(), Some("inet"));
+    assert_eq!(OptVal::Str("inet".into()).as_str(), Some("inet"));
+    assert_eq!(OptVal::from("inet"), OptVal::Str("inet".into()));
+    // A string built at run time, e.g. a multicast group the user gave.
+    let group = String::from("239.255.0.1");
+    let v = OptVal::from(format!("{group} 0.0.0.0"));
+    assert_eq!(v.as_str(), Some("239.255.0.1 0.0.0.0"));
+    assert_eq!(v, OptVal::from("239.255.0.1 0.0.0.0"));
+    assert_eq!(OptVal::from(group).as_str(), Some("239.255.0.1"));
 }
 
 #[test]
@@ -82,15 +103,73 @@ fn socket_kinds() {
         OptVal::Bool(true)
     );
     assert_eq!(client.getopt("so_acceptconn").unwrap(), OptVal::Bool(false));
-    assert_eq!(server.getopt("so_type").unwrap(), OptVal::Str("tcp"));
+    assert_eq!(server.getopt("so_type").unwrap(), OptVal::Str("tcp".into()));
     if cfg!(target_os = "linux") {
-        assert_eq!(server.getopt("so_protocol").unwrap(), OptVal::Str("tcp"));
-        assert_eq!(client.getopt("so_domain").unwrap(), OptVal::Str("inet"));
+        assert_eq!(
+            server.getopt("so_protocol").unwrap(),
+            OptVal::Str("tcp".into())
+        );
+        assert_eq!(
+            client.getopt("so_domain").unwrap(),
+            OptVal::Str("inet".into())
+        );
         let six = Tcp::new(Family::Inet6).unwrap();
-        assert_eq!(six.getopt("so_domain").unwrap(), OptVal::Str("inet6"));
+        assert_eq!(
+            six.getopt("so_domain").unwrap(),
+            OptVal::Str("inet6".into())
+        );
         six.setopt("ipv6_v6only", true).unwrap();
         assert_eq!(six.getopt("ipv6_v6only").unwrap(), OptVal::Bool(true));
     }
+}
+
+#[test]
+fn multicast_on_udp_through_loopback() {
+    let r = Udp::new(Family::Inet).unwrap();
+    r.bind(("0.0.0.0", 0)).unwrap();
+    let port = r.local_addr().unwrap().port();
+    // The group as a run-time string, as a user would give it.
+    let group = String::from("239.255.0.1");
+    let membership = format!("{group} 127.0.0.1");
+    if let Err(e) = r.setopt("ip_add_membership", membership.clone()) {
+        let expected = match e.code() {
+            libc::ENODEV => ErrorKind::Other,
+            libc::EADDRNOTAVAIL => ErrorKind::AddressNotAvailable,
+            _ => panic!("ip_add_membership {membership}: {e}"),
+        };
+        assert_eq!(e.kind(), expected, "{e}");
+        eprintln!("skipped: the kernel refused ip_add_membership on lo ({e}): no multicast here");
+        return;
+    }
+    let e = r.getopt("ip_add_membership").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+
+    let s = Udp::new(Family::Inet).unwrap();
+    assert_eq!(
+        s.getopt("ip_multicast_if").unwrap(),
+        OptVal::from("0.0.0.0")
+    );
+    s.setopt("ip_multicast_if", "127.0.0.1").unwrap();
+    assert_eq!(
+        s.getopt("ip_multicast_if").unwrap().as_str(),
+        Some("127.0.0.1")
+    );
+    s.setopt("ip_multicast_loop", true).unwrap();
+    assert_eq!(s.getopt("ip_multicast_loop").unwrap(), OptVal::Bool(true));
+    s.setopt("ip_multicast_ttl", 1).unwrap();
+    assert_eq!(s.getopt("ip_multicast_ttl").unwrap(), OptVal::Int(1));
+
+    util::run(5.0, async move {
+        s.sendto((group.as_str(), port), b"to the group", util::within(2.0))
+            .await?;
+        let mut buf = [0u8; 32];
+        let (n, _) = r.recvnext(&mut buf, util::within(2.0)).await?;
+        assert_eq!(&buf[..n], b"to the group");
+        r.setopt("ip_drop_membership", membership.clone())?;
+        let e = r.setopt("ip_drop_membership", membership).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddressNotAvailable, "{e}");
+        Ok(())
+    });
 }
 
 #[test]
@@ -104,6 +183,19 @@ fn errors() {
     let e = t.setopt("so_type", 1).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.message().contains("read-only"), "{}", e.message());
+
+    // Write-only options (multicast membership) cannot be read; checked before
+    // the OS, so on any socket.
+    for name in ["ip_add_membership", "ipv6_leave_group"] {
+        let e = t.getopt(name).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}");
+        assert!(e.message().contains("write-only"), "{}", e.message());
+    }
+    let e = t.setopt("ip_add_membership", "not-a-group").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("not-a-group"), "{}", e.message());
+    let e = t.setopt("ip_add_membership", 1).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 
     let e = t.setopt("so_rcvbuf", true).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);

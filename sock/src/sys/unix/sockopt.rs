@@ -226,9 +226,9 @@ fn get<T: CType>(fd: BorrowedFd<'_>, row: Row) -> Result<T> {
     let mut len = mem::size_of::<T>() as socklen_t;
     // SAFETY: `val` is a live, writable, initialized `T` and `len` is its size, so
     // the kernel writes at most `size_of::<T>()` bytes into it (and updates `len`,
-    // a live `socklen_t`). `T: CType` is plain integers, so whatever bytes it
-    // writes (possibly fewer, over the zeroed value) form a valid `T`. `fd` is
-    // borrowed, so it stays open for the duration of the call.
+    // a live `socklen_t`). `T: CType` is plain integers and byte arrays, so
+    // whatever bytes it writes (possibly fewer, over the zeroed value) form a
+    // valid `T`. `fd` is borrowed, so it stays open for the duration of the call.
     let rc = unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
