@@ -78,9 +78,10 @@ pub use net::raw::Raw;
 pub use net::tcp::{Shutdown, Tcp};
 pub use net::udp::Udp;
 pub use opt::OptVal;
+pub use reactor::{Direction, Wait};
 pub use sched::{
     currentthread, epoll_fd, newthread, poll, set_epoll_fd, set_error_handler, sleep, sleep_until,
-    start, stop, Thread, ThreadId, ThreadOutput,
+    start, stop, Loop, Sleep, Thread, ThreadId, ThreadOutput,
 };
 pub use time::clock;
 

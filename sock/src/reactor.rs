@@ -1,28 +1,33 @@
 //! Socket registrations and the one wait/retry helper every blocking call uses.
 //!
-//! A socket is registered with the poller once, when it is created, under a
-//! token that names its slot in the loop's I/O table and the slot's generation.
-//! The slot records which thread waits to read and which waits to write. An
-//! event wakes the waiter(s) of its directions; an event whose token is stale
-//! (the socket was closed, its slot reused) is recognized by the generation and
-//! dropped, so it never reaches a later socket that got the same descriptor or
-//! slot.
+//! A socket is registered with the poller of its loop once, when it is
+//! created, under a token that names its slot in the loop's I/O table and the
+//! slot's generation. The slot records which thread waits to read and which
+//! waits to write. An event wakes the waiter(s) of its directions; an event
+//! whose token is stale (the socket was closed, its slot reused) is recognized
+//! by the generation and dropped, so it never reaches a later socket that got
+//! the same descriptor or slot.
 //!
 //! Every blocking operation is an [`IoOp`]: it tries the syscall first; only on
 //! `EAGAIN` does it park the thread on (socket, direction, deadline), and when
 //! woken it tries the syscall again. `EINTR` is retried at once. Past its
 //! deadline the operation fails with `timeout` and leaves the socket usable;
 //! a deadline never wins over an operation that can complete immediately.
+//!
+//! [`Wait`] is the same parking without the syscall, for code that makes its
+//! own non-blocking attempts (a language binding: try, and on "would block"
+//! wait, then try again).
 
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::sched::{self, timers::TimerId, Core, ThreadId};
+use crate::sched::{timers::TimerId, Core, ThreadId};
 use crate::sys::{Event, Poller};
 
 /// The state of one registered socket in the loop's I/O table.
@@ -44,9 +49,15 @@ impl IoSlot {
 }
 
 /// A direction of I/O to wait for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dir {
+///
+/// ```
+/// assert_ne!(sock::Direction::Read, sock::Direction::Write);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Readable: data, a connection to accept, end of stream or an error.
     Read,
+    /// Writable: room in the send buffer, a finished connect, or an error.
     Write,
 }
 
@@ -58,76 +69,97 @@ fn untoken(token: usize) -> (usize, u32) {
     (token & 0xffff_ffff, (token >> 32) as u32)
 }
 
-/// A socket's registration with its OS thread's loop.
+/// A socket's registration with the loop it was made in.
 #[derive(Debug)]
 pub(crate) struct Registration {
+    core: Rc<Core>,
     token: usize,
 }
 
 impl Registration {
-    /// Registers `fd` with this OS thread's loop for both directions.
+    /// Registers `fd` with the current loop for both directions.
     pub(crate) fn new(fd: RawFd) -> Result<Registration> {
-        sched::with_core(|c| {
+        crate::sched::with_core(|c| {
             let poller = c.poller()?;
             let gen = c.io_gen.get().wrapping_add(1) & 0x7fff_ffff;
             c.io_gen.set(gen);
-            let index = c.io.borrow_mut().insert(IoSlot {
+            let slot = IoSlot {
                 gen,
                 fd,
                 reader: None,
                 writer: None,
                 shared: Vec::new(),
-            });
+            };
+            let index = c.io.borrow_mut().insert(slot);
             let token = token(index, gen);
             if let Err(e) = poller.add(fd, token) {
                 c.io.borrow_mut().remove(index);
                 return Err(e.into());
             }
-            Ok(Registration { token })
+            Ok(Registration {
+                core: Rc::clone(c),
+                token,
+            })
         })
     }
 
     /// Unregisters the socket (before its descriptor is closed) and wakes the
     /// threads parked on it; they retry their syscall and see the socket closed.
     pub(crate) fn deregister(&self) {
-        let _ = sched::try_with_core(|c| {
-            let (index, gen) = untoken(self.token);
-            let slot = {
-                let mut io = c.io.borrow_mut();
-                match io.get(index) {
-                    Some(s) if s.gen == gen => Some(io.remove(index)),
-                    _ => None,
-                }
-            };
-            if let Some(slot) = slot {
-                if let Ok(p) = c.poller() {
-                    let _ = p.delete(slot.fd);
-                }
-                for id in [slot.reader, slot.writer]
-                    .into_iter()
-                    .flatten()
-                    .chain(slot.shared)
-                {
-                    c.wake(id);
-                }
+        let c = &self.core;
+        let (index, gen) = untoken(self.token);
+        let slot = {
+            let mut io = c.io.borrow_mut();
+            match io.get(index) {
+                Some(s) if s.gen == gen => Some(io.remove(index)),
+                _ => None,
             }
-        });
+        };
+        if let Some(slot) = slot {
+            if let Ok(p) = c.poller() {
+                let _ = p.delete(slot.fd);
+            }
+            for id in [slot.reader, slot.writer]
+                .into_iter()
+                .flatten()
+                .chain(slot.shared)
+            {
+                c.wake(id);
+            }
+        }
+    }
+
+    /// The `not_in_thread` error outside the threads of this loop.
+    pub(crate) fn require_thread(&self) -> Result<()> {
+        match self.core.current() {
+            Some(_) => Ok(()),
+            None => Err(Error::new(ErrorKind::NotInThread)),
+        }
     }
 
     /// Waits for `op` to succeed: see [`IoOp`].
-    pub(crate) fn io<T, F>(&self, dir: Dir, deadline: Option<Instant>, op: F) -> IoOp<F>
+    pub(crate) fn io<T, F>(&self, dir: Direction, deadline: Option<Instant>, op: F) -> IoOp<'_, F>
     where
         F: FnMut() -> io::Result<T>,
     {
         IoOp {
-            token: self.token,
-            dir,
-            deadline,
-            timer: None,
-            parked: None,
-            park_first: false,
-            shared: false,
+            core: &self.core,
+            parking: Parking::new(self.token, dir, deadline),
             op,
+        }
+    }
+
+    /// A wait for readiness alone: see [`Wait`].
+    pub(crate) fn wait(&self, dir: Direction, deadline: Result<Option<Instant>>) -> Wait {
+        let (deadline, error) = match deadline {
+            Ok(d) => (d, None),
+            Err(e) => (None, Some(e)),
+        };
+        Wait {
+            core: Rc::clone(&self.core),
+            parking: Parking::new(self.token, dir, deadline),
+            error,
+            started: false,
         }
     }
 }
@@ -171,34 +203,34 @@ pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) {
     }
 }
 
-/// A blocking operation: try `op`, park on `EAGAIN`, retry when woken.
+/// A thread parked (or about to park) on one direction of a socket, with a
+/// deadline: the bookkeeping shared by [`IoOp`] and [`Wait`].
 #[derive(Debug)]
-pub(crate) struct IoOp<F> {
+struct Parking {
     token: usize,
-    dir: Dir,
+    dir: Direction,
     deadline: Option<Instant>,
     timer: Option<TimerId>,
-    /// The thread this operation parked as a waiter, if any.
+    /// The thread this parking registered as a waiter, if any.
     parked: Option<ThreadId>,
-    /// Park before the first attempt (the caller just got `EINPROGRESS`).
-    park_first: bool,
     /// Several threads may wait together (read direction only).
     shared: bool,
-    op: F,
 }
 
-impl<F> IoOp<F> {
-    /// Skips the first attempt: the caller knows it would block.
-    pub(crate) fn park_first(mut self) -> Self {
-        self.park_first = true;
-        self
+impl Parking {
+    fn new(token: usize, dir: Direction, deadline: Option<Instant>) -> Parking {
+        Parking {
+            token,
+            dir,
+            deadline,
+            timer: None,
+            parked: None,
+            shared: false,
+        }
     }
 
-    /// Lets several threads wait to read together, each woken by every event
-    /// (for `accept`: each retries, the ones that find nothing park again).
-    pub(crate) fn shared(mut self) -> Self {
-        self.shared = true;
-        self
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Parks the current thread on this socket's direction and deadline.
@@ -215,8 +247,8 @@ impl<F> IoOp<F> {
             }
         } else {
             let waiter = match self.dir {
-                Dir::Read => &mut slot.reader,
-                Dir::Write => &mut slot.writer,
+                Direction::Read => &mut slot.reader,
+                Direction::Write => &mut slot.writer,
             };
             match *waiter {
                 Some(other) if other != me => return Err(Error::new(ErrorKind::Busy)),
@@ -233,7 +265,21 @@ impl<F> IoOp<F> {
         Ok(())
     }
 
-    /// Clears the waiter entry and the deadline, if this operation set them.
+    /// Whether the thread is still registered as a waiter (no event took it).
+    fn still_parked(&self, c: &Core) -> bool {
+        let Some(me) = self.parked else { return false };
+        let (index, gen) = untoken(self.token);
+        match c.io.borrow().get(index) {
+            Some(slot) if slot.gen == gen => match (self.shared, self.dir) {
+                (true, _) => slot.shared.contains(&me),
+                (false, Direction::Read) => slot.reader == Some(me),
+                (false, Direction::Write) => slot.writer == Some(me),
+            },
+            _ => false,
+        }
+    }
+
+    /// Clears the waiter entry and the deadline, if this parking set them.
     fn unpark(&mut self, c: &Core) {
         if let Some(t) = self.timer.take() {
             c.timers.borrow_mut().remove(t);
@@ -247,8 +293,8 @@ impl<F> IoOp<F> {
                     return;
                 }
                 let waiter = match self.dir {
-                    Dir::Read => &mut slot.reader,
-                    Dir::Write => &mut slot.writer,
+                    Direction::Read => &mut slot.reader,
+                    Direction::Write => &mut slot.writer,
                 };
                 if *waiter == Some(me) {
                     *waiter = None;
@@ -258,51 +304,124 @@ impl<F> IoOp<F> {
     }
 }
 
-impl<T, F: FnMut() -> io::Result<T> + Unpin> Future for IoOp<F> {
+/// A blocking operation: try `op`, park on `EAGAIN`, retry when woken.
+#[derive(Debug)]
+pub(crate) struct IoOp<'a, F> {
+    core: &'a Core,
+    parking: Parking,
+    op: F,
+}
+
+impl<T, F: FnMut() -> io::Result<T> + Unpin> Future for IoOp<'_, F> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<T>> {
         let this = self.get_mut();
-        sched::with_core(|c| {
-            let Some(me) = c.current() else {
-                return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
-            };
-            if !std::mem::take(&mut this.park_first) {
-                loop {
-                    match (this.op)() {
-                        Ok(v) => {
-                            this.unpark(c);
-                            return Poll::Ready(Ok(v));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            this.unpark(c);
-                            return Poll::Ready(Err(e.into()));
-                        }
-                    }
+        let c = this.core;
+        let Some(me) = c.current() else {
+            return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
+        };
+        loop {
+            match (this.op)() {
+                Ok(v) => {
+                    this.parking.unpark(c);
+                    return Poll::Ready(Ok(v));
                 }
-                if this.deadline.is_some_and(|d| Instant::now() >= d) {
-                    this.unpark(c);
-                    return Poll::Ready(Err(Error::new(ErrorKind::Timeout)));
-                }
-            }
-            match this.park(c, me) {
-                Ok(()) => Poll::Pending,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    this.unpark(c);
-                    Poll::Ready(Err(e))
+                    this.parking.unpark(c);
+                    return Poll::Ready(Err(e.into()));
                 }
             }
-        })
+        }
+        if this.parking.expired() {
+            this.parking.unpark(c);
+            return Poll::Ready(Err(Error::new(ErrorKind::Timeout)));
+        }
+        match this.parking.park(c, me) {
+            Ok(()) => Poll::Pending,
+            Err(e) => {
+                this.parking.unpark(c);
+                Poll::Ready(Err(e))
+            }
+        }
     }
 }
 
-impl<F> Drop for IoOp<F> {
+impl<F> Drop for IoOp<'_, F> {
     fn drop(&mut self) {
-        if self.parked.is_some() || self.timer.is_some() {
-            let _ = sched::try_with_core(|c| self.unpark(c));
+        self.parking.unpark(self.core);
+    }
+}
+
+/// Waits until one direction of a socket may be ready, or its deadline passes:
+/// the parking of a blocking call without its syscall, for code that makes its
+/// own non-blocking attempts (such as a language binding). Get one from a
+/// socket's `wait` method.
+///
+/// It resolves to `Ok(())` when an event arrived for that direction (or the
+/// socket was closed): the caller tries its operation again, which may still
+/// find nothing to do, and then waits again. It fails with `timeout` once the
+/// deadline has passed (at once if it had already passed), with `busy` if
+/// another thread waits in that direction, and with `not_in_thread` outside
+/// sock threads.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Wait {
+    core: Rc<Core>,
+    parking: Parking,
+    error: Option<Error>,
+    started: bool,
+}
+
+impl Wait {
+    /// Lets several threads wait together (see [`Tcp::accept`](crate::Tcp::accept)).
+    pub(crate) fn shared(mut self) -> Self {
+        self.parking.shared = true;
+        self
+    }
+}
+
+impl Future for Wait {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Err(e));
         }
+        let c = Rc::clone(&this.core);
+        let Some(me) = c.current() else {
+            return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
+        };
+        if !std::mem::replace(&mut this.started, true) {
+            if this.parking.expired() {
+                return Poll::Ready(Err(Error::new(ErrorKind::Timeout)));
+            }
+            return match this.parking.park(&c, me) {
+                Ok(()) => Poll::Pending,
+                Err(e) => {
+                    this.parking.unpark(&c);
+                    Poll::Ready(Err(e))
+                }
+            };
+        }
+        if !this.parking.still_parked(&c) {
+            this.parking.unpark(&c);
+            return Poll::Ready(Ok(()));
+        }
+        if this.parking.expired() {
+            this.parking.unpark(&c);
+            return Poll::Ready(Err(Error::new(ErrorKind::Timeout)));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.parking.unpark(&self.core);
     }
 }
 

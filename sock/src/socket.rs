@@ -18,13 +18,14 @@ use std::time::Instant;
 use crate::addr::{AddrFlags, Family, Hints, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::opt::{self, OptVal};
-use crate::reactor::{Dir, IoOp, Registration};
+use crate::reactor::{Direction, IoOp, Registration, Wait};
 use crate::sys;
 
 const BOUND: u8 = 1;
 const LINGER: u8 = 2;
 const CONNECTING: u8 = 4;
 const CONNECTED: u8 = 8;
+const LISTENING: u8 = 16;
 
 /// The portable part of every socket.
 #[derive(Debug)]
@@ -209,78 +210,114 @@ impl Socket {
     /// Waits for `op` on this socket: see [`IoOp`].
     pub(crate) fn io<'a, T>(
         &'a self,
-        dir: Dir,
+        dir: Direction,
         deadline: Option<Instant>,
         mut op: impl FnMut(&socket2::Socket) -> io::Result<T> + Unpin + 'a,
-    ) -> IoOp<impl FnMut() -> io::Result<T> + Unpin + 'a> {
+    ) -> IoOp<'a, impl FnMut() -> io::Result<T> + Unpin + 'a> {
         self.reg.io(dir, deadline, move || self.with(&mut op))
     }
 
+    /// A wait for readiness alone: see [`Wait`]. On a listener, readers wait
+    /// together (several threads may accept).
+    pub(crate) fn wait(&self, dir: Direction, expires: Option<f64>) -> Wait {
+        let w = self.reg.wait(dir, crate::time::deadline(expires));
+        match (dir, self.flag(LISTENING)) {
+            (Direction::Read, true) => w.shared(),
+            _ => w,
+        }
+    }
+
+    /// Marks the socket as a listener (after `listen(2)`).
+    pub(crate) fn set_listening(&self) {
+        self.set_flag(LISTENING, true);
+    }
+
+    /// The `not_in_thread` error outside the threads of this socket's loop.
+    pub(crate) fn require_thread(&self) -> Result<()> {
+        self.reg.require_thread()
+    }
+
+    /// One non-blocking attempt: `Ok(None)` if it would block (`EINTR` is
+    /// retried).
+    pub(crate) fn try_io<T>(
+        &self,
+        mut op: impl FnMut(&socket2::Socket) -> io::Result<T>,
+    ) -> Result<Option<T>> {
+        loop {
+            match self.with(&mut op) {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     pub(crate) async fn send(&self, buf: &[u8], deadline: Option<Instant>) -> Result<usize> {
-        self.io(Dir::Write, deadline, |s| {
+        self.io(Direction::Write, deadline, |s| {
             s.send_with_flags(buf, sys::socket::SEND_FLAGS)
         })
         .await
     }
 
     pub(crate) async fn recv(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
-        self.io(Dir::Read, deadline, |mut s| s.read(buf)).await
+        self.io(Direction::Read, deadline, |mut s| s.read(buf))
+            .await
     }
 
-    /// `connect(2)` to one address, waiting for completion until `deadline`.
+    /// One non-blocking step of `connect(2)`: `Ok(true)` once connected,
+    /// `Ok(false)` while the connection is in progress (wait until writable,
+    /// then call again: Linux then reports the outcome, success or the error).
     ///
-    /// A connect that timed out before is still in progress in the kernel: a
-    /// new call waits for it (`EALREADY`), and reports success if it completed
-    /// meanwhile (`EISCONN`).
-    pub(crate) async fn connect_one(&self, sa: &SockAddr, deadline: Option<Instant>) -> Result<()> {
-        // Linux answers the first connect(2) after a completed non-blocking one
-        // with success, not EISCONN: remember the state to report it right.
+    /// A connect that timed out is still in progress in the kernel, so a new
+    /// call goes on with it (`EALREADY`). Linux answers the first `connect(2)`
+    /// after a completed non-blocking one with success rather than `EISCONN`,
+    /// so the state is tracked to report `already_connected` consistently. A
+    /// full Unix listener backlog is `try_again`: no readiness tells when it
+    /// has room.
+    pub(crate) fn try_connect(&self, sa: &SockAddr) -> Result<bool> {
         if self.flag(CONNECTED) {
             return Err(Error::from_errno(libc::EISCONN));
         }
-        match self.with(|s| s.connect(sa.as_socket2())) {
-            Ok(()) => {
-                self.set_flag(CONNECTED, true);
-                return Ok(());
+        let r = self.with(|s| s.connect(sa.as_socket2()));
+        let code = r.as_ref().err().and_then(io::Error::raw_os_error);
+        let connected = match code {
+            None => true,
+            Some(libc::EISCONN) if self.flag(CONNECTING) => true,
+            Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR) => {
+                self.set_flag(CONNECTING, true);
+                return Ok(false);
             }
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EINPROGRESS) | Some(libc::EINTR) | Some(libc::EALREADY) => {}
-                // A Unix listener's backlog is full: no readiness will tell
-                // when it has room, so try again shortly.
-                Some(libc::EAGAIN) if self.family == Family::Unix => {
+            Some(libc::EAGAIN) if self.family == Family::Unix => {
+                let msg = "the Unix listener's backlog is full";
+                return Err(Error::with_message(ErrorKind::TryAgain, msg));
+            }
+            Some(_) => {
+                self.set_flag(CONNECTING, false);
+                return Err(r.unwrap_err().into());
+            }
+        };
+        self.set_flag(CONNECTING, false);
+        self.set_flag(CONNECTED, connected);
+        Ok(true)
+    }
+
+    /// Connects to one address, waiting for completion until `deadline`.
+    pub(crate) async fn connect_one(&self, sa: &SockAddr, deadline: Option<Instant>) -> Result<()> {
+        loop {
+            match self.try_connect(sa) {
+                Ok(true) => return Ok(()),
+                Ok(false) => self.reg.wait(Direction::Write, Ok(deadline)).await?,
+                // A full Unix backlog: try again shortly, within the deadline.
+                Err(e) if e.kind() == ErrorKind::TryAgain => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(Error::new(ErrorKind::Timeout));
                     }
                     crate::sched::sleep(0.001).await?;
-                    return Box::pin(self.connect_one(sa, deadline)).await;
                 }
-                Some(libc::EISCONN) if self.flag(CONNECTING) => {
-                    self.set_flag(CONNECTING, false);
-                    self.set_flag(CONNECTED, true);
-                    return Ok(());
-                }
-                _ => return Err(e.into()),
-            },
+                Err(e) => return Err(e),
+            }
         }
-        self.set_flag(CONNECTING, true);
-        let r = self
-            .io(Dir::Write, deadline, |s| match s.take_error()? {
-                Some(e) => Err(e),
-                None => match s.peer_addr() {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(e) => Err(e),
-                },
-            })
-            .park_first()
-            .await;
-        if !matches!(&r, Err(e) if e.kind() == ErrorKind::Timeout) {
-            self.set_flag(CONNECTING, false);
-            self.set_flag(CONNECTED, r.is_ok());
-        }
-        r
     }
 }
 
@@ -316,7 +353,7 @@ impl Socket {
         deadline: Option<Instant>,
     ) -> Result<usize> {
         let sa = addr.as_socket2();
-        self.io(Dir::Write, deadline, |s| {
+        self.io(Direction::Write, deadline, |s| {
             s.send_to_with_flags(buf, sa, sys::socket::SEND_FLAGS)
         })
         .await
@@ -331,17 +368,47 @@ impl Socket {
         deadline: Option<Instant>,
     ) -> Result<(usize, Option<SockAddr>)> {
         let cap = buf.len();
-        let (n, addr) = self
-            .io(Dir::Read, deadline, |s| {
-                sys::socket::recv_datagram(s, buf, from)
-            })
-            .await?;
-        if n > cap {
-            let msg = format!("datagram of {n} bytes truncated to the buffer's {cap}");
-            return Err(Error::with_message(ErrorKind::MessageTooBig, msg).with_done(cap));
-        }
-        Ok((n, addr.map(SockAddr::from)))
+        let r = self.io(Direction::Read, deadline, |s| {
+            sys::socket::recv_datagram(s, buf, from)
+        });
+        truncation(cap, r.await?)
     }
+
+    /// One non-blocking [`recv_datagram`](Self::recv_datagram).
+    pub(crate) fn try_recv_datagram(
+        &self,
+        buf: &mut [u8],
+        from: bool,
+    ) -> Result<Option<(usize, Option<SockAddr>)>> {
+        let cap = buf.len();
+        match self.try_io(|s| sys::socket::recv_datagram(s, buf, from))? {
+            Some(got) => truncation(cap, got).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// One non-blocking `sendto`.
+    pub(crate) fn try_send_to(&self, addr: &SockAddr, buf: &[u8]) -> Result<Option<usize>> {
+        let sa = addr.as_socket2();
+        self.try_io(|s| s.send_to_with_flags(buf, sa, sys::socket::SEND_FLAGS))
+    }
+
+    /// One non-blocking `send`.
+    pub(crate) fn try_send(&self, buf: &[u8]) -> Result<Option<usize>> {
+        self.try_io(|s| s.send_with_flags(buf, sys::socket::SEND_FLAGS))
+    }
+}
+
+/// Reports a datagram longer than the buffer (`MSG_TRUNC` gives its length).
+fn truncation(
+    cap: usize,
+    (n, addr): (usize, Option<socket2::SockAddr>),
+) -> Result<(usize, Option<SockAddr>)> {
+    if n > cap {
+        let msg = format!("datagram of {n} bytes truncated to the buffer's {cap}");
+        return Err(Error::with_message(ErrorKind::MessageTooBig, msg).with_done(cap));
+    }
+    Ok((n, addr.map(SockAddr::from)))
 }
 
 impl Drop for Socket {
@@ -495,9 +562,9 @@ pub(crate) use socket_common;
 /// `sendto`, `recvnext`) of a socket type over its `Socket` field. Each type
 /// gives the examples of its own methods, as doc strings.
 macro_rules! datagram_common {
-    ($ty:ident, connect: $ex_connect:literal, disconnect: $ex_disconnect:literal,
+    ($ty:ident, $new:literal, connect: $ex_connect:literal, disconnect: $ex_disconnect:literal,
      send: $ex_send:literal, recv: $ex_recv:literal, sendto: $ex_sendto:literal,
-     recvnext: $ex_recvnext:literal) => {
+     recvnext: $ex_recvnext:literal, wait: $ex_wait:literal) => {
         impl $ty {
             /// Sets the default destination for [`send`](Self::send) and keeps
             /// only the datagrams that come from it (`connect(host, port)`).
@@ -578,6 +645,69 @@ macro_rules! datagram_common {
                 let deadline = $crate::time::deadline(expires)?;
                 let (n, from) = self.s.recv_datagram(buf, true, deadline).await?;
                 Ok((n, from.expect("recvfrom gives an address")))
+            }
+
+            /// Waits until the socket may be ready in `dir`, or `expires`
+            /// passes: the wait of the blocking calls without their syscall,
+            /// for code that makes its own non-blocking attempts (the `try_`
+            /// methods). `Ok(())` means "try again" (the attempt may still find
+            /// nothing); see [`Wait`](crate::Wait).
+            ///
+            #[doc = $ex_wait]
+            pub fn wait(&self, dir: $crate::Direction, expires: Option<f64>) -> $crate::Wait {
+                self.s.wait(dir, expires)
+            }
+
+            /// One non-blocking [`send`](Self::send): `None` if it would block.
+            /// For code that waits by itself ([`wait`](Self::wait)).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// assert_eq!(s.try_send(b"x").unwrap_err().name(), "destination_required");
+            /// ```
+            pub fn try_send(&self, buf: &[u8]) -> $crate::Result<Option<usize>> {
+                self.s.try_send(buf)
+            }
+
+            /// One non-blocking [`recv`](Self::recv): `None` if nothing is there.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.connect(("127.0.0.1", 9)).unwrap(); // nobody sends from there
+            /// assert_eq!(s.try_recv(&mut [0u8; 8]).unwrap(), None);
+            /// ```
+            pub fn try_recv(&self, buf: &mut [u8]) -> $crate::Result<Option<usize>> {
+                Ok(self.s.try_recv_datagram(buf, false)?.map(|(n, _)| n))
+            }
+
+            /// One non-blocking [`sendto`](Self::sendto) to a resolved address.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// let to: sock::SockAddr = "127.0.0.1:9".parse().unwrap();
+            /// assert!(s.try_sendto(&to, &[8, 0, 0xf7, 0xff, 0, 0, 0, 0]).unwrap().is_some());
+            /// ```
+            pub fn try_sendto(
+                &self,
+                addr: &$crate::SockAddr,
+                buf: &[u8],
+            ) -> $crate::Result<Option<usize>> {
+                self.s.try_send_to(addr, buf)
+            }
+
+            /// One non-blocking [`recvnext`](Self::recvnext): `None` if nothing is there.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.connect(("127.0.0.1", 9)).unwrap(); // nobody sends from there
+            /// assert!(s.try_recvnext(&mut [0u8; 8]).unwrap().is_none());
+            /// ```
+            pub fn try_recvnext(
+                &self,
+                buf: &mut [u8],
+            ) -> $crate::Result<Option<(usize, $crate::SockAddr)>> {
+                let got = self.s.try_recv_datagram(buf, true)?;
+                Ok(got.map(|(n, from)| (n, from.expect("recvfrom gives an address"))))
             }
         }
     };

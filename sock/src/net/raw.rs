@@ -60,6 +60,7 @@ socket_common!(
 
 datagram_common!(
     Raw,
+    "match sock::Raw::with_protocol(sock::Family::Inet, Some(sock::Protocol::Icmp)) { Ok(s) => s, Err(e) => return assert_eq!(e.name(), \"access_denied\") }",
     connect: "```
 let r = match sock::Raw::with_protocol(sock::Family::Inet, Some(sock::Protocol::Icmp)) {
     Ok(s) => s,
@@ -134,6 +135,21 @@ let t = sock::newthread(async move {
     let (n, from) = r.recvnext(&mut buf, Some(sock::clock() + 2.0)).await?;
     assert!(n >= 28);
     assert_eq!(from.family(), sock::Family::Inet);
+    sock::Result::Ok(())
+});
+sock::start().unwrap();
+assert!(matches!(t.result(), Some(Ok(Ok(())))));
+```",
+    wait: "```
+let r = match sock::Raw::with_protocol(sock::Family::Inet, Some(sock::Protocol::Icmp)) {
+    Ok(s) => s,
+    Err(e) => return assert_eq!(e.name(), \"access_denied\"),
+};
+let t = sock::newthread(async move {
+    r.sendto((\"127.0.0.1\", 0), &[8, 0, 0xf7, 0xff, 0, 0, 0, 0], None).await?;
+    // The echo reply (at least) makes the socket readable.
+    r.wait(sock::Direction::Read, Some(sock::clock() + 2.0)).await?;
+    assert!(r.try_recvnext(&mut [0u8; 1500])?.is_some());
     sock::Result::Ok(())
 });
 sock::start().unwrap();

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::addr::{AddrFlags, Family, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
-use crate::reactor::Dir;
+use crate::reactor::Direction;
 use crate::socket::{socket_common, Socket};
 use crate::sys;
 use crate::time::deadline;
@@ -160,6 +160,7 @@ impl Tcp {
     /// ```
     pub async fn connect(&self, addr: impl ToAddr, expires: Option<f64>) -> Result<()> {
         let deadline = deadline(expires)?;
+        self.s.require_thread()?;
         let list = addr.to_addr(&self.s.hints(AddrFlags::empty()))?;
         let mut last = None;
         for ai in list.addrs() {
@@ -190,6 +191,7 @@ impl Tcp {
         sys::socket::reserve_fd();
         let backlog = backlog.map_or(i32::MAX, |b| b.min(i32::MAX as u32) as i32);
         self.s.call(|s| s.listen(backlog))?;
+        self.s.set_listening();
         let local = self.s.local_addr()?;
         let specific = local.ip().is_some_and(|ip| !ip.to_std().is_unspecified());
         *self.listen_addr.borrow_mut() = specific.then_some(local);
@@ -227,22 +229,14 @@ impl Tcp {
     /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
     pub async fn accept(&self, expires: Option<f64>) -> Result<(Tcp, SockAddr, SockAddr)> {
-        let deadline = deadline(expires)?;
-        let (conn, remote) = self
-            .s
-            .io(Dir::Read, deadline, sys::socket::accept_or_shed)
-            .shared()
-            .await?;
-        let s = Socket::from_socket2(conn, SocketType::Tcp, self.s.family(), self.s.protocol())?;
-        let conn = Tcp {
-            s,
-            listen_addr: RefCell::new(None),
-        };
-        let local = match &*self.listen_addr.borrow() {
-            Some(a) => a.clone(),
-            None => conn.local_addr()?,
-        };
-        Ok((conn, SockAddr::from(remote), local))
+        deadline(expires)?;
+        self.s.require_thread()?;
+        loop {
+            if let Some(accepted) = self.try_accept()? {
+                return Ok(accepted);
+            }
+            self.s.wait(Direction::Read, expires).await?;
+        }
     }
 
     /// Sends bytes; returns how many the kernel took (at least one, unless
@@ -388,6 +382,96 @@ impl Tcp {
             }
         }
         Ok(())
+    }
+
+    /// One non-blocking `accept`: the connection with its remote and local
+    /// addresses, or `None` if none is pending. For code that waits by itself
+    /// (see [`wait`](Self::wait)); [`accept`](Self::accept) is this plus the wait.
+    ///
+    /// ```
+    /// let l = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// assert!(l.try_accept().unwrap().is_none());
+    /// ```
+    pub fn try_accept(&self) -> Result<Option<(Tcp, SockAddr, SockAddr)>> {
+        let Some((conn, remote)) = self.s.try_io(sys::socket::accept_or_shed)? else {
+            return Ok(None);
+        };
+        let s = Socket::from_socket2(conn, SocketType::Tcp, self.s.family(), self.s.protocol())?;
+        let conn = Tcp {
+            s,
+            listen_addr: RefCell::new(None),
+        };
+        let local = match &*self.listen_addr.borrow() {
+            Some(a) => a.clone(),
+            None => conn.local_addr()?,
+        };
+        Ok(Some((conn, SockAddr::from(remote), local)))
+    }
+
+    /// One non-blocking step of connecting to `addr`: `Ok(true)` once
+    /// connected, `Ok(false)` while in progress (wait until writable, then call
+    /// again to learn the outcome). [`connect`](Self::connect) is this plus the
+    /// lookup and the waits.
+    ///
+    /// ```
+    /// let l = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let c = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// while !c.try_connect(&addr).unwrap() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// }
+    /// assert_eq!(c.peer_addr().unwrap(), addr);
+    /// ```
+    pub fn try_connect(&self, addr: &SockAddr) -> Result<bool> {
+        self.s.try_connect(addr)
+    }
+
+    /// One non-blocking `send`: how many bytes the kernel took, or `None` if
+    /// its buffer is full.
+    ///
+    /// ```
+    /// let t = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// assert!(t.try_send(b"x").is_err()); // not connected
+    /// # let _ = "broken_pipe on Linux, not_connected elsewhere";
+    /// ```
+    pub fn try_send(&self, buf: &[u8]) -> Result<Option<usize>> {
+        self.s.try_send(buf)
+    }
+
+    /// One non-blocking `recv`: the bytes read (0 at end of stream), or
+    /// `None` if nothing is there yet.
+    ///
+    /// ```
+    /// let t = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(t.try_recv(&mut buf).unwrap_err().name(), "not_connected");
+    /// ```
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<usize>> {
+        self.s.try_io(|mut s| std::io::Read::read(&mut s, buf))
+    }
+
+    /// Waits until the socket may be ready in `dir`, or `expires` passes: the
+    /// wait of the blocking calls without their syscall, for code that makes
+    /// its own non-blocking attempts (the `try_` methods). `Ok(())` means "try
+    /// again" (the attempt may still find nothing); see [`Wait`](crate::Wait).
+    /// On a listener, several threads may wait to read (accept) together.
+    ///
+    /// ```
+    /// let l = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let t = sock::newthread(async move {
+    ///     // No client comes: the wait ends at its deadline.
+    ///     let r = l.wait(sock::Direction::Read, Some(sock::clock() + 0.01)).await;
+    ///     assert_eq!(r.unwrap_err().name(), "timeout");
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// assert!(matches!(t.result(), Some(Ok(Ok(())))));
+    /// ```
+    pub fn wait(&self, dir: crate::Direction, expires: Option<f64>) -> crate::Wait {
+        self.s.wait(dir, expires)
     }
 
     /// Shuts down one or both directions; does not block. `Write` sends a FIN

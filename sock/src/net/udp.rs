@@ -40,6 +40,7 @@ socket_common!(Udp, "sock::Udp::new(sock::Family::Inet).unwrap()");
 
 datagram_common!(
     Udp,
+    "sock::Udp::new(sock::Family::Inet).unwrap()",
     connect: "```
 let (a, b) = (sock::Udp::new(sock::Family::Inet).unwrap(), sock::Udp::new(sock::Family::Inet).unwrap());
 a.bind((\"127.0.0.1\", 0)).unwrap();
@@ -113,6 +114,18 @@ let t = sock::newthread(async move {
     let (n, from) = a.recvnext(&mut buf, Some(sock::clock() + 1.0)).await?;
     assert_eq!((n, from.port()), (3, b.local_addr()?.port()));
     assert_eq!(from.ip().unwrap().tostring(), \"127.0.0.1\");
+    sock::Result::Ok(())
+});
+sock::start().unwrap();
+assert!(matches!(t.result(), Some(Ok(Ok(())))));
+```",
+    wait: "```
+let u = sock::Udp::new(sock::Family::Inet).unwrap();
+u.bind((\"127.0.0.1\", 0)).unwrap();
+let t = sock::newthread(async move {
+    // Nothing arrives: the wait ends at its deadline.
+    let r = u.wait(sock::Direction::Read, Some(sock::clock() + 0.01)).await;
+    assert_eq!(r.unwrap_err().name(), \"timeout\");
     sock::Result::Ok(())
 });
 sock::start().unwrap();

@@ -64,22 +64,40 @@ pub(crate) struct Core {
     remote_buf: RefCell<Vec<ThreadId>>,
 }
 
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loop")
+            .field("id", &self.remote.loop_id)
+            .field("threads", &self.tasks.borrow().len())
+            .finish()
+    }
+}
+
 type ErrorHandler = Box<dyn Fn(Option<ThreadId>, &str)>;
 
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The default loop of an OS thread; its threads are dropped (cancelled) when
+/// the OS thread exits, which also breaks the cycles sockets inside threads
+/// make with their loop.
+struct DefaultLoop(Rc<Core>);
+
+impl Drop for DefaultLoop {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
 thread_local! {
-    static CORE: Core = Core::new();
-    /// This OS thread's loop id, 0 before the loop exists (readable without
-    /// creating the loop, for wakers called from foreign threads).
-    static LOOP_ID: Cell<u64> = const { Cell::new(0) };
+    static DEFAULT: DefaultLoop = DefaultLoop(Rc::new(Core::new()));
+    /// The loop entered with [`Loop::enter`], if any; else the default one is current.
+    static ENTERED: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
     static ERROR_HANDLER: RefCell<Option<ErrorHandler>> = const { RefCell::new(None) };
 }
 
 impl Core {
     fn new() -> Core {
         let loop_id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
-        LOOP_ID.with(|l| l.set(loop_id));
         Core {
             poller: OnceCell::new(),
             shared_fd: Cell::new(None),
@@ -95,12 +113,21 @@ impl Core {
             events: RefCell::new(Events::new()),
             remote: Arc::new(Remote {
                 loop_id,
+                owner: std::thread::current().id(),
                 queue: Mutex::new(Vec::new()),
                 pending: AtomicBool::new(false),
                 notifier: std::sync::OnceLock::new(),
             }),
             remote_buf: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Drops every thread (cancelling what it waits for). Their futures are
+    /// dropped outside the table's borrow: their destructors use the loop.
+    fn shutdown(&self) {
+        let slots: Vec<TaskSlot> = self.tasks.borrow_mut().drain().collect();
+        self.run_queue.borrow_mut().clear();
+        drop(slots);
     }
 
     /// The poller, created on first use.
@@ -287,27 +314,89 @@ fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Runs `f` with this OS thread's loop.
-pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
-    CORE.with(f)
+/// An event loop of your own, for code that needs several loops on one OS
+/// thread (a host with several Lua states, each with its loop).
+///
+/// Every OS thread has a default loop, which the free functions ([`newthread`],
+/// [`start`], [`poll`], ...) and new sockets use. Inside [`Loop::enter`] they
+/// use this loop instead. A socket stays with the loop it was made in.
+/// Dropping a `Loop` cancels its threads.
+///
+/// ```
+/// let a = sock::Loop::new();
+/// let t = a.enter(|| sock::newthread(async { sock::sleep(0.01).await }));
+/// sock::start().unwrap(); // the default loop: nothing to do
+/// assert!(!t.is_finished());
+/// a.enter(|| sock::start()).unwrap();
+/// assert!(t.is_finished());
+/// ```
+#[derive(Debug)]
+pub struct Loop {
+    core: Rc<Core>,
 }
 
-/// Like [`with_core`], but `None` while the thread-local is being destroyed
-/// (destructors of sockets that outlive their loop).
-pub(crate) fn try_with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
-    CORE.try_with(f).ok()
+impl Loop {
+    /// Makes a loop (its poller is created on first use).
+    ///
+    /// ```
+    /// let l = sock::Loop::new();
+    /// assert_eq!(l.enter(|| sock::poll(Some(0.0))).unwrap_err().name(), "empty");
+    /// ```
+    #[allow(clippy::new_without_default)] // A loop is a resource, not a value.
+    pub fn new() -> Loop {
+        Loop {
+            core: Rc::new(Core::new()),
+        }
+    }
+
+    /// Runs `f` with this loop as the current one; nests, and restores the
+    /// previous one on return (also when `f` panics).
+    ///
+    /// ```
+    /// let l = sock::Loop::new();
+    /// let id = l.enter(|| sock::newthread(async { sock::sleep(0.01).await }).id());
+    /// assert!(l.enter(|| sock::poll(Some(1.0))).unwrap()); // the thread woke
+    /// # let _ = id;
+    /// ```
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Rc<Core>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let prev = self.0.take();
+                let _ = ENTERED.try_with(|e| *e.borrow_mut() = prev);
+            }
+        }
+        let prev = ENTERED.with(|e| e.borrow_mut().replace(Rc::clone(&self.core)));
+        let _restore = Restore(prev);
+        f()
+    }
 }
 
-fn on_loop(loop_id: u64) -> bool {
-    LOOP_ID.try_with(|l| l.get() == loop_id).unwrap_or(false)
+impl Drop for Loop {
+    fn drop(&mut self) {
+        self.core.shutdown();
+    }
 }
 
-pub(crate) fn wake(id: ThreadId) {
-    let _ = CORE.try_with(|c| c.wake(id));
+/// Runs `f` with the current loop: the one entered with [`Loop::enter`], or
+/// this OS thread's default loop.
+pub(crate) fn with_core<R>(f: impl FnOnce(&Rc<Core>) -> R) -> R {
+    match ENTERED.with(|e| e.borrow().clone()) {
+        Some(c) => f(&c),
+        None => DEFAULT.with(|d| f(&d.0)),
+    }
+}
+
+/// Like [`with_core`], but `None` while the thread-locals are being destroyed.
+pub(crate) fn try_with_core<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
+    match ENTERED.try_with(|e| e.borrow().clone()).ok()? {
+        Some(c) => Some(f(&c)),
+        None => DEFAULT.try_with(|d| f(&d.0)).ok(),
+    }
 }
 
 pub(crate) fn current_id() -> Option<ThreadId> {
-    CORE.try_with(|c| c.current.get()).ok().flatten()
+    try_with_core(|c| c.current.get()).flatten()
 }
 
 fn report(id: Option<ThreadId>, msg: &str) {
@@ -361,10 +450,12 @@ where
         let out = future.await;
         st.finish(Ok(out));
     });
-    let id = CORE.with(|c| c.spawn(body, state.clone()));
-    state.id.set(Some(id));
-    CORE.with(|c| c.run(id));
-    Thread { id, state }
+    with_core(|c| {
+        let id = c.spawn(body, state.clone());
+        state.id.set(Some(id));
+        c.run(id);
+        Thread { id, state }
+    })
 }
 
 /// The sock thread that is running, or `None` outside sock threads.
@@ -414,7 +505,7 @@ pub fn currentthread() -> Option<ThreadId> {
 /// ```
 pub fn poll(timeout: Option<f64>) -> Result<bool> {
     let max_wait = crate::time::timeout(timeout);
-    CORE.with(|c| c.poll_once(max_wait))
+    with_core(|c| c.poll_once(max_wait))
 }
 
 /// Runs the loop until every thread has finished or [`stop`] was called.
@@ -424,7 +515,7 @@ pub fn poll(timeout: Option<f64>) -> Result<bool> {
 /// sock::start().unwrap();
 /// ```
 pub fn start() -> Result<()> {
-    CORE.with(|c| {
+    with_core(|c| {
         if c.current.get().is_some() {
             return Err(Error::with_message(
                 ErrorKind::InvalidArgument,
@@ -462,7 +553,7 @@ pub fn start() -> Result<()> {
 /// assert!(!t.is_finished());
 /// ```
 pub fn stop() {
-    CORE.with(|c| c.stopping.set(true));
+    with_core(|c| c.stopping.set(true));
 }
 
 /// Sets the function that receives the failures of threads (panics, and errors
@@ -510,14 +601,12 @@ pub fn set_error_handler(handler: impl Fn(Option<ThreadId>, &str) + 'static) {
 /// sock::start().unwrap();
 /// assert!(woke.get() >= at);
 /// ```
-pub async fn sleep_until(t: f64) -> Result<()> {
-    let deadline = crate::time::deadline(Some(t))?;
+pub fn sleep_until(t: f64) -> Sleep {
     Sleep {
-        deadline,
+        deadline: crate::time::deadline(Some(t)),
         timer: None,
         yielded: false,
     }
-    .await
 }
 
 /// Suspends the current thread for `s` seconds; other threads run meanwhile.
@@ -536,13 +625,17 @@ pub async fn sleep_until(t: f64) -> Result<()> {
 /// // Checked here: a panic inside a thread is caught and reported.
 /// assert!(slept.get() >= 0.02);
 /// ```
-pub async fn sleep(s: f64) -> Result<()> {
-    sleep_until(crate::time::clock() + s).await
+pub fn sleep(s: f64) -> Sleep {
+    sleep_until(crate::time::clock() + s)
 }
 
-struct Sleep {
-    deadline: Option<Instant>,
-    timer: Option<timers::TimerId>,
+/// The future of [`sleep`] and [`sleep_until`]: a named type, so that code
+/// driving threads by hand (a language binding) can hold one without boxing.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Result<Option<Instant>>,
+    timer: Option<(Rc<Core>, timers::TimerId)>,
     yielded: bool,
 }
 
@@ -551,24 +644,27 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        CORE.with(|c| {
+        let deadline = match &this.deadline {
+            Ok(d) => *d,
+            Err(e) => return Poll::Ready(Err(e.clone())),
+        };
+        with_core(|c| {
             let Some(me) = c.current.get() else {
                 return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
             };
-            let due = this.deadline.is_some_and(|d| d <= Instant::now());
-            if due {
+            if deadline.is_some_and(|d| d <= Instant::now()) {
                 if this.yielded || this.timer.is_some() {
-                    this.cancel(c);
+                    this.cancel();
                     return Poll::Ready(Ok(()));
                 }
+                // A deadline already past still yields once to the others.
                 this.yielded = true;
                 c.wake(me);
                 return Poll::Pending;
             }
-            if this.timer.is_none() {
-                if let Some(d) = this.deadline {
-                    this.timer = Some(c.timers.borrow_mut().insert(d, me));
-                }
+            if let (None, Some(d)) = (&this.timer, deadline) {
+                let id = c.timers.borrow_mut().insert(d, me);
+                this.timer = Some((Rc::clone(c), id));
             }
             Poll::Pending
         })
@@ -576,8 +672,8 @@ impl Future for Sleep {
 }
 
 impl Sleep {
-    fn cancel(&mut self, c: &Core) {
-        if let Some(t) = self.timer.take() {
+    fn cancel(&mut self) {
+        if let Some((c, t)) = self.timer.take() {
             c.timers.borrow_mut().remove(t);
         }
     }
@@ -585,9 +681,7 @@ impl Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if self.timer.is_some() {
-            let _ = CORE.try_with(|c| self.cancel(c));
-        }
+        self.cancel();
     }
 }
 
@@ -605,7 +699,7 @@ impl Drop for Sleep {
 /// }
 /// ```
 pub fn epoll_fd() -> Result<RawFd> {
-    CORE.with(|c| {
+    with_core(|c| {
         c.poller()?.raw_fd().ok_or_else(|| {
             Error::with_message(
                 ErrorKind::NotSupported,
@@ -635,7 +729,7 @@ pub fn epoll_fd() -> Result<RawFd> {
 /// }
 /// ```
 pub fn set_epoll_fd(fd: RawFd) -> Result<()> {
-    CORE.with(|c| {
+    with_core(|c| {
         if c.poller.get().is_some() {
             return Err(Error::with_message(
                 ErrorKind::InvalidArgument,

@@ -65,20 +65,27 @@ pub(crate) struct TaskSlot {
 #[derive(Debug)]
 pub(crate) struct Remote {
     pub(crate) loop_id: u64,
+    /// The OS thread the loop runs on.
+    pub(crate) owner: std::thread::ThreadId,
     pub(crate) queue: Mutex<Vec<ThreadId>>,
     pub(crate) pending: AtomicBool,
     pub(crate) notifier: std::sync::OnceLock<crate::sys::Notifier>,
 }
 
 impl Remote {
+    /// Queues a wake-up; wakes the poller unless called on the loop's own OS
+    /// thread (which is then busy running something, not blocked in a wait,
+    /// and reads the queue before its next wait).
     pub(crate) fn push(&self, id: ThreadId) {
         self.queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(id);
         self.pending.store(true, Ordering::Release);
-        if let Some(n) = self.notifier.get() {
-            let _ = n.notify();
+        if std::thread::current().id() != self.owner {
+            if let Some(n) = self.notifier.get() {
+                let _ = n.notify();
+            }
         }
     }
 
@@ -103,11 +110,7 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if super::on_loop(self.remote.loop_id) {
-            super::wake(self.id);
-        } else {
-            self.remote.push(self.id);
-        }
+        self.remote.push(self.id);
     }
 }
 
@@ -163,7 +166,8 @@ pub(crate) struct JoinState<T> {
     pub(crate) id: Cell<Option<ThreadId>>,
     result: RefCell<Option<Result<T>>>,
     finished: Cell<bool>,
-    joiner: Cell<Option<ThreadId>>,
+    /// The thread waiting in `join`, on its loop.
+    joiner: RefCell<Option<(std::rc::Weak<super::Core>, ThreadId)>>,
     handle_alive: Cell<bool>,
 }
 
@@ -173,7 +177,7 @@ impl<T: ThreadOutput> JoinState<T> {
             id: Cell::new(None),
             result: RefCell::new(None),
             finished: Cell::new(false),
-            joiner: Cell::new(None),
+            joiner: RefCell::new(None),
             handle_alive: Cell::new(true),
         }
     }
@@ -190,8 +194,11 @@ impl<T: ThreadOutput> JoinState<T> {
         }
         *self.result.borrow_mut() = Some(out);
         self.finished.set(true);
-        if let Some(j) = self.joiner.take() {
-            super::wake(j);
+        let joiner = self.joiner.borrow_mut().take();
+        if let Some((core, id)) = joiner {
+            if let Some(core) = core.upgrade() {
+                core.wake(id);
+            }
         }
     }
 }
@@ -320,13 +327,13 @@ impl<T: ThreadOutput> Thread<T> {
             if let Some(r) = self.state.result.borrow_mut().take() {
                 return Poll::Ready(r);
             }
-            match super::current_id() {
+            super::with_core(|c| match c.current() {
                 None => Poll::Ready(Err(Error::new(ErrorKind::NotInThread))),
                 Some(me) => {
-                    self.state.joiner.set(Some(me));
+                    *self.state.joiner.borrow_mut() = Some((Rc::downgrade(c), me));
                     Poll::Pending
                 }
-            }
+            })
         })
         .await
     }
