@@ -265,18 +265,20 @@ impl Parking {
         Ok(())
     }
 
-    /// Whether the thread is still registered as a waiter (no event took it).
-    fn still_parked(&self, c: &Core) -> bool {
-        let Some(me) = self.parked else { return false };
+    /// Whether the thread is still registered as a waiter (`Some(true)`), was
+    /// taken by an event (`Some(false)`), or the socket is gone (`None`).
+    fn still_parked(&self, c: &Core) -> Option<bool> {
         let (index, gen) = untoken(self.token);
-        match c.io.borrow().get(index) {
-            Some(slot) if slot.gen == gen => match (self.shared, self.dir) {
-                (true, _) => slot.shared.contains(&me),
-                (false, Direction::Read) => slot.reader == Some(me),
-                (false, Direction::Write) => slot.writer == Some(me),
-            },
-            _ => false,
-        }
+        let io = c.io.borrow();
+        let slot = io.get(index).filter(|s| s.gen == gen)?;
+        let Some(me) = self.parked else {
+            return Some(false);
+        };
+        Some(match (self.shared, self.dir) {
+            (true, _) => slot.shared.contains(&me),
+            (false, Direction::Read) => slot.reader == Some(me),
+            (false, Direction::Write) => slot.writer == Some(me),
+        })
     }
 
     /// Clears the waiter entry and the deadline, if this parking set them.
@@ -360,12 +362,12 @@ impl<F> Drop for IoOp<'_, F> {
 /// own non-blocking attempts (such as a language binding). Get one from a
 /// socket's `wait` method.
 ///
-/// It resolves to `Ok(())` when an event arrived for that direction (or the
-/// socket was closed): the caller tries its operation again, which may still
-/// find nothing to do, and then waits again. It fails with `timeout` once the
-/// deadline has passed (at once if it had already passed), with `busy` if
-/// another thread waits in that direction, and with `not_in_thread` outside
-/// sock threads.
+/// It resolves to `Ok(())` when an event arrived for that direction: the
+/// caller tries its operation again, which may still find nothing to do, and
+/// then waits again. It fails with `closed` if the socket was closed meanwhile,
+/// with `timeout` once the deadline has passed (at once if it had already
+/// passed), with `busy` if another thread waits in that direction, and with
+/// `not_in_thread` outside sock threads.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Wait {
@@ -407,9 +409,16 @@ impl Future for Wait {
                 }
             };
         }
-        if !this.parking.still_parked(&c) {
-            this.parking.unpark(&c);
-            return Poll::Ready(Ok(()));
+        match this.parking.still_parked(&c) {
+            Some(true) => {}
+            Some(false) => {
+                this.parking.unpark(&c);
+                return Poll::Ready(Ok(()));
+            }
+            None => {
+                this.parking.unpark(&c);
+                return Poll::Ready(Err(Error::new(ErrorKind::Closed)));
+            }
         }
         if this.parking.expired() {
             this.parking.unpark(&c);

@@ -337,12 +337,31 @@ impl Socket {
     }
 
     /// Removes the peer set by `connect_datagram`; `not_connected` if none.
+    ///
+    /// Linux unbinds a datagram socket whose port was chosen implicitly (by
+    /// `connect`, or a bind to port 0) when it is disconnected; the socket is
+    /// bound back to the port it had (on the address the kernel left it), so
+    /// that it keeps receiving what is sent to it. A raw socket cannot be put back and is
+    /// refused with `not_supported`.
     pub(crate) fn disconnect_datagram(&self) -> Result<()> {
         if !self.flag(CONNECTED) {
             return self.call(|_| Err(io::Error::from_raw_os_error(libc::ENOTCONN)));
         }
+        if self.ty == SocketType::Raw {
+            let msg =
+                "a raw socket cannot be disconnected (Linux stops its delivery): make a new one";
+            return Err(Error::with_message(ErrorKind::NotSupported, msg));
+        }
+        let before = self.local_addr().ok();
         self.call(sys::socket::disconnect)?;
         self.set_flag(CONNECTED, false);
+        let port = before.as_ref().map_or(0, SockAddr::port);
+        let after = self.local_addr().ok().and_then(|a| a.to_std());
+        if let Some(after) = after.filter(|a| a.port() == 0 && port != 0) {
+            // The address stays as the kernel left it: the bound one, or any.
+            let sa = SockAddr::from(std::net::SocketAddr::new(after.ip(), port));
+            self.call(|s| s.bind(sa.as_socket2()))?;
+        }
         Ok(())
     }
 

@@ -171,5 +171,28 @@ pub(crate) fn recv_datagram(
             }
         })?
     };
+    // An unbound Unix-domain sender has no name: the kernel gives a length of
+    // 0, which would leave the storage's family unset (0).
+    let addr = if addr.len() == 0 {
+        unnamed_unix()
+    } else {
+        addr
+    };
     Ok((n, Some(addr)))
+}
+
+/// The address of an unnamed Unix-domain socket: only the family.
+fn unnamed_unix() -> SockAddr {
+    // SAFETY: `try_init` gives zeroed storage of the right size; writing the
+    // family through the `sockaddr` view of it and reporting the length of the
+    // family field alone is how the kernel describes an unnamed socket.
+    let ((), addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            (*storage.cast::<libc::sockaddr>()).sa_family = libc::AF_UNIX as libc::sa_family_t;
+            *len = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
+            Ok(())
+        })
+    }
+    .expect("no error is returned");
+    addr
 }
