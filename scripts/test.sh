@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project, as CI does: formatting, lints, docs,
 # doc tests, the demo, and the whole test suite once with each poller backend.
-# It installs what it needs (cargo-nextest if missing) by itself.
+# It installs what it needs (luajit, cargo-nextest, rustfmt, clippy if
+# missing) by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,12 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+if ! command -v luajit >/dev/null 2>&1; then
+    step "installing luajit (Debian package)"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq luajit
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     step "installing cargo-nextest"
     cargo install --locked cargo-nextest

@@ -1,0 +1,441 @@
+//! Sockets: the primitives under `tcp`, `udp` and `raw` objects.
+//!
+//! The userdata [`LSock`] owns a core socket. Its methods are the non-blocking
+//! halves of the seed's calls: each makes one attempt and returns the result,
+//! `false` if it would block, or `nil, err, code, msg` on failure. The Lua
+//! layer (`lua/sock.lua`) checks the arguments it can check cheaply (buffers
+//! against `ffi.sizeof`), loops, and yields to wait.
+//!
+//! Buffers come as a Lua string (sending only), an FFI array (its address is
+//! `lua_topointer` of the cdata), or, for pointer cdata, the address as a
+//! number that the Lua layer computed: the caller vouches for its length.
+
+use mlua::prelude::*;
+
+use sock::{Direction, Family, Protocol, Raw, Shutdown, SocketType, Tcp, Udp};
+
+use crate::addr::{self, Addr};
+use crate::error::{fail, fail_with, Arg};
+
+/// The core socket of a `tcp`, `udp` or `raw` object.
+pub(crate) enum Kind {
+    /// A TCP (or Unix stream) socket.
+    Tcp(Tcp),
+    /// A UDP (or Unix datagram) socket.
+    Udp(Udp),
+    /// A raw socket.
+    Raw(Raw),
+}
+
+/// The socket userdata (`__name` "sock.socket").
+pub(crate) struct LSock(pub(crate) Kind);
+
+/// Calls a method of the socket, whatever its kind.
+macro_rules! any {
+    ($s:expr, $x:ident => $e:expr) => {
+        match &$s.0 {
+            Kind::Tcp($x) => $e,
+            Kind::Udp($x) => $e,
+            Kind::Raw($x) => $e,
+        }
+    };
+}
+
+/// Calls a datagram method, or raises for a TCP socket.
+macro_rules! datagram {
+    ($s:expr, $func:literal, $x:ident => $e:expr) => {
+        match &$s.0 {
+            Kind::Udp($x) => $e,
+            Kind::Raw($x) => $e,
+            Kind::Tcp(_) => return Err(Arg::new($func, 1, "self").error("not a datagram socket")),
+        }
+    };
+}
+
+impl LSock {
+    /// The wait of the blocking calls on this socket.
+    pub(crate) fn wait(&self, dir: Direction, expires: Option<f64>) -> sock::Wait {
+        any!(self, s => s.wait(dir, expires))
+    }
+
+    fn tcp(&self, func: &'static str) -> LuaResult<&Tcp> {
+        match &self.0 {
+            Kind::Tcp(t) => Ok(t),
+            _ => Err(Arg::new(func, 1, "self").error("not a TCP socket")),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        any!(self, s => s.is_closed())
+    }
+
+    /// Raises for a socket used after `close()`.
+    fn live(&self, func: &'static str) -> LuaResult<&Self> {
+        match self.is_closed() {
+            true => Err(Arg::new(func, 1, "self").error("socket is closed")),
+            false => Ok(self),
+        }
+    }
+
+    fn socket_type(&self) -> SocketType {
+        any!(self, s => s.socket_type())
+    }
+
+    fn family(&self) -> Family {
+        any!(self, s => s.family())
+    }
+
+    fn hints(&self, flags: sock::AddrFlags) -> sock::Hints {
+        sock::Hints {
+            socket_type: Some(self.socket_type()),
+            family: Some(self.family()),
+            protocol: None,
+            flags,
+        }
+    }
+}
+
+/// A buffer argument: its address and length, checked by the Lua layer.
+struct Buf {
+    ptr: *const u8,
+    len: usize,
+}
+
+/// Reads `buf, len`. `for_write`: the buffer receives data (a string is refused).
+fn buf_arg(v: &LuaValue, len: usize, for_write: bool, arg: Arg) -> LuaResult<Buf> {
+    let ptr = match v {
+        LuaValue::String(s) if !for_write => {
+            let b = s.as_bytes();
+            if len > b.len() {
+                return Err(arg.error("length exceeds the string"));
+            }
+            b.as_ptr()
+        }
+        LuaValue::Number(n) if *n >= 1.0 => *n as usize as *const u8,
+        LuaValue::Integer(n) if *n >= 1 => *n as usize as *const u8,
+        LuaValue::Nil | LuaValue::Boolean(_) | LuaValue::Table(_) | LuaValue::Function(_) => {
+            return Err(arg.type_error("cdata buffer", v));
+        }
+        other => other.to_pointer() as *const u8,
+    };
+    if ptr.is_null() {
+        return Err(arg.type_error("cdata buffer", v));
+    }
+    Ok(Buf { ptr, len })
+}
+
+impl Buf {
+    /// The bytes to send.
+    fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the pointer is a Lua string's bytes or the payload of an FFI
+        // cdata (or an address the Lua layer computed from pointer cdata, which
+        // the caller vouches for), alive on the calling Lua stack for this call;
+        // the Lua layer checked `len` against the string's length or
+        // `ffi.sizeof` of the array.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The bytes to receive into.
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: as for `bytes`; strings are refused for receiving, so the
+        // memory is an FFI buffer Lua code owns and may be written; nothing
+        // else reads or writes it during this call.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut u8, self.len) }
+    }
+}
+
+/// `n`, `false` (would block), or the failure.
+fn progress<T: IntoLuaMulti>(lua: &Lua, r: sock::Result<Option<T>>) -> LuaResult<LuaMultiValue> {
+    match r {
+        Ok(Some(v)) => v.into_lua_multi(lua),
+        Ok(None) => false.into_lua_multi(lua),
+        Err(e) if e.kind() == sock::ErrorKind::MessageTooBig && e.done() > 0 => {
+            fail_with(lua, &e, e.done())
+        }
+        Err(e) => fail(lua, &e),
+    }
+}
+
+/// Resolves `host, port` (or an ai/sa) with the socket's hints.
+fn resolve(
+    lua: &Lua,
+    s: &LSock,
+    func: &'static str,
+    first: usize,
+    args: &(LuaValue, LuaValue),
+    flags: sock::AddrFlags,
+) -> LuaResult<Result<Addr, LuaMultiValue>> {
+    let host = Arg::new(func, first, "host");
+    let port = Arg::new(func, first + 1, "port");
+    let (h, p) = (
+        if args.0.is_nil() {
+            &LuaValue::Nil
+        } else {
+            &args.0
+        },
+        &args.1,
+    );
+    let h = match h {
+        LuaValue::Nil => LuaValue::String(lua.create_string("*")?),
+        v => v.clone(),
+    };
+    match addr::resolve(&h, host, p, port, &s.hints(flags))? {
+        Ok(a) => Ok(Ok(a)),
+        Err(e) => Ok(Err(fail(lua, &e)?)),
+    }
+}
+
+impl LuaUserData for LSock {
+    fn add_fields<F: LuaUserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(LuaMetaMethod::Type, "sock.socket");
+    }
+
+    fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
+        m.add_method("try_send", |lua, s, (buf, len): (LuaValue, usize)| {
+            let s = s.live("s:send")?;
+            let b = buf_arg(&buf, len, false, Arg::new("s:send", 2, "buf"))?;
+            progress(lua, any!(s, x => x.try_send(b.bytes())))
+        });
+        m.add_method("try_recv", |lua, s, (buf, len): (LuaValue, usize)| {
+            let s = s.live("s:recv")?;
+            let mut b = buf_arg(&buf, len, true, Arg::new("s:recv", 2, "buf"))?;
+            progress(lua, any!(s, x => x.try_recv(b.bytes_mut())))
+        });
+        m.add_method("try_accept", |lua, s, ()| {
+            let t = s.live("tcp:accept")?.tcp("tcp:accept")?;
+            match t.try_accept() {
+                Ok(Some((conn, remote, local))) => (
+                    lua.create_userdata(LSock(Kind::Tcp(conn)))?,
+                    addr::new_sa(lua, remote)?,
+                    addr::new_sa(lua, local)?,
+                )
+                    .into_lua_multi(lua),
+                Ok(None) => false.into_lua_multi(lua),
+                Err(e) => fail(lua, &e),
+            }
+        });
+        m.add_method("try_connect", |lua, s, ud: LuaAnyUserData| {
+            let t = s.live("tcp:connect")?.tcp("tcp:connect")?;
+            let arg = Arg::new("tcp:connect", 2, "addr");
+            let sa = match addr::ai_ref(&ud, arg)? {
+                Some(ai) => ai.info().addr().clone(),
+                None => addr::sockaddr(&ud)
+                    .ok_or_else(|| arg.type_error("ai or sa", &LuaValue::UserData(ud.clone())))?,
+            };
+            match t.try_connect(&sa) {
+                Ok(done) => done.into_lua_multi(lua),
+                Err(e) => fail(lua, &e),
+            }
+        });
+        m.add_method("resolve", |lua, s, (host, port): (LuaValue, LuaValue)| {
+            let s = s.live("tcp:connect")?;
+            // An ai or sa given in place of the host is used as it is.
+            let given = host.clone();
+            match resolve(
+                lua,
+                s,
+                "tcp:connect",
+                2,
+                &(host, port),
+                sock::AddrFlags::empty(),
+            )? {
+                Ok(Addr::List(list)) => addr::new_ai(lua, list)?.into_lua_multi(lua),
+                Ok(_) => given.into_lua_multi(lua),
+                Err(failed) => Ok(failed),
+            }
+        });
+        m.add_method(
+            "try_sendto",
+            |lua, s, (host, port, buf, len): (LuaValue, LuaValue, LuaValue, usize)| {
+                let s = s.live("udp:sendto")?;
+                let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
+                let a = match resolve(
+                    lua,
+                    s,
+                    "udp:sendto",
+                    2,
+                    &(host, port),
+                    sock::AddrFlags::empty(),
+                )? {
+                    Ok(a) => a,
+                    Err(failed) => return Ok(failed),
+                };
+                let sa = match sock::ToAddr::to_addr(&a, &s.hints(sock::AddrFlags::empty())) {
+                    Ok(list) => list.first().addr().clone(),
+                    Err(e) => return fail(lua, &e),
+                };
+                progress(
+                    lua,
+                    datagram!(s, "udp:sendto", x => x.try_sendto(&sa, b.bytes())),
+                )
+            },
+        );
+        m.add_method("try_recvnext", |lua, s, (buf, len): (LuaValue, usize)| {
+            let s = s.live("udp:recvnext")?;
+            let mut b = buf_arg(&buf, len, true, Arg::new("udp:recvnext", 2, "buf"))?;
+            match datagram!(s, "udp:recvnext", x => x.try_recvnext(b.bytes_mut())) {
+                Ok(Some((n, from))) => (n, addr::new_sa(lua, from)?).into_lua_multi(lua),
+                other => progress(lua, other.map(|o| o.map(|(n, _)| n))),
+            }
+        });
+        m.add_method(
+            "connect_datagram",
+            |lua, s, (host, port): (LuaValue, LuaValue)| {
+                let s = s.live("udp:connect")?;
+                let a = match resolve(
+                    lua,
+                    s,
+                    "udp:connect",
+                    2,
+                    &(host, port),
+                    sock::AddrFlags::empty(),
+                )? {
+                    Ok(a) => a,
+                    Err(failed) => return Ok(failed),
+                };
+                crate::error::ret(
+                    lua,
+                    datagram!(s, "udp:connect", x => x.connect(a)).map(|()| true),
+                )
+            },
+        );
+        m.add_method("bind", |lua, s, (host, port): (LuaValue, LuaValue)| {
+            let s = s.live("s:bind")?;
+            let a = match resolve(lua, s, "s:bind", 2, &(host, port), sock::AddrFlags::PASSIVE)? {
+                Ok(a) => a,
+                Err(failed) => return Ok(failed),
+            };
+            crate::error::ret(lua, any!(s, x => x.bind(a)).map(|()| true))
+        });
+        m.add_method(
+            "listen",
+            |lua, s, (backlog, host, port): (Option<f64>, LuaValue, LuaValue)| {
+                let t = s.live("tcp:listen")?.tcp("tcp:listen")?;
+                let backlog = backlog
+                    .filter(|b| b.is_finite())
+                    .map(|b| b.clamp(0.0, u32::MAX as f64) as u32);
+                let a = match resolve(
+                    lua,
+                    s,
+                    "tcp:listen",
+                    3,
+                    &(host, port),
+                    sock::AddrFlags::PASSIVE,
+                )? {
+                    Ok(a) => a,
+                    Err(failed) => return Ok(failed),
+                };
+                crate::error::ret(lua, t.listen(backlog, a).map(|()| true))
+            },
+        );
+        m.add_method("shutdown", |lua, s, how: Option<String>| {
+            let t = s.live("tcp:shutdown")?.tcp("tcp:shutdown")?;
+            let how: Shutdown = match how.as_deref().unwrap_or("rw").parse() {
+                Ok(h) => h,
+                Err(_) => {
+                    return Err(
+                        Arg::new("tcp:shutdown", 2, "how").error("'r', 'w' or 'rw' expected")
+                    )
+                }
+            };
+            crate::error::ret(lua, t.shutdown(how).map(|()| true))
+        });
+        m.add_method("setopt", |lua, s, (name, val): (String, LuaValue)| {
+            let s = s.live("s:setopt")?;
+            let v = match &val {
+                LuaValue::Boolean(b) => sock::OptVal::Bool(*b),
+                LuaValue::Integer(i) => sock::OptVal::Int(*i),
+                LuaValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                    sock::OptVal::Int(*n as i64)
+                }
+                LuaValue::Number(n) => sock::OptVal::Secs(*n),
+                LuaValue::String(st) => sock::OptVal::from(st.to_str()?.to_string()),
+                other => {
+                    return Err(Arg::new("s:setopt", 3, "value")
+                        .type_error("boolean, number or string", other))
+                }
+            };
+            match any!(s, x => x.setopt(&name, v)) {
+                Ok(()) => true.into_lua_multi(lua),
+                Err(e) if e.kind() == sock::ErrorKind::InvalidArgument && e.code() == 0 => {
+                    Err(Arg::new("s:setopt", 2, "opt").error(e.message()))
+                }
+                Err(e) => fail(lua, &e),
+            }
+        });
+        m.add_method("getopt", |lua, s, name: String| {
+            let s = s.live("s:getopt")?;
+            match any!(s, x => x.getopt(&name)) {
+                Ok(sock::OptVal::Bool(b)) => b.into_lua_multi(lua),
+                Ok(sock::OptVal::Int(i)) => (i as f64).into_lua_multi(lua),
+                Ok(sock::OptVal::Secs(x)) => x.into_lua_multi(lua),
+                Ok(sock::OptVal::Str(st)) => st.as_ref().into_lua_multi(lua),
+                Err(e) if e.kind() == sock::ErrorKind::InvalidArgument && e.code() == 0 => {
+                    Err(Arg::new("s:getopt", 2, "opt").error(e.message()))
+                }
+                Err(e) => fail(lua, &e),
+            }
+        });
+        m.add_method("close", |_, s, ()| {
+            any!(s, x => x.close());
+            Ok(true)
+        });
+        m.add_method("closed", |_, s, ()| Ok(s.is_closed()));
+        m.add_method("type", |_, s, ()| Ok(s.socket_type().name()));
+        m.add_method("family", |_, s, ()| Ok(s.family().name()));
+        m.add_method("protocol", |_, s, ()| Ok(any!(s, x => x.protocol()).name()));
+        m.add_method("local_addr", |lua, s, ()| {
+            let s = s.live("s:local_addr")?;
+            match any!(s, x => x.local_addr()) {
+                Ok(sa) => addr::new_sa(lua, sa)?.into_lua_multi(lua),
+                Err(e) => fail(lua, &e),
+            }
+        });
+        m.add_method("peer_addr", |lua, s, ()| {
+            let s = s.live("s:peer_addr")?;
+            match any!(s, x => x.peer_addr()) {
+                Ok(sa) => addr::new_sa(lua, sa)?.into_lua_multi(lua),
+                Err(e) => fail(lua, &e),
+            }
+        });
+        m.add_method("fd", |_, s, ()| Ok(any!(s, x => x.as_raw_fd())));
+    }
+}
+
+/// `R.socket(type, family, protocol)`: makes a socket in this state's loop.
+fn new_socket(
+    lua: &Lua,
+    (ty, family, protocol): (String, LuaValue, LuaValue),
+) -> LuaResult<LuaMultiValue> {
+    let func: &'static str = match ty.as_str() {
+        "tcp" => "sock.tcp",
+        "udp" => "sock.udp",
+        _ => "sock.raw",
+    };
+    let family = addr::family_arg(&family, Arg::new(func, 1, "family"))?.unwrap_or(Family::Inet);
+    let protocol: Option<Protocol> = addr::protocol_arg(&protocol, Arg::new(func, 2, "protocol"))?;
+    let lp = crate::sched::lp(lua)?;
+    let made = lp.enter(|| -> sock::Result<Kind> {
+        Ok(match ty.as_str() {
+            "tcp" => Kind::Tcp(Tcp::with_protocol(family, protocol)?),
+            "udp" => Kind::Udp(Udp::with_protocol(family, protocol)?),
+            _ => Kind::Raw(Raw::with_protocol(family, protocol)?),
+        })
+    });
+    match made {
+        Ok(k) => lua.create_userdata(LSock(k))?.into_lua_multi(lua),
+        Err(e) => fail(lua, &e),
+    }
+}
+
+/// Adds the socket primitives to `R`.
+pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
+    r.set("socket", lua.create_function(new_socket)?)?;
+    Ok(())
+}

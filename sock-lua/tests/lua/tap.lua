@@ -1,0 +1,102 @@
+-- tap.lua: a minimal test harness for the sock Lua tests.
+--
+--   local t = require'tap'
+--   t.test('name', function() t.eq(1 + 1, 2) end)
+--
+-- run.lua loads every test_*.lua file (which registers tests with t.test), then
+-- runs each test in its own xpcall and prints one line per test and the final
+-- line "N passed, N failed".
+
+local t = {}
+
+local tests = {}      -- {file=, name=, fn=}, in registration order
+local current_file = '?'
+
+-- Registers a test (called by the test files when run.lua loads them).
+function t.test(name, fn)
+	assert(type(name) == 'string', 'test name expected')
+	assert(type(fn) == 'function', 'test function expected')
+	tests[#tests + 1] = {file = current_file, name = name, fn = fn}
+end
+
+local function show(v)
+	if type(v) == 'string' then return string.format('%q', v) end
+	return tostring(v)
+end
+
+-- Fails (raises) with msg unless v is truthy.
+function t.ok(v, msg)
+	if not v then error(msg or 'assertion failed', 2) end
+	return v
+end
+
+-- Fails unless got == want (primitive equality).
+function t.eq(got, want, msg)
+	if got ~= want then
+		error(string.format('%sexpected %s, got %s',
+			msg and msg .. ': ' or '', show(want), show(got)), 2)
+	end
+	return got
+end
+
+-- Fails unless the string s contains the plain text sub.
+function t.has(s, sub, msg)
+	if type(s) ~= 'string' or not s:find(sub, 1, true) then
+		error(string.format('%sexpected a string containing %s, got %s',
+			msg and msg .. ': ' or '', show(sub), show(s)), 2)
+	end
+	return s
+end
+
+-- Calls fn(...) and fails unless it raises; returns the error's text (first
+-- line of tostring(err): sock's Rust errors carry a traceback after it). If
+-- sub is given, the text must contain it (plain).
+function t.raises(sub, fn, ...)
+	local ok, err = pcall(fn, ...)
+	if ok then
+		error('expected an error' .. (sub and ' containing ' .. show(sub) or '')
+			.. ', but the call succeeded', 2)
+	end
+	local text = tostring(err):match('^[^\n]*')
+	if sub and not text:find(sub, 1, true) then
+		error(string.format('expected an error containing %s, got %s',
+			show(sub), show(text)), 2)
+	end
+	return text
+end
+
+-- Runs every registered test; returns passed, failed.
+function t.run(out)
+	out = out or io.stdout
+	local passed, failed = 0, 0
+	for i, test in ipairs(tests) do
+		local ok, err = xpcall(test.fn, debug.traceback)
+		local label = string.format('%d - %s: %s', i, test.file, test.name)
+		if ok then
+			passed = passed + 1
+			out:write('ok ', label, '\n')
+		else
+			failed = failed + 1
+			out:write('not ok ', label, '\n')
+			for line in (tostring(err) .. '\n'):gmatch('(.-)\n') do
+				out:write('#   ', line, '\n')
+			end
+		end
+	end
+	return passed, failed
+end
+
+-- Loads one test file (registering its tests); a file that fails to load counts
+-- as one failed test.
+function t.load(path, file)
+	current_file = file
+	local fn, err = loadfile(path)
+	if fn then
+		local ok, e = xpcall(fn, debug.traceback)
+		if ok then return end
+		err = e
+	end
+	t.test('(loading the file)', function() error(err, 0) end)
+end
+
+return t
