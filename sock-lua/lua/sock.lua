@@ -205,6 +205,13 @@ local function bufarg(func, pos, buf, len, recv)
 	argerr(func, pos, 'buf', (recv and 'cdata' or 'string or cdata') .. ' expected, got ' .. t)
 end
 
+-- The seed's send/recv `flags` (MSG_*): none is supported yet, 0 is accepted.
+local function flagsarg(func, pos, flags)
+	if flags ~= nil and flags ~= 0 then
+		argerr(func, pos, 'flags', 'no send/recv flags are supported; pass nil or 0')
+	end
+end
+
 local function expiresarg(func, pos, expires)
 	if expires ~= nil and type(expires) ~= 'number' then
 		argerr(func, pos, 'expires', 'number expected')
@@ -259,15 +266,16 @@ function socket:setopt(opt, val) return self_s(self, 's:setopt'):setopt(opt, val
 function socket:getopt(opt) return self_s(self, 's:getopt'):getopt(opt) end
 
 --- s:bind([host], [port], [af])
-function socket:bind(host, port)
-	return self_s(self, 's:bind'):bind(host, port)
+function socket:bind(host, port, af)
+	return self_s(self, 's:bind'):bind(host, port, af)
 end
 
 --- s:send(s|buf, [len], [expires]) -> len
-function socket:send(buf, len, expires)
+function socket:send(buf, len, expires, flags)
 	local s = self_s(self, 's:send')
 	buf, len = bufarg('s:send', 2, buf, len)
 	expiresarg('s:send', 4, expires)
+	flagsarg('s:send', 5, flags)
 	while true do
 		local n, err, code, msg = s:try_send(buf, len)
 		if n then return n end
@@ -278,11 +286,12 @@ function socket:send(buf, len, expires)
 end
 
 --- s:recv(buf, len, [expires]) -> len (0 at end of stream for TCP)
-function socket:recv(buf, len, expires)
+function socket:recv(buf, len, expires, flags)
 	local s = self_s(self, 's:recv')
 	if len == nil then argerr('s:recv', 3, 'len', 'number expected') end
 	buf, len = bufarg('s:recv', 2, buf, len, true)
 	expiresarg('s:recv', 4, expires)
+	flagsarg('s:recv', 5, flags)
 	while true do
 		local n, err, code, msg, done = s:try_recv(buf, len)
 		if n then return n end
@@ -296,10 +305,10 @@ end
 
 --- tcp:connect(host, port, [expires], [af]): every resolved address in
 --- turn, under the one deadline.
-function tcp:connect(host, port, expires)
+function tcp:connect(host, port, expires, af)
 	local s = self_s(self, 'tcp:connect')
 	expiresarg('tcp:connect', 4, expires)
-	local ai, err, code, msg = s:resolve(host, port)
+	local ai, err, code, msg = s:resolve(host, port, af)
 	if not ai then return nil, err, code, msg end
 	local addrs = ai.addrs and ai:addrs() or function() local a = ai; ai = nil; return a end
 	for a in addrs do
@@ -325,12 +334,12 @@ function tcp:connect(host, port, expires)
 end
 
 --- tcp:listen([backlog, ]host, port, [af])
-function tcp:listen(backlog, host, port)
+function tcp:listen(backlog, host, port, af)
 	local s = self_s(self, 'tcp:listen')
 	if type(backlog) ~= 'number' then
-		backlog, host, port = nil, backlog, host
+		backlog, host, port, af = nil, backlog, host, port
 	end
-	return s:listen(backlog, host, port)
+	return s:listen(backlog, host, port, af)
 end
 
 --- tcp:accept([expires]) -> ctcp, remote_addr, local_addr
@@ -406,17 +415,19 @@ end
 -- udp, raw --------------------------------------------------------------------
 
 --- udp:connect(host, port, [expires], [af]); ('*', 0) removes the filter.
-function udp:connect(host, port)
-	return self_s(self, 'udp:connect'):connect_datagram(host, port)
+function udp:connect(host, port, expires, af)
+	expiresarg('udp:connect', 4, expires)
+	return self_s(self, 'udp:connect'):connect_datagram(host, port, af)
 end
 
 --- udp:sendto(host, port, s|buf, [len], [expires], [flags], [af]) -> len
-function udp:sendto(host, port, buf, len, expires)
+function udp:sendto(host, port, buf, len, expires, flags, af)
 	local s = self_s(self, 'udp:sendto')
 	buf, len = bufarg('udp:sendto', 4, buf, len)
 	expiresarg('udp:sendto', 6, expires)
+	flagsarg('udp:sendto', 7, flags)
 	while true do
-		local n, err, code, msg = s:try_sendto(host, port, buf, len)
+		local n, err, code, msg = s:try_sendto(host, port, buf, len, af)
 		if n then return n end
 		if n == nil then return nil, err, code, msg end
 		local ok, e, c, m = wait(s, WRITE, expires)
@@ -425,11 +436,12 @@ function udp:sendto(host, port, buf, len, expires)
 end
 
 --- udp:recvnext(buf, len, [expires], [flags]) -> len, sa
-function udp:recvnext(buf, len, expires)
+function udp:recvnext(buf, len, expires, flags)
 	local s = self_s(self, 'udp:recvnext')
 	if len == nil then argerr('udp:recvnext', 3, 'len', 'number expected') end
 	buf, len = bufarg('udp:recvnext', 2, buf, len, true)
 	expiresarg('udp:recvnext', 4, expires)
+	flagsarg('udp:recvnext', 5, flags)
 	while true do
 		local n, sa, code, msg, done = s:try_recvnext(buf, len)
 		if n then return n, sa end

@@ -168,20 +168,14 @@ fn resolve(
     s: &LSock,
     func: &'static str,
     first: usize,
-    args: &(LuaValue, LuaValue),
+    args: &(LuaValue, LuaValue, LuaValue),
     flags: sock::AddrFlags,
 ) -> LuaResult<Result<Addr, LuaMultiValue>> {
     let host = Arg::new(func, first, "host");
     let port = Arg::new(func, first + 1, "port");
-    let (h, p) = (
-        if args.0.is_nil() {
-            &LuaValue::Nil
-        } else {
-            &args.0
-        },
-        &args.1,
-    );
-    let h = match h {
+    let flags = flags | addr::flags_arg(&args.2, Arg::new(func, first + 2, "af"))?;
+    let p = &args.1;
+    let h = match &args.0 {
         LuaValue::Nil => LuaValue::String(lua.create_string("*")?),
         v => v.clone(),
     };
@@ -233,26 +227,29 @@ impl LuaUserData for LSock {
                 Err(e) => fail(lua, &e),
             }
         });
-        m.add_method("resolve", |lua, s, (host, port): (LuaValue, LuaValue)| {
-            let s = s.live("tcp:connect")?;
-            // An ai or sa given in place of the host is used as it is.
-            let given = host.clone();
-            match resolve(
-                lua,
-                s,
-                "tcp:connect",
-                2,
-                &(host, port),
-                sock::AddrFlags::empty(),
-            )? {
-                Ok(Addr::List(list)) => addr::new_ai(lua, list)?.into_lua_multi(lua),
-                Ok(_) => given.into_lua_multi(lua),
-                Err(failed) => Ok(failed),
-            }
-        });
+        m.add_method(
+            "resolve",
+            |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
+                let s = s.live("tcp:connect")?;
+                // An ai or sa given in place of the host is used as it is.
+                let given = host.clone();
+                match resolve(
+                    lua,
+                    s,
+                    "tcp:connect",
+                    2,
+                    &(host, port, af),
+                    sock::AddrFlags::empty(),
+                )? {
+                    Ok(Addr::List(list)) => addr::new_ai(lua, list)?.into_lua_multi(lua),
+                    Ok(_) => given.into_lua_multi(lua),
+                    Err(failed) => Ok(failed),
+                }
+            },
+        );
         m.add_method(
             "try_sendto",
-            |lua, s, (host, port, buf, len): (LuaValue, LuaValue, LuaValue, usize)| {
+            |lua, s, (host, port, buf, len, af): (LuaValue, LuaValue, LuaValue, usize, LuaValue)| {
                 let s = s.live("udp:sendto")?;
                 let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
                 let a = match resolve(
@@ -260,7 +257,7 @@ impl LuaUserData for LSock {
                     s,
                     "udp:sendto",
                     2,
-                    &(host, port),
+                    &(host, port, af),
                     sock::AddrFlags::empty(),
                 )? {
                     Ok(a) => a,
@@ -286,14 +283,14 @@ impl LuaUserData for LSock {
         });
         m.add_method(
             "connect_datagram",
-            |lua, s, (host, port): (LuaValue, LuaValue)| {
+            |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
                 let s = s.live("udp:connect")?;
                 let a = match resolve(
                     lua,
                     s,
                     "udp:connect",
                     2,
-                    &(host, port),
+                    &(host, port, af),
                     sock::AddrFlags::empty(),
                 )? {
                     Ok(a) => a,
@@ -305,17 +302,27 @@ impl LuaUserData for LSock {
                 )
             },
         );
-        m.add_method("bind", |lua, s, (host, port): (LuaValue, LuaValue)| {
-            let s = s.live("s:bind")?;
-            let a = match resolve(lua, s, "s:bind", 2, &(host, port), sock::AddrFlags::PASSIVE)? {
-                Ok(a) => a,
-                Err(failed) => return Ok(failed),
-            };
-            crate::error::ret(lua, any!(s, x => x.bind(a)).map(|()| true))
-        });
+        m.add_method(
+            "bind",
+            |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
+                let s = s.live("s:bind")?;
+                let a = match resolve(
+                    lua,
+                    s,
+                    "s:bind",
+                    2,
+                    &(host, port, af),
+                    sock::AddrFlags::PASSIVE,
+                )? {
+                    Ok(a) => a,
+                    Err(failed) => return Ok(failed),
+                };
+                crate::error::ret(lua, any!(s, x => x.bind(a)).map(|()| true))
+            },
+        );
         m.add_method(
             "listen",
-            |lua, s, (backlog, host, port): (Option<f64>, LuaValue, LuaValue)| {
+            |lua, s, (backlog, host, port, af): (Option<f64>, LuaValue, LuaValue, LuaValue)| {
                 let t = s.live("tcp:listen")?.tcp("tcp:listen")?;
                 let backlog = backlog
                     .filter(|b| b.is_finite())
@@ -325,7 +332,7 @@ impl LuaUserData for LSock {
                     s,
                     "tcp:listen",
                     3,
-                    &(host, port),
+                    &(host, port, af),
                     sock::AddrFlags::PASSIVE,
                 )? {
                     Ok(a) => a,
