@@ -597,7 +597,9 @@ macro_rules! datagram_common {
             }
 
             /// Removes the peer set by [`connect`](Self::connect): datagrams
-            /// from anywhere arrive again. `not_connected` if there was none.
+            /// from anywhere arrive again. `not_connected` if there was none;
+            /// `not_supported` on a raw socket (Linux stops delivering to a
+            /// disconnected raw socket: make a new one).
             ///
             #[doc = $ex_disconnect]
             pub fn disconnect(&self) -> $crate::Result<()> {

@@ -67,17 +67,18 @@ let r = match sock::Raw::with_protocol(sock::Family::Inet, Some(sock::Protocol::
     Err(e) => return assert_eq!(e.name(), \"access_denied\"),
 };
 r.connect((\"127.0.0.1\", 0)).unwrap(); // only ICMP from 127.0.0.1 now
-r.connect((\"*\", 0)).unwrap(); // from anywhere again
-assert_eq!(r.disconnect().unwrap_err().name(), \"not_connected\");
+// Linux stops delivering to a disconnected raw socket: refused.
+assert_eq!(r.connect((\"*\", 0)).unwrap_err().name(), \"not_supported\");
 ```",
     disconnect: "```
 let r = match sock::Raw::with_protocol(sock::Family::Inet, Some(sock::Protocol::Icmp)) {
     Ok(s) => s,
     Err(e) => return assert_eq!(e.name(), \"access_denied\"),
 };
-r.connect((\"127.0.0.1\", 0)).unwrap();
-r.disconnect().unwrap();
 assert_eq!(r.disconnect().unwrap_err().name(), \"not_connected\");
+r.connect((\"127.0.0.1\", 0)).unwrap();
+// Linux stops delivering to a disconnected raw socket: refused.
+assert_eq!(r.disconnect().unwrap_err().name(), \"not_supported\");
 ```",
     send: "```
 let r = match sock::Raw::with_protocol(sock::Family::Inet, Some(sock::Protocol::Icmp)) {
