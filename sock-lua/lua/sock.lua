@@ -11,24 +11,33 @@ local M, R = ...
 
 local ffi = require'ffi'
 local yield, running, create = coroutine.yield, coroutine.running, coroutine.create
-local co_resume, co_wrap = coroutine.resume, coroutine.wrap
+-- The standard coroutine.resume and wrap (this chunk replaces the globals;
+-- R keeps the originals for every load of the module in this state).
+local co_resume, co_wrap = R.co_resume, R.co_wrap
 local type, error, select, tonumber, setmetatable = type, error, select, tonumber, setmetatable
 local traceback, xpcall = debug.traceback, xpcall
 
 local WAIT, TRANSFER, FAILED = R.WAIT, R.TRANSFER, R.FAILED
 local READ, WRITE = 0, 1
 
--- Coroutines scheduled by sock: sock threads and the generators they run
--- through the trampoline. Weak keys: a finished or abandoned one is garbage.
-local managed = setmetatable({}, {__mode = 'k'})
+-- The coroutines that sock threads are running now: the threads, and the
+-- generators they resumed through the trampoline, until those yield back.
+-- Their yields belong to the scheduler, so their I/O may wait and nobody else
+-- may resume them. Weak keys: an abandoned one is garbage. One set per Lua
+-- state, shared by every load of the module.
+local active = R.active
+local NOT_SUSPENDED = 'cannot resume non-suspended coroutine'
 
-local function argerr(func, pos, name, msg)
-	error(('%s: bad argument #%d \'%s\' (%s)'):format(func, pos, name, msg), 3)
+-- Raises a bad-argument error at the position of the code that called the
+-- API function `func`: `depth` is the number of helper functions between
+-- `func` and argerr (0 when `func` calls it itself).
+local function argerr(func, pos, name, msg, depth)
+	error(('%s: bad argument #%d \'%s\' (%s)'):format(func, pos, name, msg), 3 + (depth or 0))
 end
 
 local function in_thread()
 	local co = running()
-	return co and managed[co]
+	return co and active[co]
 end
 
 -- The wait of every blocking call: true, or nil, err, code, msg.
@@ -61,14 +70,24 @@ function M.onerror(f)
 	onerror = f
 end
 
-local function finish(ok, ...)
+local function finish(co, ok, ...)
+	active[co] = nil
 	if ok then return ... end
 	return FAILED, ...
 end
 
+-- The error of a thread, for onerror: a string gets the thread's traceback;
+-- sock's raised errors (userdata) already carry one and become their text;
+-- other values (tables) pass as they are.
+local function with_traceback(e)
+	if type(e) == 'string' then return traceback(e, 2) end
+	if type(e) == 'userdata' then return tostring(e) end
+	return e
+end
+
 local function body(f)
 	return function(...)
-		return finish(xpcall(f, traceback, ...))
+		return finish(running(), xpcall(f, with_traceback, ...))
 	end
 end
 
@@ -77,15 +96,15 @@ end
 function M.newthread(f, ...)
 	if type(f) ~= 'function' then argerr('sock.newthread', 1, 'func', 'function expected') end
 	local co = create(body(f))
-	managed[co] = true
-	R.spawn(co, ...)
+	active[co] = true
+	R.spawn(co, R.report, co_resume, ...)
 	return co
 end
 
 --- sock.currentthread() -> co: the running sock thread, or nil.
 function M.currentthread()
 	local co = running()
-	return co and managed[co] and co or nil
+	return co and active[co] and co or nil
 end
 
 --- sock.poll([timeout]) -> true | false, 'timeout' | false, 'empty'
@@ -103,6 +122,7 @@ M.clock = R.clock
 --- sock.sleep_until(t): sleeps until sock.clock() reaches t.
 function M.sleep_until(t)
 	if type(t) ~= 'number' then argerr('sock.sleep_until', 1, 't', 'number expected') end
+	if t ~= t then argerr('sock.sleep_until', 1, 't', 'NaN') end
 	local ok, err, code, msg = wait(nil, nil, t)
 	if err then return nil, err, code, msg end
 end
@@ -110,6 +130,7 @@ end
 --- sock.sleep(s): sleeps s seconds.
 function M.sleep(s)
 	if type(s) ~= 'number' then argerr('sock.sleep', 1, 's', 'number expected') end
+	if s ~= s then argerr('sock.sleep', 1, 's', 'NaN') end
 	return M.sleep_until(R.clock() + s)
 end
 
@@ -124,9 +145,24 @@ end
 
 -- coroutines inside threads: the trampoline -----------------------------------
 
+local function untransfer(co, ...)
+	active[co] = nil
+	return ...
+end
+
+-- Runs the generator co inside this thread until it yields, returns or
+-- raises: true, values... | false, err.
 local function transfer(co, ...)
-	managed[co] = true
-	return yield(TRANSFER, co, ...)
+	if active[co] then return false, NOT_SUSPENDED end
+	active[co] = true
+	return untransfer(co, yield(TRANSFER, co, ...))
+end
+
+-- coroutine.resume outside sock threads: refuses the coroutines that sock
+-- threads are running.
+local function resume(co, ...)
+	if active[co] then return false, NOT_SUSPENDED end
+	return co_resume(co, ...)
 end
 
 local function unwrap(ok, ...)
@@ -140,7 +176,7 @@ function M.cowrap(f)
 	if type(f) ~= 'function' then argerr('sock.cowrap', 1, 'f', 'function expected') end
 	local co = create(f)
 	return function(...)
-		if not in_thread() then return unwrap(co_resume(co, ...)) end
+		if not in_thread() then return unwrap(resume(co, ...)) end
 		return unwrap(transfer(co, ...))
 	end
 end
@@ -150,14 +186,14 @@ end
 -- Outside sock threads they are the standard ones.
 function coroutine.resume(co, ...)
 	if in_thread() and type(co) == 'thread' then return transfer(co, ...) end
-	return co_resume(co, ...)
+	return resume(co, ...)
 end
 
 function coroutine.wrap(f)
 	if not in_thread() then return co_wrap(f) end
 	local co = create(f)
 	return function(...)
-		if not in_thread() then return unwrap(co_resume(co, ...)) end
+		if not in_thread() then return unwrap(resume(co, ...)) end
 		return unwrap(transfer(co, ...))
 	end
 end
@@ -182,39 +218,43 @@ end
 -- address of pointer cdata), and the length. `recv`: a string is refused.
 local function bufarg(func, pos, buf, len, recv)
 	local t = type(buf)
-	if len ~= nil and (type(len) ~= 'number' or len < 0 or len ~= len) then
-		argerr(func, pos + 1, 'len', 'non-negative number expected')
+	if len ~= nil and (type(len) ~= 'number' or not (len >= 0 and len < 2^53)
+		or len % 1 ~= 0)
+	then
+		argerr(func, pos + 1, 'len', 'non-negative integer expected', 1)
 	end
 	if t == 'string' and not recv then
 		if not len then return buf, #buf end
-		if len > #buf then argerr(func, pos + 1, 'len', 'length exceeds the string') end
+		if len > #buf then argerr(func, pos + 1, 'len', 'length exceeds the string', 1) end
 		return buf, len
 	elseif t == 'cdata' then
 		if kind_of(buf) == 'pointer' then
-			if not len then argerr(func, pos + 1, 'len', 'a length is required with pointer cdata') end
-			if buf == nil then argerr(func, pos, 'buf', 'NULL pointer') end
+			if not len then argerr(func, pos + 1, 'len', 'a length is required with pointer cdata', 1) end
+			if buf == nil then argerr(func, pos, 'buf', 'NULL pointer', 1) end
 			return tonumber(ffi.cast(uintptr, buf)), len
 		end
 		local size = ffi.sizeof(buf)
 		if not len then return buf, size end
 		if len > size then
-			argerr(func, pos + 1, 'len', ('%d exceeds the buffer size %d'):format(len, size))
+			argerr(func, pos + 1, 'len', ('%d exceeds the buffer size %d'):format(len, size), 1)
 		end
 		return buf, len
 	end
-	argerr(func, pos, 'buf', (recv and 'cdata' or 'string or cdata') .. ' expected, got ' .. t)
+	argerr(func, pos, 'buf', (recv and 'cdata' or 'string or cdata') .. ' expected, got ' .. t, 1)
 end
 
 -- The seed's send/recv `flags` (MSG_*): none is supported yet, 0 is accepted.
 local function flagsarg(func, pos, flags)
 	if flags ~= nil and flags ~= 0 then
-		argerr(func, pos, 'flags', 'no send/recv flags are supported; pass nil or 0')
+		argerr(func, pos, 'flags', 'no send/recv flags are supported; pass nil or 0', 1)
 	end
 end
 
 local function expiresarg(func, pos, expires)
 	if expires ~= nil and type(expires) ~= 'number' then
-		argerr(func, pos, 'expires', 'number expected')
+		argerr(func, pos, 'expires', 'number expected', 1)
+	elseif expires ~= expires then
+		argerr(func, pos, 'expires', 'NaN', 1)
 	end
 end
 
@@ -251,7 +291,7 @@ M.raw = maker'raw'
 
 local function self_s(self, func)
 	local s = type(self) == 'table' and self._s
-	if not s then argerr(func, 1, 'self', 'socket expected') end
+	if not s then argerr(func, 1, 'self', 'socket expected', 1) end
 	return s
 end
 
@@ -358,6 +398,7 @@ end
 --- tcp:sendall(s|buf, [len], [expires]) -> true | nil, err, code, msg, sent
 function tcp:sendall(buf, len, expires)
 	local s = self_s(self, 'tcp:sendall')
+	if s:closed() then argerr('tcp:sendall', 1, 'self', 'socket is closed') end
 	buf, len = bufarg('tcp:sendall', 2, buf, len)
 	expiresarg('tcp:sendall', 4, expires)
 	local base -- the address of buf, computed on the rare second pass
@@ -386,6 +427,7 @@ end
 --- tcp:recvall(buf, len, [expires]) -> true | nil, err, code, msg, received
 function tcp:recvall(buf, len, expires)
 	local s = self_s(self, 'tcp:recvall')
+	if s:closed() then argerr('tcp:recvall', 1, 'self', 'socket is closed') end
 	if len == nil then argerr('tcp:recvall', 3, 'len', 'number expected') end
 	buf, len = bufarg('tcp:recvall', 2, buf, len, true)
 	expiresarg('tcp:recvall', 4, expires)

@@ -23,7 +23,13 @@
 //!
 //! A request is registered only once its yield reaches this future, so a yield
 //! that fails (across a C call boundary) leaves nothing stale behind.
+//!
+//! The future resumes coroutines through Lua's own `coroutine.resume`, so that
+//! an error value reaches the consumer (or `sock.onerror`) as it was raised,
+//! and it keeps the Lua values of a parked thread in a Lua table (its slot in
+//! the registry), not as mlua references: see [`LuaThread`].
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -37,6 +43,8 @@ use crate::error::{fail, usage_error};
 pub(crate) struct State {
     /// The loop of this Lua state.
     pub(crate) lp: Rc<sock::Loop>,
+    /// The key of the next thread in the registry table [`THREADS`].
+    next_id: Cell<i64>,
 }
 
 /// The loop of `lua`'s state.
@@ -47,14 +55,9 @@ pub(crate) fn lp(lua: &Lua) -> LuaResult<Rc<sock::Loop>> {
     }
 }
 
-/// The sentinels that mark requests in yields, and the error reporter.
-#[derive(Clone)]
-struct Protocol {
-    wait: LuaLightUserData,
-    transfer: LuaLightUserData,
-    failed: LuaLightUserData,
-    report: LuaFunction,
-}
+/// The registry table of the Lua values of the live threads: thread id ->
+/// slot (see [`LuaThread`]).
+const THREADS: &str = "sock.threads";
 
 /// What a suspended Lua thread waits for, and then what it is resumed with.
 enum Next {
@@ -64,13 +67,20 @@ enum Next {
     Yield(bool),
 }
 
-/// The future of one sock thread: a stack of coroutines, the consumer at the
-/// bottom and the generators it resumed through the trampoline above it.
+/// The future of one sock thread.
+///
+/// Its Lua values live in Lua, in its slot, the table `THREADS[id]`:
+/// `slot[1..depth]` is the stack of coroutines (the consumer at the bottom and
+/// the generators it resumed through the trampoline above it), `slot.report`
+/// the error reporter and `slot.resume` Lua's `coroutine.resume`. A parked
+/// thread holds no mlua reference: mlua keeps those on one auxiliary Lua
+/// stack, which LuaJIT limits to about 8000 slots, and that would cap the
+/// number of threads that can wait at once.
 struct LuaThread {
     lua: mlua::WeakLua,
-    stack: Vec<mlua::Thread>,
+    id: i64,
+    depth: usize,
     next: Next,
-    proto: Protocol,
 }
 
 impl LuaThread {
@@ -79,32 +89,32 @@ impl LuaThread {
     fn step(
         &mut self,
         lua: &Lua,
+        slot: &LuaTable,
         co: &mlua::Thread,
         r: LuaResult<LuaMultiValue>,
     ) -> LuaResult<bool> {
         let finished = co.status() != LuaThreadStatus::Resumable;
-        let vals = match r {
-            Ok(v) => v,
-            Err(e) => {
-                // A coroutine that raised without the xpcall wrapper (a plain
-                // generator): its error as a string.
-                self.stack.pop();
-                let msg = e.to_string();
-                if self.stack.is_empty() {
-                    self.report(lua, LuaValue::String(lua.create_string(&msg)?), co)?;
-                    return Ok(true);
-                }
-                self.next = Next::Resume((false, msg).into_lua_multi(lua)?);
-                return Ok(false);
+        // What `coroutine.resume` returned: true, values... or false, err.
+        let mut vals = r?;
+        if vals.pop_front() != Some(LuaValue::Boolean(true)) {
+            // A coroutine that raised without the xpcall wrapper (a plain
+            // generator): its error value, as it was raised.
+            self.pop(slot)?;
+            let err = vals.pop_front().unwrap_or(LuaValue::Nil);
+            if self.depth == 0 {
+                report(slot, err, co);
+                return Ok(true);
             }
-        };
+            self.next = Next::Resume((false, err).into_lua_multi(lua)?);
+            return Ok(false);
+        }
         if finished {
-            self.stack.pop();
-            let failed = is_mark(vals.front(), self.proto.failed);
-            if self.stack.is_empty() {
+            self.pop(slot)?;
+            let failed = is_mark(vals.front(), mark(FAILED));
+            if self.depth == 0 {
                 if failed {
                     let err = vals.get(1).cloned().unwrap_or(LuaValue::Nil);
-                    self.report(lua, err, co)?;
+                    report(slot, err, co);
                 }
                 return Ok(true);
             }
@@ -119,16 +129,15 @@ impl LuaThread {
             self.next = Next::Resume(out);
             return Ok(false);
         }
-        let mut vals = vals;
-        if is_mark(vals.front(), self.proto.wait) {
+        if is_mark(vals.front(), mark(WAIT)) {
             vals.pop_front();
-            self.next = wait_request(lua, vals)?;
-        } else if is_mark(vals.front(), self.proto.transfer) {
+            self.next = wait_request(vals)?;
+        } else if is_mark(vals.front(), mark(TRANSFER)) {
             vals.pop_front();
-            self.next = self.transfer(lua, vals)?;
-        } else if self.stack.len() > 1 {
+            self.next = self.transfer(lua, slot, vals)?;
+        } else if self.depth > 1 {
             // A generator yielded values to its consumer; it stays suspended.
-            self.stack.pop();
+            self.pop(slot)?;
             vals.push_front(LuaValue::Boolean(true));
             self.next = Next::Resume(vals);
         } else {
@@ -137,8 +146,15 @@ impl LuaThread {
         Ok(false)
     }
 
+    /// Removes the top coroutine of the stack.
+    fn pop(&mut self, slot: &LuaTable) -> LuaResult<()> {
+        slot.raw_set(self.depth, LuaValue::Nil)?;
+        self.depth -= 1;
+        Ok(())
+    }
+
     /// `TRANSFER, co, args...`: run the generator `co` for the coroutine on top.
-    fn transfer(&mut self, lua: &Lua, mut vals: LuaMultiValue) -> LuaResult<Next> {
+    fn transfer(&mut self, lua: &Lua, slot: &LuaTable, mut vals: LuaMultiValue) -> LuaResult<Next> {
         let co = match vals.pop_front() {
             Some(LuaValue::Thread(co)) => co,
             _ => return Err(usage_error("sock.cowrap", "transfer without a coroutine")),
@@ -147,19 +163,52 @@ impl LuaThread {
         if co.status() != LuaThreadStatus::Resumable {
             return refuse("cannot resume dead coroutine");
         }
-        if self.stack.iter().any(|c| c == &co) {
-            return refuse("cannot resume non-suspended coroutine");
+        for i in 1..=self.depth {
+            if slot.raw_get::<mlua::Thread>(i)? == co {
+                return refuse("cannot resume non-suspended coroutine");
+            }
         }
-        self.stack.push(co);
+        self.depth += 1;
+        slot.raw_set(self.depth, co)?;
         Ok(Next::Resume(vals))
     }
 
-    fn report(&self, lua: &Lua, err: LuaValue, co: &mlua::Thread) -> LuaResult<()> {
-        let _ = lua;
-        // A failing reporter must not take the loop down.
-        let _ = self.proto.report.call::<()>((err, co.clone()));
-        Ok(())
+    /// One step of the thread: resumes its top coroutine with `args` and
+    /// handles what comes out. Ok(true) when the thread is done.
+    fn run(&mut self, lua: &Lua, args: LuaMultiValue) -> LuaResult<bool> {
+        let threads: LuaTable = lua.named_registry_value(THREADS)?;
+        let slot: LuaTable = threads.raw_get(self.id)?;
+        let co: mlua::Thread = slot.raw_get(self.depth)?;
+        let resume: LuaFunction = slot.raw_get("resume")?;
+        let mut all = args;
+        all.push_front(LuaValue::Thread(co.clone()));
+        let r = resume.call::<LuaMultiValue>(all);
+        let done = self.step(lua, &slot, &co, r);
+        if !matches!(done, Ok(false)) {
+            threads.raw_set(self.id, LuaValue::Nil)?;
+        }
+        done
     }
+}
+
+/// Calls the reporter of the thread with its error.
+fn report(slot: &LuaTable, err: LuaValue, co: &mlua::Thread) {
+    // A failing reporter must not take the loop down.
+    if let Ok(f) = slot.raw_get::<LuaFunction>("report") {
+        let _ = f.call::<()>((err, co.clone()));
+    }
+}
+
+/// The sentinels that mark requests in yields.
+const WAIT: usize = 0;
+const TRANSFER: usize = 1;
+const FAILED: usize = 2;
+
+/// The sentinel `i` (`WAIT`, `TRANSFER`, `FAILED`): distinct addresses, the
+/// elements of a static, the same for every state and module load.
+fn mark(i: usize) -> LuaLightUserData {
+    static MARKS: [u8; 3] = [0; 3];
+    LuaLightUserData(&MARKS[i] as *const u8 as *mut _)
 }
 
 fn is_mark(v: Option<&LuaValue>, mark: LuaLightUserData) -> bool {
@@ -167,7 +216,7 @@ fn is_mark(v: Option<&LuaValue>, mark: LuaLightUserData) -> bool {
 }
 
 /// Parses `socket, dir, expires` (or `nil, nil, t` for a sleep).
-fn wait_request(lua: &Lua, vals: LuaMultiValue) -> LuaResult<Next> {
+fn wait_request(vals: LuaMultiValue) -> LuaResult<Next> {
     let mut it = vals.into_iter();
     let (obj, dir, expires) = (it.next(), it.next(), it.next());
     let expires = match expires {
@@ -186,10 +235,7 @@ fn wait_request(lua: &Lua, vals: LuaMultiValue) -> LuaResult<Next> {
         }
         _ => Ok(match expires {
             Some(t) => Next::Sleep(sock::sleep_until(t)),
-            None => {
-                let _ = lua;
-                Next::Yield(false)
-            }
+            None => Next::Yield(false),
         }),
     }
 }
@@ -200,9 +246,9 @@ impl Future for LuaThread {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         loop {
-            let Some(co) = this.stack.last().cloned() else {
+            if this.depth == 0 {
                 return Poll::Ready(());
-            };
+            }
             // The state is gone (closed with this thread still parked): done.
             let Some(lua) = this.lua.try_upgrade() else {
                 return Poll::Ready(());
@@ -235,8 +281,7 @@ impl Future for LuaThread {
                 }
             };
             this.next = Next::Resume(LuaMultiValue::new());
-            let r = co.resume::<LuaMultiValue>(args);
-            match this.step(&lua, &co, r) {
+            match this.run(&lua, args) {
                 Ok(false) => continue,
                 Ok(true) | Err(_) => return Poll::Ready(()),
             }
@@ -244,20 +289,36 @@ impl Future for LuaThread {
     }
 }
 
-/// `R.spawn(co, ...)`: starts the coroutine `co` as a sock thread at once.
-fn spawn(lua: &Lua, (co, args): (mlua::Thread, LuaMultiValue)) -> LuaResult<()> {
-    let r: LuaTable = lua.named_registry_value("sock.R")?;
-    let proto = Protocol {
-        wait: r.get("WAIT")?,
-        transfer: r.get("TRANSFER")?,
-        failed: r.get("FAILED")?,
-        report: r.get("report")?,
+/// `R.spawn(co, report, resume, ...)`: starts the coroutine `co` as a sock
+/// thread at once; `report(err, co)` receives its error if it raises, and
+/// `resume` is Lua's `coroutine.resume` (which, unlike a resume from Rust,
+/// returns an error value as it was raised). Both come with each thread, from
+/// the module table that made it: after a reload (`package.loaded.sock = nil;
+/// require'sock'`) each module's threads still report to that module's
+/// `sock.onerror`.
+fn spawn(
+    lua: &Lua,
+    (co, report, resume, args): (mlua::Thread, LuaFunction, LuaFunction, LuaMultiValue),
+) -> LuaResult<()> {
+    let id = match lua.app_data_ref::<State>() {
+        Some(s) => {
+            let id = s.next_id.get();
+            s.next_id.set(id + 1);
+            id
+        }
+        None => return Err(usage_error("sock", "module not initialized")),
     };
+    let slot = lua.create_table()?;
+    slot.raw_set(1, co)?;
+    slot.raw_set("report", report)?;
+    slot.raw_set("resume", resume)?;
+    let threads: LuaTable = lua.named_registry_value(THREADS)?;
+    threads.raw_set(id, slot)?;
     let fut = LuaThread {
         lua: lua.weak(),
-        stack: vec![co],
+        id,
+        depth: 1,
         next: Next::Resume(args),
-        proto,
     };
     lp(lua)?.enter(|| {
         sock::newthread(fut);
@@ -289,22 +350,57 @@ fn start(lua: &Lua, (): ()) -> LuaResult<LuaMultiValue> {
     }
 }
 
+/// The value kept in the registry under `key`, made by `make` the first time.
+fn per_state<T: FromLua + IntoLua + Clone>(
+    lua: &Lua,
+    key: &str,
+    make: impl FnOnce() -> LuaResult<T>,
+) -> LuaResult<T> {
+    if let Some(v) = lua.named_registry_value::<Option<T>>(key)? {
+        return Ok(v);
+    }
+    let v = make()?;
+    lua.set_named_registry_value(key, v.clone())?;
+    Ok(v)
+}
+
 /// Adds the scheduler's primitives to `R` and this state's loop.
 pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     if lua.app_data_ref::<State>().is_none() {
         lua.set_app_data(State {
             lp: Rc::new(sock::Loop::new()),
+            next_id: Cell::new(1),
         });
     }
-    // Distinct addresses for the sentinels: fields of a static.
-    static MARKS: [u8; 3] = [0; 3];
-    r.set("WAIT", LuaLightUserData(&MARKS[0] as *const u8 as *mut _))?;
+    r.set("WAIT", mark(WAIT))?;
+    r.set("TRANSFER", mark(TRANSFER))?;
+    r.set("FAILED", mark(FAILED))?;
+    per_state(lua, THREADS, || lua.create_table())?;
+    // Shared by every load of the module in this state (a reload must agree
+    // with the threads of the first): the standard coroutine functions, as
+    // they were before the first load replaced them, and the weak set of the
+    // coroutines that sock threads are running now.
+    let coroutine: LuaTable = lua.globals().get("coroutine")?;
     r.set(
-        "TRANSFER",
-        LuaLightUserData(&MARKS[1] as *const u8 as *mut _),
+        "co_resume",
+        per_state(lua, "sock.coroutine.resume", || {
+            coroutine.get::<LuaFunction>("resume")
+        })?,
     )?;
-    r.set("FAILED", LuaLightUserData(&MARKS[2] as *const u8 as *mut _))?;
-    lua.set_named_registry_value("sock.R", r.clone())?;
+    r.set(
+        "co_wrap",
+        per_state(lua, "sock.coroutine.wrap", || {
+            coroutine.get::<LuaFunction>("wrap")
+        })?,
+    )?;
+    let weak_keys = || {
+        let t = lua.create_table()?;
+        let mt = lua.create_table()?;
+        mt.set("__mode", "k")?;
+        t.set_metatable(Some(mt))?;
+        Ok(t)
+    };
+    r.set("active", per_state(lua, "sock.active", weak_keys)?)?;
     r.set("spawn", lua.create_function(spawn)?)?;
     r.set("poll", lua.create_function(poll)?)?;
     r.set("start", lua.create_function(start)?)?;

@@ -341,20 +341,23 @@ impl LuaUserData for LSock {
                 crate::error::ret(lua, t.listen(backlog, a).map(|()| true))
             },
         );
-        m.add_method("shutdown", |lua, s, how: Option<String>| {
+        m.add_method("shutdown", |lua, s, how: LuaValue| {
             let t = s.live("tcp:shutdown")?.tcp("tcp:shutdown")?;
-            let how: Shutdown = match how.as_deref().unwrap_or("rw").parse() {
-                Ok(h) => h,
-                Err(_) => {
-                    return Err(
-                        Arg::new("tcp:shutdown", 2, "how").error("'r', 'w' or 'rw' expected")
-                    )
-                }
+            let arg = Arg::new("tcp:shutdown", 2, "how");
+            let how: Shutdown = match &how {
+                LuaValue::Nil => Shutdown::Both,
+                LuaValue::String(h) => match h.to_str()?.parse() {
+                    Ok(h) => h,
+                    Err(_) => return Err(arg.error("'r', 'w' or 'rw' expected")),
+                },
+                other => return Err(arg.type_error("'r', 'w' or 'rw'", other)),
             };
             crate::error::ret(lua, t.shutdown(how).map(|()| true))
         });
-        m.add_method("setopt", |lua, s, (name, val): (String, LuaValue)| {
+        m.add_method("setopt", |lua, s, (name, val): (LuaValue, LuaValue)| {
             let s = s.live("s:setopt")?;
+            let opt = Arg::new("s:setopt", 2, "opt");
+            let name = opt_name(&name, opt)?;
             let v = match &val {
                 LuaValue::Boolean(b) => sock::OptVal::Bool(*b),
                 LuaValue::Integer(i) => sock::OptVal::Int(*i),
@@ -370,21 +373,31 @@ impl LuaUserData for LSock {
             };
             match any!(s, x => x.setopt(&name, v)) {
                 Ok(()) => true.into_lua_multi(lua),
+                // A usage error: about the name (unknown, read-only) or the value.
                 Err(e) if e.kind() == sock::ErrorKind::InvalidArgument && e.code() == 0 => {
-                    Err(Arg::new("s:setopt", 2, "opt").error(e.message()))
+                    let about_name = !sock::opt::names().any(|n| n == name)
+                        || e.message().ends_with("read-only");
+                    let arg = if about_name {
+                        opt
+                    } else {
+                        Arg::new("s:setopt", 3, "value")
+                    };
+                    Err(arg.error(e.message()))
                 }
                 Err(e) => fail(lua, &e),
             }
         });
-        m.add_method("getopt", |lua, s, name: String| {
+        m.add_method("getopt", |lua, s, name: LuaValue| {
             let s = s.live("s:getopt")?;
+            let opt = Arg::new("s:getopt", 2, "opt");
+            let name = opt_name(&name, opt)?;
             match any!(s, x => x.getopt(&name)) {
                 Ok(sock::OptVal::Bool(b)) => b.into_lua_multi(lua),
                 Ok(sock::OptVal::Int(i)) => (i as f64).into_lua_multi(lua),
                 Ok(sock::OptVal::Secs(x)) => x.into_lua_multi(lua),
                 Ok(sock::OptVal::Str(st)) => st.as_ref().into_lua_multi(lua),
                 Err(e) if e.kind() == sock::ErrorKind::InvalidArgument && e.code() == 0 => {
-                    Err(Arg::new("s:getopt", 2, "opt").error(e.message()))
+                    Err(opt.error(e.message()))
                 }
                 Err(e) => fail(lua, &e),
             }
@@ -398,20 +411,28 @@ impl LuaUserData for LSock {
         m.add_method("family", |_, s, ()| Ok(s.family().name()));
         m.add_method("protocol", |_, s, ()| Ok(any!(s, x => x.protocol()).name()));
         m.add_method("local_addr", |lua, s, ()| {
-            let s = s.live("s:local_addr")?;
+            let s = s.live("s:getsockname")?;
             match any!(s, x => x.local_addr()) {
                 Ok(sa) => addr::new_sa(lua, sa)?.into_lua_multi(lua),
                 Err(e) => fail(lua, &e),
             }
         });
         m.add_method("peer_addr", |lua, s, ()| {
-            let s = s.live("s:peer_addr")?;
+            let s = s.live("s:getpeername")?;
             match any!(s, x => x.peer_addr()) {
                 Ok(sa) => addr::new_sa(lua, sa)?.into_lua_multi(lua),
                 Err(e) => fail(lua, &e),
             }
         });
         m.add_method("fd", |_, s, ()| Ok(any!(s, x => x.as_raw_fd())));
+    }
+}
+
+/// An option name: a string (`s:setopt`, `s:getopt`).
+fn opt_name(v: &LuaValue, arg: Arg) -> LuaResult<String> {
+    match v {
+        LuaValue::String(st) => Ok(st.to_str()?.to_string()),
+        other => Err(arg.type_error("string", other)),
     }
 }
 
