@@ -533,7 +533,12 @@ fn lookup(host: &str, service: &str, hints: &Hints) -> Result<AddrList> {
         ));
     }
     if hints.family == Some(Family::Unix) {
-        let addr = SockAddr::unix(host)?;
+        // '*' is the unnamed address: `bind` then picks an abstract name
+        // (Linux's autobind) and a datagram `connect` removes the peer.
+        let addr = match host {
+            "*" => SockAddr(crate::sys::socket::unnamed_unix()),
+            path => SockAddr::unix(path)?,
+        };
         let socket_type = hints.socket_type.unwrap_or(SocketType::Tcp);
         return Ok(AddrList::from_sockaddr(addr, socket_type));
     }

@@ -178,6 +178,9 @@ error_kinds! {
     LookupFailed => "lookup_failed",
     /// The service (port name) is not known for this socket type (`EAI_SERVICE`).
     ServiceNotFound => "service_not_found",
+    /// No such file or directory: a Unix-domain socket path that does not
+    /// exist (`ENOENT`).
+    NotFound => "not_found",
     /// Any other OS error; see [`Error::code`] and the message.
     Other => "error",
 }
@@ -485,7 +488,8 @@ mod tests {
         assert_eq!(Error::from_errno(libc::EACCES).name(), "access_denied");
         assert_eq!(Error::from_errno(libc::EPERM).name(), "access_denied");
         assert_eq!(Error::from_errno(libc::EPIPE).name(), "broken_pipe");
-        assert_eq!(Error::from_errno(libc::ENOENT).name(), "error");
+        assert_eq!(Error::from_errno(libc::ENOENT).name(), "not_found");
+        assert_eq!(Error::from_errno(libc::EDOM).name(), "error");
     }
 
     #[test]

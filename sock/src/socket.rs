@@ -328,7 +328,9 @@ impl Socket {
     pub(crate) fn connect_datagram(&self, addr: impl ToAddr) -> Result<()> {
         let list = addr.to_addr(&self.hints(AddrFlags::empty()))?;
         let sa = list.first().addr();
-        if sa.ip().is_some_and(|ip| ip.to_std().is_unspecified()) && sa.port() == 0 {
+        let any_ip = sa.ip().is_some_and(|ip| ip.to_std().is_unspecified()) && sa.port() == 0;
+        let unnamed = sa.try_family() == Some(Family::Unix) && sa.unix_name().is_none();
+        if any_ip || unnamed {
             return self.disconnect_datagram();
         }
         self.call(|s| s.connect(sa.as_socket2()))?;

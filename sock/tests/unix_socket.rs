@@ -454,7 +454,7 @@ fn thousand_clients_echo_through_one_unix_server() {
 
 /// Connecting where nobody listens: a stale socket file, a socket that is
 /// bound but not listening, and a regular file are connection_refused; a
-/// missing path is ENOENT, which has no normalized name: "error".
+/// missing path is not_found (ENOENT).
 #[test]
 fn connect_where_nobody_listens() {
     let dir = TempDir::new();
@@ -483,7 +483,11 @@ fn connect_where_nobody_listens() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), libc::ENOENT, "{e}");
-        assert_eq!((e.kind(), e.name()), (ErrorKind::Other, "error"), "{e}");
+        assert_eq!(
+            (e.kind(), e.name()),
+            (ErrorKind::NotFound, "not_found"),
+            "{e}"
+        );
         // Datagrams: the same answers from sendto.
         let u = Udp::new(Family::Unix)?;
         let e = u
@@ -496,7 +500,31 @@ fn connect_where_nobody_listens() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), libc::ENOENT, "{e}");
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
         Ok(())
     });
     assert!(Path::new(&dir.0).exists());
+}
+
+/// `("*", 0)` on a Unix datagram socket is the unnamed address: `connect`
+/// with it removes the peer (and a second time is `not_connected`).
+#[test]
+fn unix_datagram_connect_star_unfilters() {
+    let dir = TempDir::new();
+    let (p1, p2) = (dir.path("a.sock"), dir.path("b.sock"));
+    run(5.0, async move {
+        let a = Udp::new(Family::Unix)?;
+        a.bind((p1.as_str(), 0))?;
+        let b = Udp::new(Family::Unix)?;
+        b.bind((p2.as_str(), 0))?;
+        a.connect((p2.as_str(), 0))?;
+        assert!(a.peer_addr().is_ok());
+        a.connect(("*", 0))?;
+        assert_eq!(a.peer_addr().unwrap_err().kind(), ErrorKind::NotConnected);
+        assert_eq!(
+            a.connect(("*", 0)).unwrap_err().kind(),
+            ErrorKind::NotConnected
+        );
+        Ok(())
+    });
 }

@@ -25,6 +25,7 @@ pub(crate) fn error_kind(code: i32) -> ErrorKind {
         libc::ENOBUFS | libc::ENOMEM => ErrorKind::NoBufferSpace,
         libc::ETIMEDOUT => ErrorKind::Timeout,
         libc::EBADF => ErrorKind::Closed,
+        libc::ENOENT => ErrorKind::NotFound,
         libc::EOPNOTSUPP
         | libc::ENOPROTOOPT
         | libc::EPROTONOSUPPORT

@@ -182,7 +182,7 @@ pub(crate) fn recv_datagram(
 }
 
 /// The address of an unnamed Unix-domain socket: only the family.
-fn unnamed_unix() -> SockAddr {
+pub(crate) fn unnamed_unix() -> SockAddr {
     // SAFETY: `try_init` gives zeroed storage of the right size; writing the
     // family through the `sockaddr` view of it and reporting the length of the
     // family field alone is how the kernel describes an unnamed socket.
