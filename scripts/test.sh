@@ -44,6 +44,9 @@ cargo test -p sock --doc
 step "demo (short run)"
 cargo run --release -q -p sock-examples --example demo -- 50 0.3
 
+step "Lua module and its examples (release build)"
+bash scripts/check-lua-examples.sh
+
 step "test suite, portable backend (polling crate)"
 cargo nextest run -p sock --features portable
 
