@@ -1,0 +1,77 @@
+-- sock_server.lua: the benchmark's sock server from LuaJIT (the module built
+-- by scripts/build-lua.sh), written the idiomatic way: a sock thread per
+-- connection, a cdata buffer per connection, recv into it, sendall from it.
+--
+--   LUA_CPATH='target/lua/?.so;;' luajit sock_server.lua ECHO_PORT HTTP_PORT
+local sock = require'sock'
+local ffi = require'ffi'
+local C = ffi.C
+local common = dofile(arg[0]:gsub('[^/]*$', '') .. 'common.lua')
+
+ffi.cdef[[
+void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen);
+void *memmove(void *dest, const void *src, size_t n);
+]]
+
+local BUF = common.BUF
+local echo_port, http_port = common.ports()
+
+local function echo(c)
+	local buf = ffi.new('uint8_t[?]', BUF)
+	while true do
+		local n = c:recv(buf, BUF)
+		if not n or n == 0 then break end
+		if not c:sendall(buf, n) then break end
+	end
+	c:close()
+end
+
+-- Requests are split where their header ends (memmem on the cdata buffer);
+-- only a request's header becomes a string, to look for Connection: close.
+local function http(c)
+	local buf = ffi.new('uint8_t[?]', BUF)
+	local len = 0
+	while true do
+		local n = c:recv(buf + len, BUF - len)
+		if not n or n == 0 then break end
+		len = len + n
+		local pos, out, close = 0, nil, false
+		while true do
+			local p = C.memmem(buf + pos, len - pos, '\r\n\r\n', 4)
+			if p == nil then break end
+			local e = ffi.cast('uint8_t*', p) - buf + 4
+			close = common.wants_close(ffi.string(buf + pos, e - pos))
+			local a = close and common.CLOSE or common.KEEP
+			out = out and out .. a or a
+			pos = e
+			if close then break end
+		end
+		if out and not c:sendall(out) then break end
+		if close or (pos == 0 and len == BUF) then break end
+		len = len - pos
+		if len > 0 and pos > 0 then C.memmove(buf, buf + pos, len) end
+	end
+	c:close()
+end
+
+local function serve(port, handler)
+	local s = assert(sock.tcp())
+	assert(s:setopt('so_reuseaddr', true))
+	assert(s:listen(common.BACKLOG, '127.0.0.1', port))
+	sock.newthread(function()
+		while true do
+			local c, err = s:accept()
+			if c then
+				c:setopt('tcp_nodelay', true)
+				sock.newthread(handler, c)
+			else
+				io.stderr:write('accept: ', tostring(err), '\n')
+				sock.sleep(0.1)
+			end
+		end
+	end)
+end
+
+serve(echo_port, echo)
+serve(http_port, http)
+sock.start()
