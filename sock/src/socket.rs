@@ -38,7 +38,8 @@ pub(crate) struct Socket {
     flags: Cell<u8>,
     /// The file a Unix-domain socket created by binding to a path, with its
     /// device and inode: removed on close if it is still that file.
-    unix_file: RefCell<Option<(PathBuf, u64, u64)>>,
+    /// (Boxed: few sockets have one, and every connection pays for the field.)
+    unix_file: RefCell<Option<Box<(PathBuf, u64, u64)>>>,
     /// Registered with this OS thread's loop: not `Send`.
     _not_send: PhantomData<*const ()>,
 }
@@ -158,7 +159,8 @@ impl Socket {
             let _ = s.set_linger(None);
         }
         drop(s);
-        if let Some((path, dev, ino)) = self.unix_file.borrow_mut().take() {
+        if let Some(file) = self.unix_file.borrow_mut().take() {
+            let (path, dev, ino) = *file;
             if let Ok(m) = std::fs::symlink_metadata(&path) {
                 if (m.dev(), m.ino()) == (dev, ino) {
                     let _ = std::fs::remove_file(&path);
@@ -174,7 +176,7 @@ impl Socket {
         self.set_flag(BOUND, true);
         if let Some(path) = sa.path() {
             if let Ok(m) = std::fs::symlink_metadata(&path) {
-                *self.unix_file.borrow_mut() = Some((path, m.dev(), m.ino()));
+                *self.unix_file.borrow_mut() = Some(Box::new((path, m.dev(), m.ino())));
             }
         }
         Ok(())

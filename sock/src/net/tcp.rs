@@ -57,7 +57,8 @@ pub struct Tcp {
     s: Socket,
     /// A listener's local address when it is not a wildcard: every accepted
     /// connection has it as its local address, without a `getsockname`.
-    listen_addr: RefCell<Option<SockAddr>>,
+    /// (Boxed: most sockets are not listeners, and every connection has one.)
+    listen_addr: RefCell<Option<Box<SockAddr>>>,
 }
 
 /// Which direction [`Tcp::shutdown`] closes: the seed's `'r'`, `'w'`, `'rw'`.
@@ -194,7 +195,7 @@ impl Tcp {
         self.s.set_listening();
         let local = self.s.local_addr()?;
         let specific = local.ip().is_some_and(|ip| !ip.to_std().is_unspecified());
-        *self.listen_addr.borrow_mut() = specific.then_some(local);
+        *self.listen_addr.borrow_mut() = specific.then(|| Box::new(local));
         Ok(())
     }
 
@@ -403,7 +404,7 @@ impl Tcp {
             listen_addr: RefCell::new(None),
         };
         let local = match &*self.listen_addr.borrow() {
-            Some(a) => a.clone(),
+            Some(a) => SockAddr::clone(a),
             None => conn.local_addr()?,
         };
         Ok(Some((conn, SockAddr::from(remote), local)))
