@@ -2,8 +2,9 @@
 -- Called by the module's loader as chunk(M, R): M is the module table being
 -- built, R the Rust primitives (src/sched.rs, src/socket.rs).
 --
--- Every blocking call is a loop: one non-blocking attempt through a Rust
--- primitive (a result, `false` for "would block", or nil, err, code, msg), and
+-- Every blocking call is a loop: one non-blocking attempt (send and recv:
+-- through the FFI fast path of src/fast.rs, the rest through a Rust
+-- primitive: a result, `false` for "would block", or nil, err, code, msg), and
 -- on "would block" a yield of the wait request to the scheduler, which parks
 -- this thread on the socket (or a deadline) and resumes it with `true` (try
 -- again) or nil, err, code, msg (timeout, closed).
@@ -40,13 +41,16 @@ local function in_thread()
 	return co and active[co]
 end
 
--- The wait of every blocking call: true, or nil, err, code, msg.
-local function wait(s, dir, expires)
+-- The wait of every blocking call: true, or nil, err, code, msg. `h`: the
+-- handle (`_h`) of the socket to wait on, or nil for a sleep until `expires`
+-- (the scheduler checks the handle, src/fast.rs: one that names no socket
+-- fails the wait with 'closed').
+local function wait(h, dir, expires)
 	if not in_thread() then
 		return nil, 'not_in_thread', 0,
 			'I/O called outside a sock thread (start one with sock.newthread)'
 	end
-	return yield(WAIT, s, dir, expires)
+	return yield(WAIT, h, dir, expires)
 end
 
 -- threads -------------------------------------------------------------------
@@ -97,7 +101,7 @@ function M.newthread(f, ...)
 	if type(f) ~= 'function' then argerr('sock.newthread', 1, 'func', 'function expected') end
 	local co = create(body(f))
 	active[co] = true
-	R.spawn(co, R.report, co_resume, ...)
+	R.spawn(co, R.report, ...)
 	return co
 end
 
@@ -200,22 +204,50 @@ end
 
 -- buffers ---------------------------------------------------------------------
 
+-- Buffers go to the FFI fast path (src/fast.rs) as what FFI converts to a
+-- `const void *`: a string (its bytes), an array or a struct (its address), a
+-- pointer (its value). Boxed scalars (`ffi.new'int64_t'`), which FFI does not
+-- convert to a pointer, go by the address of their payload (R.address).
 local uintptr = ffi.typeof'uintptr_t'
-local kinds = {} -- ctype id -> 'array' | 'pointer'
+local bytep = ffi.typeof'const uint8_t *'
+local kinds = {} -- ctype id -> 'pointer' | 'array' | 'vla' | 'ref' | 'struct' | 'scalar'
 
 local function kind_of(buf)
-	local ct = ffi.typeof(buf)
-	local id = tonumber(ct)
+	local id = tonumber(ffi.typeof(buf))
 	local k = kinds[id]
 	if not k then
-		k = tostring(ct):find('%*') and 'pointer' or 'array'
+		-- By the outermost declarator of the type's name: `T *`, `T (*)[n]`
+		-- are pointers; `T &`, `T (&)[n]` references; `T *[n]` an array.
+		local name = tostring(ffi.typeof(buf))
+		k = (name:find('*>', 1, true) or name:find('(*)', 1, true)) and 'pointer'
+			or (name:find('&>', 1, true) or name:find('(&)', 1, true)) and 'ref'
+			or name:find('[?]>', 1, true) and 'vla'
+			or name:find(']>', 1, true) and 'array'
+			or (name:find('^ctype<struct') or name:find('^ctype<union')) and 'struct'
+			or 'scalar'
 		kinds[id] = k
 	end
 	return k
 end
 
--- buf, len -> what the Rust primitive takes (the cdata, a string, or the
--- address of pointer cdata), and the length. `recv`: a string is refused.
+-- The sizes of variable-length arrays: `ffi.sizeof` of a VLA is not compiled
+-- (the trace aborts, and after a few aborts the calling function is
+-- blacklisted: every send and recv would run in the interpreter). Weak keys:
+-- an entry goes with its buffer.
+local vla_sizes = setmetatable({}, {__mode = 'k'})
+
+local function sizeof(buf, k)
+	if k ~= 'vla' then return ffi.sizeof(buf) end
+	local size = vla_sizes[buf]
+	if not size then
+		size = ffi.sizeof(buf)
+		vla_sizes[buf] = size
+	end
+	return size
+end
+
+-- buf, len -> the buffer for the fast path (see above) and the length.
+-- `recv`: a string is refused.
 local function bufarg(func, pos, buf, len, recv)
 	local t = type(buf)
 	if len ~= nil and (type(len) ~= 'number' or not (len >= 0 and len < 2^53)
@@ -228,19 +260,33 @@ local function bufarg(func, pos, buf, len, recv)
 		if len > #buf then argerr(func, pos + 1, 'len', 'length exceeds the string', 1) end
 		return buf, len
 	elseif t == 'cdata' then
-		if kind_of(buf) == 'pointer' then
+		local k = kind_of(buf)
+		if k == 'pointer' then
 			if not len then argerr(func, pos + 1, 'len', 'a length is required with pointer cdata', 1) end
 			if buf == nil then argerr(func, pos, 'buf', 'NULL pointer', 1) end
-			return tonumber(ffi.cast(uintptr, buf)), len
+			return buf, len
 		end
-		local size = ffi.sizeof(buf)
-		if not len then return buf, size end
-		if len > size then
+		local size = sizeof(buf, k)
+		if len and len > size then
 			argerr(func, pos + 1, 'len', ('%d exceeds the buffer size %d'):format(len, size), 1)
 		end
-		return buf, len
+		if k == 'scalar' then buf = ffi.cast(bytep, R.address(buf)) end
+		return buf, len or size
 	end
 	argerr(func, pos, 'buf', (recv and 'cdata' or 'string or cdata') .. ' expected, got ' .. t, 1)
+end
+
+-- A buffer from bufarg, as the mlua methods (try_sendto, try_recvnext) take
+-- it: a string, array or struct cdata (lua_topointer is its address), or an
+-- address as a number.
+local function mlua_buf(buf)
+	if type(buf) == 'cdata' then
+		local k = kind_of(buf)
+		if k == 'pointer' or k == 'ref' then
+			return tonumber(ffi.cast(uintptr, ffi.cast(bytep, buf)))
+		end
+	end
+	return buf
 end
 
 -- The seed's send/recv `flags` (MSG_*): none is supported yet, 0 is accepted.
@@ -260,6 +306,26 @@ end
 
 -- sockets -----------------------------------------------------------------------
 
+-- A socket object is a table {_s = the Rust userdata (src/socket.rs), _h =
+-- its handle for the FFI fast path}: a number naming the socket in the
+-- handle table of src/fast.rs, which checks it on every call (a handle that
+-- names no live socket acts as a closed socket).
+--
+-- The fast path: send and recv attempts as FFI calls (compiled by the JIT to
+-- plain calls), each returning n >= 0 (bytes), WOULD_BLOCK, CLOSED (raise),
+-- or FAILED: R.failed(func, [done]) then gives nil, err, code, msg[, done].
+local fast_io = ffi.typeof'int (*)(uint64_t, const void *, size_t, size_t)'
+local fast_send = ffi.cast(fast_io, R.fast.send)
+local fast_recv = ffi.cast(fast_io, R.fast.recv)
+local fast_live = ffi.cast(ffi.typeof'int (*)(uint64_t)', R.fast.live)
+local WOULD_BLOCK, CLOSED = R.fast.WOULD_BLOCK, R.fast.CLOSED
+local failed = R.failed
+
+-- As the mlua methods raise it (no position: the text starts with func).
+local function closed_error(func)
+	error(func .. ": bad argument #1 'self' (socket is closed)", 0)
+end
+
 local socket = {} -- methods shared by tcp, udp, raw
 local tcp = setmetatable({}, {__index = socket})
 local udp = setmetatable({}, {__index = socket})
@@ -273,15 +339,16 @@ for name, mt in pairs(mts) do
 	mt.__tostring = function(self) return 'sock.' .. name .. ' (' .. tostring(self._s:fd()) .. ')' end
 end
 
-local function wrap(kind, s)
-	return setmetatable({_s = s}, mts[kind])
+-- s: the userdata, h: its handle (R.socket and try_accept give both).
+local function wrap(kind, s, h)
+	return setmetatable({_s = s, _h = h}, mts[kind])
 end
 
 local function maker(kind)
 	return function(family, protocol)
 		local s, err, code, msg = R.socket(kind, family, protocol)
 		if not s then return nil, err, code, msg end
-		return wrap(kind, s)
+		return wrap(kind, s, err)
 	end
 end
 
@@ -310,35 +377,103 @@ function socket:bind(host, port, af)
 	return self_s(self, 's:bind'):bind(host, port, af)
 end
 
---- s:send(s|buf, [len], [expires]) -> len
-function socket:send(buf, len, expires, flags)
-	local s = self_s(self, 's:send')
-	buf, len = bufarg('s:send', 2, buf, len)
-	expiresarg('s:send', 4, expires)
-	flagsarg('s:send', 5, flags)
+-- The blocking calls: an attempt, and on WOULD_BLOCK a wait and another
+-- attempt, until one does not block.
+--
+-- The send/recv family (fast path) is shaped for LuaJIT's JIT compiler:
+--
+-- * the first attempt is inline, and the rest is in a *_wait function (the
+--   wait, then the next attempt) that goes on by tail calls rather than a
+--   loop: the JIT compiles a call from its entry, and a function whose entry
+--   trace meets a loop that is not hot ("inner loop in root trace") is
+--   blacklisted after a few tries and then runs in the interpreter, FFI calls
+--   and all;
+-- * the attempt after a wait is in a function of its own (*_again): the code
+--   that runs right after a resume is interpreted until it calls into
+--   compiled code, and an FFI call from the interpreter costs several times a
+--   compiled one (about 15 % of the user time of a ping-pong).
+--
+-- f: fast_send or fast_recv, dir: READ or WRITE (its wait), func: the name
+-- for errors, h: the handle, n: the result of the attempt that blocked or
+-- failed.
+
+local io_wait
+
+local function io_again(f, dir, func, h, buf, len, expires)
+	return io_wait(f, dir, func, h, buf, len, expires, f(h, buf, 0, len))
+end
+
+function io_wait(f, dir, func, h, buf, len, expires, n)
+	if n >= 0 then return n end
+	if n ~= WOULD_BLOCK then
+		if n == CLOSED then closed_error(func) end
+		return failed(func)
+	end
+	local ok, err, code, msg = wait(h, dir, expires)
+	if not ok then return nil, err, code, msg end
+	return io_again(f, dir, func, h, buf, len, expires)
+end
+
+-- The same for sendall/recvall: done, the bytes moved so far.
+local all_wait
+
+local function all_again(f, dir, func, h, buf, len, expires, done)
+	return all_wait(f, dir, func, h, buf, len, expires, done, f(h, buf, done, len - done))
+end
+
+function all_wait(f, dir, func, h, buf, len, expires, done, n)
+	if n > 0 then
+		done = done + n
+		if done == len then return true end
+	elseif n == 0 then
+		if dir == READ then
+			return nil, 'eof', 0, 'end of stream before all bytes were received', done
+		end
+	elseif n ~= WOULD_BLOCK then
+		if n == CLOSED then closed_error(func) end
+		return failed(func, done)
+	else
+		local ok, e, c, m = wait(h, dir, expires)
+		if not ok then return nil, e, c, m, done end
+	end
+	return all_again(f, dir, func, h, buf, len, expires, done)
+end
+
+-- The rest (accept, sendto, recvnext) makes its attempts through an mlua
+-- method: attempt(a, ...) gives its results, false (would block), or nil,
+-- err, code, msg.
+local function blocking(h, dir, expires, attempt, a, b, c, d, e, f)
 	while true do
-		local n, err, code, msg = s:try_send(buf, len)
-		if n then return n end
-		if n == nil then return nil, err, code, msg end
-		local ok, err, code, msg = wait(s, WRITE, expires)
+		local r1, r2, r3, r4, r5 = attempt(a, b, c, d, e, f)
+		if r1 ~= false then return r1, r2, r3, r4, r5 end
+		local ok, err, code, msg = wait(h, dir, expires)
 		if not ok then return nil, err, code, msg end
 	end
 end
 
+--- s:send(s|buf, [len], [expires]) -> len
+function socket:send(buf, len, expires, flags)
+	self_s(self, 's:send')
+	buf, len = bufarg('s:send', 2, buf, len)
+	expiresarg('s:send', 4, expires)
+	flagsarg('s:send', 5, flags)
+	local h = self._h
+	local n = fast_send(h, buf, 0, len)
+	if n >= 0 then return n end
+	return io_wait(fast_send, WRITE, 's:send', h, buf, len, expires, n)
+end
+
 --- s:recv(buf, len, [expires]) -> len (0 at end of stream for TCP)
 function socket:recv(buf, len, expires, flags)
-	local s = self_s(self, 's:recv')
+	self_s(self, 's:recv')
 	if len == nil then argerr('s:recv', 3, 'len', 'number expected') end
 	buf, len = bufarg('s:recv', 2, buf, len, true)
 	expiresarg('s:recv', 4, expires)
 	flagsarg('s:recv', 5, flags)
-	while true do
-		local n, err, code, msg, done = s:try_recv(buf, len)
-		if n then return n end
-		if n == nil then return nil, err, code, msg, done end
-		local ok, err, code, msg = wait(s, READ, expires)
-		if not ok then return nil, err, code, msg end
-	end
+	local h = self._h
+	local n = fast_recv(h, buf, 0, len)
+	if n >= 0 then return n end
+	return io_wait(fast_recv, READ, 's:recv', h, buf, len, expires, n)
 end
 
 -- tcp -------------------------------------------------------------------------
@@ -365,7 +500,7 @@ function tcp:connect(host, port, expires, af)
 					break
 				end
 			else
-				local ok, e2, c2, m2 = wait(s, WRITE, expires)
+				local ok, e2, c2, m2 = wait(self._h, WRITE, expires)
 				if not ok then return nil, e2, c2, m2 end
 			end
 		end
@@ -382,71 +517,45 @@ function tcp:listen(backlog, host, port, af)
 	return s:listen(backlog, host, port, af)
 end
 
+-- One accept attempt: the new socket object, its addresses.
+local function accept_once(s)
+	local c, remote, loc, h = s:try_accept()
+	if c then return wrap('tcp', c, h), remote, loc end
+	return c, remote, loc, h -- false, or nil, err, code, msg
+end
+
 --- tcp:accept([expires]) -> ctcp, remote_addr, local_addr
 function tcp:accept(expires)
 	local s = self_s(self, 'tcp:accept')
 	expiresarg('tcp:accept', 2, expires)
-	while true do
-		local c, remote, loc, msg = s:try_accept()
-		if c then return wrap('tcp', c), remote, loc end
-		if c == nil then return nil, remote, loc, msg end
-		local ok, err, code, m = wait(s, READ, expires)
-		if not ok then return nil, err, code, m end
-	end
+	return blocking(self._h, READ, expires, accept_once, s)
 end
 
 --- tcp:sendall(s|buf, [len], [expires]) -> true | nil, err, code, msg, sent
 function tcp:sendall(buf, len, expires)
-	local s = self_s(self, 'tcp:sendall')
-	if s:closed() then argerr('tcp:sendall', 1, 'self', 'socket is closed') end
+	self_s(self, 'tcp:sendall')
+	local h = self._h
+	if fast_live(h) == 0 then closed_error('tcp:sendall') end
 	buf, len = bufarg('tcp:sendall', 2, buf, len)
 	expiresarg('tcp:sendall', 4, expires)
-	local base -- the address of buf, computed on the rare second pass
-	local done = 0
-	while done < len do
-		local n, err, code, msg
-		if done == 0 then
-			n, err, code, msg = s:try_send(buf, len)
-		else
-			base = base or (type(buf) == 'number' and buf
-				or tonumber(ffi.cast(uintptr, ffi.cast('const char*', buf))))
-			n, err, code, msg = s:try_send(base + done, len - done)
-		end
-		if n then
-			done = done + n
-		elseif n == nil then
-			return nil, err, code, msg, done
-		else
-			local ok, e, c, m = wait(s, WRITE, expires)
-			if not ok then return nil, e, c, m, done end
-		end
-	end
-	return true
+	if len == 0 then return true end
+	local n = fast_send(h, buf, 0, len)
+	if n == len then return true end
+	return all_wait(fast_send, WRITE, 'tcp:sendall', h, buf, len, expires, 0, n)
 end
 
 --- tcp:recvall(buf, len, [expires]) -> true | nil, err, code, msg, received
 function tcp:recvall(buf, len, expires)
-	local s = self_s(self, 'tcp:recvall')
-	if s:closed() then argerr('tcp:recvall', 1, 'self', 'socket is closed') end
+	self_s(self, 'tcp:recvall')
+	local h = self._h
+	if fast_live(h) == 0 then closed_error('tcp:recvall') end
 	if len == nil then argerr('tcp:recvall', 3, 'len', 'number expected') end
 	buf, len = bufarg('tcp:recvall', 2, buf, len, true)
 	expiresarg('tcp:recvall', 4, expires)
-	local base = type(buf) == 'number' and buf or tonumber(ffi.cast(uintptr, buf))
-	local done = 0
-	while done < len do
-		local n, err, code, msg = s:try_recv(done == 0 and buf or base + done, len - done)
-		if n == 0 then
-			return nil, 'eof', 0, 'end of stream before all bytes were received', done
-		elseif n then
-			done = done + n
-		elseif n == nil then
-			return nil, err, code, msg, done
-		else
-			local ok, e, c, m = wait(s, READ, expires)
-			if not ok then return nil, e, c, m, done end
-		end
-	end
-	return true
+	if len == 0 then return true end
+	local n = fast_recv(h, buf, 0, len)
+	if n == len then return true end
+	return all_wait(fast_recv, READ, 'tcp:recvall', h, buf, len, expires, 0, n)
 end
 
 --- tcp:shutdown('r'|'w'|'rw', [expires])
@@ -468,13 +577,7 @@ function udp:sendto(host, port, buf, len, expires, flags, af)
 	buf, len = bufarg('udp:sendto', 4, buf, len)
 	expiresarg('udp:sendto', 6, expires)
 	flagsarg('udp:sendto', 7, flags)
-	while true do
-		local n, err, code, msg = s:try_sendto(host, port, buf, len, af)
-		if n then return n end
-		if n == nil then return nil, err, code, msg end
-		local ok, e, c, m = wait(s, WRITE, expires)
-		if not ok then return nil, e, c, m end
-	end
+	return blocking(self._h, WRITE, expires, s.try_sendto, s, host, port, mlua_buf(buf), len, af)
 end
 
 --- udp:recvnext(buf, len, [expires], [flags]) -> len, sa
@@ -484,11 +587,5 @@ function udp:recvnext(buf, len, expires, flags)
 	buf, len = bufarg('udp:recvnext', 2, buf, len, true)
 	expiresarg('udp:recvnext', 4, expires)
 	flagsarg('udp:recvnext', 5, flags)
-	while true do
-		local n, sa, code, msg, done = s:try_recvnext(buf, len)
-		if n then return n, sa end
-		if n == nil then return nil, sa, code, msg, done end
-		local ok, e, c, m = wait(s, READ, expires)
-		if not ok then return nil, e, c, m end
-	end
+	return blocking(self._h, READ, expires, s.try_recvnext, s, mlua_buf(buf), len)
 end

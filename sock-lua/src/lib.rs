@@ -14,6 +14,12 @@
 //!
 //! `R` is not reachable from Lua code other than the chunks.
 //!
+//! The hot paths skip mlua: `send` and `recv` attempts are plain C functions
+//! that the Lua layer calls through LuaJIT's FFI (`fast.rs`: the handle they
+//! take, their results, their safety contract), and the scheduler resumes a
+//! waiting thread and reads its next wait request on the raw C API
+//! (`sched.rs`, "The switch, on the raw C API").
+//!
 //! # Per-state data
 //!
 //! Two Lua states may load the module on one OS thread, and one state may load it
@@ -38,6 +44,7 @@ use mlua::prelude::*;
 
 mod addr;
 mod error;
+mod fast;
 mod sched;
 mod socket;
 
@@ -45,7 +52,12 @@ mod socket;
 type Register = fn(&Lua, &LuaTable) -> LuaResult<()>;
 
 /// The Rust parts, registered in this order.
-const PARTS: &[Register] = &[addr::register, sched::register, socket::register];
+const PARTS: &[Register] = &[
+    addr::register,
+    sched::register,
+    socket::register,
+    fast::register_lua,
+];
 
 /// The Lua chunks, `(chunk name, source)`, run in this order after every part
 /// is registered.

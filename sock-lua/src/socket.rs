@@ -9,6 +9,12 @@
 //! Buffers come as a Lua string (sending only), an FFI array (its address is
 //! `lua_topointer` of the cdata), or, for pointer cdata, the address as a
 //! number that the Lua layer computed: the caller vouches for its length.
+//!
+//! The hottest attempts, `send` and `recv`, do not come here: the Lua layer
+//! makes them through the FFI fast path (`fast.rs`), on the socket's handle
+//! (which `R.socket` and `try_accept` return with the userdata). `try_send`
+//! and `try_recv` stay as the reference of what the
+//! fast path must do (and for code that wants an mlua call).
 
 use mlua::prelude::*;
 
@@ -28,12 +34,30 @@ pub(crate) enum Kind {
 }
 
 /// The socket userdata (`__name` "sock.socket").
-pub(crate) struct LSock(pub(crate) Kind);
+///
+/// The Lua layer also reaches it through the FFI fast path (`fast.rs`), by its
+/// handle: the value's address is registered in the handle table once it is in
+/// its userdata ([`LSock::new_userdata`]) and removed when it is dropped, so
+/// the value is never moved out of its userdata (no `take`), and every method
+/// takes `&self`.
+pub(crate) struct LSock {
+    kind: Kind,
+    /// The fast-path handle (0 until registered).
+    handle: std::cell::Cell<u64>,
+}
+
+impl Drop for LSock {
+    fn drop(&mut self) {
+        if self.handle.get() != 0 {
+            crate::fast::unregister(self.handle.get());
+        }
+    }
+}
 
 /// Calls a method of the socket, whatever its kind.
 macro_rules! any {
     ($s:expr, $x:ident => $e:expr) => {
-        match &$s.0 {
+        match &$s.kind {
             Kind::Tcp($x) => $e,
             Kind::Udp($x) => $e,
             Kind::Raw($x) => $e,
@@ -44,7 +68,7 @@ macro_rules! any {
 /// Calls a datagram method, or raises for a TCP socket.
 macro_rules! datagram {
     ($s:expr, $func:literal, $x:ident => $e:expr) => {
-        match &$s.0 {
+        match &$s.kind {
             Kind::Udp($x) => $e,
             Kind::Raw($x) => $e,
             Kind::Tcp(_) => return Err(Arg::new($func, 1, "self").error("not a datagram socket")),
@@ -59,14 +83,40 @@ impl LSock {
     }
 
     fn tcp(&self, func: &'static str) -> LuaResult<&Tcp> {
-        match &self.0 {
+        match &self.kind {
             Kind::Tcp(t) => Ok(t),
             _ => Err(Arg::new(func, 1, "self").error("not a TCP socket")),
         }
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         any!(self, s => s.is_closed())
+    }
+
+    /// Makes the userdata of a socket and registers it with the fast path:
+    /// the userdata and its handle (a number, see `fast.rs`).
+    pub(crate) fn new_userdata(lua: &Lua, kind: Kind) -> LuaResult<(LuaAnyUserData, f64)> {
+        let ud = lua.create_userdata(LSock {
+            kind,
+            handle: std::cell::Cell::new(0),
+        })?;
+        let s = ud.borrow::<LSock>()?;
+        // Its final address: mlua never moves a userdata's value (and this
+        // module never takes it out).
+        let h = crate::fast::register(&*s);
+        s.handle.set(h);
+        drop(s);
+        Ok((ud, h as f64))
+    }
+
+    /// One non-blocking send (the fast path's attempt).
+    pub(crate) fn try_send(&self, buf: &[u8]) -> sock::Result<Option<usize>> {
+        any!(self, s => s.try_send(buf))
+    }
+
+    /// One non-blocking receive (the fast path's attempt).
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> sock::Result<Option<usize>> {
+        any!(self, s => s.try_recv(buf))
     }
 
     /// Raises for a socket used after `close()`.
@@ -204,12 +254,12 @@ impl LuaUserData for LSock {
         m.add_method("try_accept", |lua, s, ()| {
             let t = s.live("tcp:accept")?.tcp("tcp:accept")?;
             match t.try_accept() {
-                Ok(Some((conn, remote, local))) => (
-                    lua.create_userdata(LSock(Kind::Tcp(conn)))?,
-                    addr::new_sa(lua, remote)?,
-                    addr::new_sa(lua, local)?,
-                )
-                    .into_lua_multi(lua),
+                Ok(Some((conn, remote, local))) => {
+                    // The new socket's fast-path handle comes along.
+                    let (ud, h) = LSock::new_userdata(lua, Kind::Tcp(conn))?;
+                    (ud, addr::new_sa(lua, remote)?, addr::new_sa(lua, local)?, h)
+                        .into_lua_multi(lua)
+                }
                 Ok(None) => false.into_lua_multi(lua),
                 Err(e) => fail(lua, &e),
             }
@@ -457,7 +507,7 @@ fn new_socket(
         })
     });
     match made {
-        Ok(k) => lua.create_userdata(LSock(k))?.into_lua_multi(lua),
+        Ok(k) => LSock::new_userdata(lua, k)?.into_lua_multi(lua),
         Err(e) => fail(lua, &e),
     }
 }

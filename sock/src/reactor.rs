@@ -17,6 +17,22 @@
 //! [`Wait`] is the same parking without the syscall, for code that makes its
 //! own non-blocking attempts (a language binding: try, and on "would block"
 //! wait, then try again).
+//!
+//! # Readiness: no syscall that is known to fail
+//!
+//! Each slot remembers, per direction, whether an attempt may succeed: set by
+//! every event, cleared when an attempt finds nothing (`EAGAIN`) and, for
+//! reads on a stream, when a read comes back short (the receive queue was
+//! emptied: what tokio does too). Inside a thread of the loop, an attempt in
+//! a direction that is not ready parks at once instead of making the syscall
+//! that would return `EAGAIN`: in a request/response exchange that is one
+//! `recv` in two. The edge-triggered backend reports every arrival after the
+//! clear as a new event, so nothing is missed; a hang-up or an error
+//! (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`) marks the read side ready for good,
+//! since no edge follows it. Outside the loop's threads (code that polls by
+//! itself) every attempt makes its syscall, and so does every attempt with a
+//! one-shot backend (`sys::EDGE_TRIGGERED` is false), which reports events
+//! only while a thread waits.
 
 use std::future::Future;
 use std::io;
@@ -40,11 +56,35 @@ pub(crate) struct IoSlot {
     /// Readers that may wait together (acceptors on one listener); empty, and
     /// so not allocated, for every other socket.
     shared: Vec<ThreadId>,
+    /// Which directions may be ready (`READY_*` bits): see the module docs.
+    ready: u8,
+}
+
+/// An attempt to read may succeed.
+const READY_READ: u8 = 1;
+/// An attempt to write may succeed.
+const READY_WRITE: u8 = 2;
+/// The socket hung up or failed: reads never wait again (sticky).
+const READY_HUP: u8 = 4;
+
+fn ready_bit(dir: Direction) -> u8 {
+    match dir {
+        Direction::Read => READY_READ,
+        Direction::Write => READY_WRITE,
+    }
 }
 
 impl IoSlot {
     fn has_readers(&self) -> bool {
         self.reader.is_some() || !self.shared.is_empty()
+    }
+
+    fn is_ready(&self, dir: Direction) -> bool {
+        let bits = match dir {
+            Direction::Read => READY_READ | READY_HUP,
+            Direction::Write => READY_WRITE,
+        };
+        self.ready & bits != 0
     }
 }
 
@@ -89,6 +129,7 @@ impl Registration {
                 reader: None,
                 writer: None,
                 shared: Vec::new(),
+                ready: READY_READ | READY_WRITE,
             };
             let index = c.io.borrow_mut().insert(slot);
             let token = token(index, gen);
@@ -129,6 +170,20 @@ impl Registration {
         }
     }
 
+    /// Whether an attempt in `dir` may succeed: false only inside a thread of
+    /// this loop, when no event came since the last attempt found nothing (see
+    /// the module docs). A closed socket is "ready": the attempt reports it.
+    pub(crate) fn is_ready(&self, dir: Direction) -> bool {
+        self.core.current().is_none() || self.core.io_ready(self.token, dir)
+    }
+
+    /// Records that an attempt in `dir` found nothing to do (`EAGAIN`, or a
+    /// short read on a stream): until the next event, attempts in that
+    /// direction park without their syscall.
+    pub(crate) fn clear_ready(&self, dir: Direction) {
+        self.core.io_clear_ready(self.token, dir);
+    }
+
     /// The `not_in_thread` error outside the threads of this loop.
     pub(crate) fn require_thread(&self) -> Result<()> {
         match self.core.current() {
@@ -164,6 +219,32 @@ impl Registration {
     }
 }
 
+impl Core {
+    /// [`Registration::is_ready`] inside a thread.
+    fn io_ready(&self, token: usize, dir: Direction) -> bool {
+        let (index, gen) = untoken(token);
+        match self.io.borrow().get(index) {
+            Some(slot) if slot.gen == gen => slot.is_ready(dir),
+            _ => true,
+        }
+    }
+
+    /// [`Registration::clear_ready`]; nothing with a one-shot backend, whose
+    /// events come only while a thread waits (a thread that tries and then
+    /// sleeps instead of waiting would never see its socket ready again).
+    fn io_clear_ready(&self, token: usize, dir: Direction) {
+        if !crate::sys::EDGE_TRIGGERED {
+            return;
+        }
+        let (index, gen) = untoken(token);
+        if let Some(slot) = self.io.borrow_mut().get_mut(index) {
+            if slot.gen == gen {
+                slot.ready &= !ready_bit(dir);
+            }
+        }
+    }
+}
+
 /// Handles one readiness event: wakes the waiters of the ready directions.
 /// Events of closed sockets (stale generation) are dropped.
 pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) {
@@ -175,6 +256,9 @@ pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) {
     if slot.gen != gen {
         return;
     }
+    slot.ready |= (ev.readable as u8 * READY_READ)
+        | (ev.writable as u8 * READY_WRITE)
+        | (ev.hangup as u8 * READY_HUP);
     let r = if ev.readable {
         slot.reader.take()
     } else {
@@ -323,17 +407,25 @@ impl<T, F: FnMut() -> io::Result<T> + Unpin> Future for IoOp<'_, F> {
         let Some(me) = c.current() else {
             return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
         };
-        loop {
-            match (this.op)() {
-                Ok(v) => {
-                    this.parking.unpark(c);
-                    return Poll::Ready(Ok(v));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    this.parking.unpark(c);
-                    return Poll::Ready(Err(e.into()));
+        let dir = this.parking.dir;
+        // Nothing to try until an event says so (a deadline that has passed
+        // still gets its attempt: it never wins over data that is there).
+        if c.io_ready(this.parking.token, dir) || this.parking.expired() {
+            loop {
+                match (this.op)() {
+                    Ok(v) => {
+                        this.parking.unpark(c);
+                        return Poll::Ready(Ok(v));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        c.io_clear_ready(this.parking.token, dir);
+                        break;
+                    }
+                    Err(e) => {
+                        this.parking.unpark(c);
+                        return Poll::Ready(Err(e.into()));
+                    }
                 }
             }
         }

@@ -239,20 +239,45 @@ impl Socket {
         self.reg.require_thread()
     }
 
-    /// One non-blocking attempt: `Ok(None)` if it would block (`EINTR` is
-    /// retried).
+    /// One non-blocking attempt in `dir`: `Ok(None)` if it would block
+    /// (`EINTR` is retried). Inside a thread of the loop, a direction that no
+    /// event made ready since the last `EAGAIN` answers `Ok(None)` without the
+    /// syscall (see the reactor's readiness).
     pub(crate) fn try_io<T>(
         &self,
+        dir: Direction,
         mut op: impl FnMut(&socket2::Socket) -> io::Result<T>,
     ) -> Result<Option<T>> {
+        if !self.reg.is_ready(dir) {
+            return Ok(None);
+        }
         loop {
             match self.with(&mut op) {
                 Ok(v) => return Ok(Some(v)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.reg.clear_ready(dir);
+                    return Ok(None);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// One read from a stream; a short one emptied the receive queue, so the
+    /// next read waits for an event first.
+    fn read_stream(&self, s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
+        let mut s = s;
+        let n = s.read(buf)?;
+        if n > 0 && n < buf.len() {
+            self.reg.clear_ready(Direction::Read);
+        }
+        Ok(n)
+    }
+
+    /// One non-blocking read from a stream.
+    pub(crate) fn try_recv_stream(&self, buf: &mut [u8]) -> Result<Option<usize>> {
+        self.try_io(Direction::Read, |s| self.read_stream(s, buf))
     }
 
     pub(crate) async fn send(&self, buf: &[u8], deadline: Option<Instant>) -> Result<usize> {
@@ -263,7 +288,7 @@ impl Socket {
     }
 
     pub(crate) async fn recv(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
-        self.io(Direction::Read, deadline, |mut s| s.read(buf))
+        self.io(Direction::Read, deadline, |s| self.read_stream(s, buf))
             .await
     }
 
@@ -404,7 +429,9 @@ impl Socket {
         from: bool,
     ) -> Result<Option<(usize, Option<SockAddr>)>> {
         let cap = buf.len();
-        match self.try_io(|s| sys::socket::recv_datagram(s, buf, from))? {
+        match self.try_io(Direction::Read, |s| {
+            sys::socket::recv_datagram(s, buf, from)
+        })? {
             Some(got) => truncation(cap, got).map(Some),
             None => Ok(None),
         }
@@ -413,12 +440,16 @@ impl Socket {
     /// One non-blocking `sendto`.
     pub(crate) fn try_send_to(&self, addr: &SockAddr, buf: &[u8]) -> Result<Option<usize>> {
         let sa = addr.as_socket2();
-        self.try_io(|s| s.send_to_with_flags(buf, sa, sys::socket::SEND_FLAGS))
+        self.try_io(Direction::Write, |s| {
+            s.send_to_with_flags(buf, sa, sys::socket::SEND_FLAGS)
+        })
     }
 
     /// One non-blocking `send`.
     pub(crate) fn try_send(&self, buf: &[u8]) -> Result<Option<usize>> {
-        self.try_io(|s| s.send_with_flags(buf, sys::socket::SEND_FLAGS))
+        self.try_io(Direction::Write, |s| {
+            s.send_with_flags(buf, sys::socket::SEND_FLAGS)
+        })
     }
 }
 

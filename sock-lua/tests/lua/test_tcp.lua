@@ -266,6 +266,116 @@ t.test('send(s) and recv(buf, maxlen): strings and cdata, lengths', function()
 	t.eq(res.n2, 4); t.eq(res.s2, 'cdef')
 end)
 
+t.test('buffers of every cdata kind: VLA, array, struct, a struct field, a boxed scalar', function()
+	local res = {}
+	u.run(function()
+		local c, a = u.pair()
+		local vla = ffi.new('uint8_t[?]', 3, {1, 2, 3})
+		local st = ffi.new('struct { uint8_t x; uint8_t d[4]; }', {9, {4, 5, 6, 7}})
+		local box = ffi.new('uint16_t', 0x0a0b)
+		t.eq(c:send(vla), 3, 'a VLA sends its size')
+		t.eq(c:send(st.d), 4, 'a struct field (a reference to an array) sends its size')
+		t.eq(c:send(st, 1), 1, 'a struct, with a length')
+		t.eq(c:send(box), 2, 'a boxed scalar sends its size')
+		local got = ffi.new('uint8_t[?]', 10)
+		res.all = assert(a:recvall(got, 10, exp()))
+		res.got = {}
+		for i = 0, 9 do res.got[i + 1] = got[i] end
+		-- and receiving into each of them
+		assert(c:send('\21\22\23\24\25\26\27'))
+		local into = ffi.new('struct { uint8_t x; uint8_t d[4]; }')
+		res.r1 = assert(a:recvall(into.d, 4, exp()))
+		res.d = {into.d[0], into.d[1], into.d[2], into.d[3], into.x}
+		local b2 = ffi.new('uint16_t')
+		res.r2 = assert(a:recvall(b2, 2, exp()))
+		res.b2 = tonumber(b2)
+		res.n3 = assert(a:recv(vla, 3, exp()))
+		res.v = vla[0]
+		c:close(); a:close()
+	end)
+	t.eq(res.all, true)
+	local lo, hi = 0x0b, 0x0a
+	if not ffi.abi'le' then lo, hi = hi, lo end
+	t.eq(table.concat(res.got, ','), table.concat({1, 2, 3, 4, 5, 6, 7, 9, lo, hi}, ','))
+	t.eq(res.r1, true); t.eq(table.concat(res.d, ','), '21,22,23,24,0', 'the field, not the struct')
+	t.eq(res.r2, true)
+	t.eq(res.b2, ffi.abi'le' and 26 * 256 + 25 or 25 * 256 + 26)
+	t.eq(res.n3, 1); t.eq(res.v, 27)
+end)
+
+t.test("a closed socket's object never reaches the socket that reuses its descriptor", function()
+	local res = {}
+	u.run(function()
+		local c, a = u.pair()
+		local fd = a._s:fd()
+		a:close()
+		-- New sockets get the lowest free numbers: one of them gets a's.
+		local l, others = nil, {}
+		for _ = 1, 64 do
+			local s = assert(sock.tcp())
+			if s._s:fd() == fd then l = s; break end
+			others[#others + 1] = s
+		end
+		for _, s in ipairs(others) do s:close() end
+		res.reused = l ~= nil
+		if not l then c:close(); return end
+		local closed = "bad argument #1 'self' (socket is closed)"
+		res.send = select(2, pcall(a.send, a, 'x'))
+		res.recv = select(2, pcall(a.recv, a, ffi.new'char[4]', 4))
+		res.sendall = select(2, pcall(a.sendall, a, 'x'))
+		res.recvall = select(2, pcall(a.recvall, a, ffi.new'char[4]', 4))
+		res.closed = closed
+		-- the new socket is untouched: still unconnected, no data went to it
+		t.eq(select(2, l:recv(ffi.new'char[4]', 4)), 'not_connected')
+		l:close(); c:close()
+	end)
+	if not res.reused then t.skip('no new socket got the closed descriptor number') end
+	t.has(tostring(res.send), 's:send: ' .. res.closed)
+	t.has(tostring(res.recv), 's:recv: ' .. res.closed)
+	t.has(tostring(res.sendall), 'tcp:sendall: ' .. res.closed)
+	t.has(tostring(res.recvall), 'tcp:recvall: ' .. res.closed)
+end)
+
+t.test('a forged or stale handle raises or reaches a live socket, never freed memory', function()
+	local res = {}
+	u.run(function()
+		local c, a = u.pair()
+		-- the handle of a socket that was collected
+		local x = assert(sock.tcp())
+		local stale = x._h
+		x = nil
+		collectgarbage(); collectgarbage()
+		local b = ffi.new'char[4]'
+		local saved = a._h
+		res.errs = {}
+		for _, h in ipairs{stale, 0, 12345, 2^52, -1, 2^63, 0/0, 'x', {}} do
+			a._h = h
+			local ok1, e1 = pcall(a.send, a, 'x')
+			local ok2, e2 = pcall(a.recv, a, b, 4)
+			local ok3, e3 = pcall(a.sendall, a, 'x')
+			local ok4, e4 = pcall(a.recvall, a, b, 4)
+			res.errs[#res.errs + 1] = {ok1, ok2, ok3, ok4, tostring(e1), tostring(e2), tostring(e3), tostring(e4)}
+		end
+		-- another socket's handle reaches that (live) socket
+		a._h = c._h
+		res.other = a:send('y')
+		a._h = saved
+		-- the real handle still works: a receives what c sent
+		res.n = a:recv(b, 4, exp())
+		res.got = ffi.string(b, res.n)
+		c:close(); a:close()
+	end)
+	for i, r in ipairs(res.errs) do
+		for k = 1, 4 do t.eq(r[k], false, 'handle #' .. i .. ' call #' .. k .. ' raised') end
+		for k = 5, 8 do
+			t.ok(r[k]:find('socket is closed', 1, true) or r[k]:find('cannot convert', 1, true),
+				'handle #' .. i .. ': ' .. r[k])
+		end
+	end
+	t.eq(res.other, 1, "a's object with c's handle sends on c")
+	t.eq(res.got, 'y', 'to a, through its own handle again')
+end)
+
 t.test('recv waits for data; other threads run meanwhile', function()
 	local res = {}
 	u.run(function()

@@ -395,7 +395,10 @@ impl Tcp {
     /// assert!(l.try_accept().unwrap().is_none());
     /// ```
     pub fn try_accept(&self) -> Result<Option<(Tcp, SockAddr, SockAddr)>> {
-        let Some((conn, remote)) = self.s.try_io(sys::socket::accept_or_shed)? else {
+        let Some((conn, remote)) = self
+            .s
+            .try_io(crate::Direction::Read, sys::socket::accept_or_shed)?
+        else {
             return Ok(None);
         };
         let s = Socket::from_socket2(conn, SocketType::Tcp, self.s.family(), self.s.protocol())?;
@@ -450,7 +453,7 @@ impl Tcp {
     /// assert_eq!(t.try_recv(&mut buf).unwrap_err().name(), "not_connected");
     /// ```
     pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<usize>> {
-        self.s.try_io(|mut s| std::io::Read::read(&mut s, buf))
+        self.s.try_recv_stream(buf)
     }
 
     /// Waits until the socket may be ready in `dir`, or `expires` passes: the

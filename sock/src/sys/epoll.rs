@@ -202,6 +202,7 @@ impl Events {
                         epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::PRI,
                     ),
                 writable: failed || flags.contains(epoll::EventFlags::OUT),
+                hangup: failed || flags.contains(epoll::EventFlags::RDHUP),
             }
         })
     }

@@ -34,6 +34,11 @@ mod portable;
 #[cfg(any(not(target_os = "linux"), feature = "portable"))]
 pub(crate) use portable::{Events, Notifier, Poller};
 
+/// Whether the backend reports every arrival as an event, whether or not a
+/// thread waits (edge-triggered epoll): the reactor then skips attempts that
+/// readiness says would fail. One-shot backends report only while armed.
+pub(crate) const EDGE_TRIGGERED: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
+
 /// The token reserved for the loop's own wake-up notifications.
 pub(crate) const WAKE_TOKEN: usize = usize::MAX;
 
@@ -46,6 +51,9 @@ pub(crate) struct Event {
     pub readable: bool,
     /// The socket can be written (or has failed: a write will not block).
     pub writable: bool,
+    /// The socket hung up or failed (peer shutdown, reset, error): reads will
+    /// not block again, and no further edge may come to say so.
+    pub hangup: bool,
 }
 
 #[cfg(unix)]

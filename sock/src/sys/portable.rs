@@ -129,6 +129,7 @@ impl Events {
                 token: e.key,
                 readable: e.readable || failed,
                 writable: e.writable || failed,
+                hangup: failed,
             }
         })
     }

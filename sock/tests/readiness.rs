@@ -1,0 +1,152 @@
+//! Readiness tracking: inside a thread, an attempt that an `EAGAIN` or a short
+//! stream read showed to be pointless parks without its syscall until an event
+//! comes; hang-ups keep reads ready for good. Loopback only, waits bounded.
+
+mod util;
+
+use sock::{Family, SockAddr, Tcp};
+use util::{listener, run, within};
+
+/// The epoll backend skips attempts; the portable one (one-shot, events only
+/// while a thread waits) always makes them.
+const EDGE_TRIGGERED: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
+
+async fn pair(l: &Tcp, addr: &SockAddr) -> sock::Result<(Tcp, Tcp)> {
+    let c = Tcp::new(addr.family())?;
+    c.connect(addr.clone(), within(2.0)).await?;
+    let (s, _, _) = l.accept(within(2.0)).await?;
+    Ok((c, s))
+}
+
+/// Waits (yielding to the loop, which polls) until `f` is true.
+async fn until(mut f: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if f() {
+            return;
+        }
+        sock::sleep(0.001).await.unwrap();
+    }
+    panic!("condition not met in 2 s");
+}
+
+#[test]
+fn a_short_read_skips_the_next_attempt_until_an_event() {
+    run(5.0, async {
+        let (l, addr) = listener(Family::Inet);
+        let (c, s) = pair(&l, &addr).await?;
+        c.sendall(b"ab", within(2.0)).await?;
+        let mut buf = [0u8; 16];
+        until(|| matches!(s.try_recv(&mut buf), Ok(Some(_)))).await;
+        // That read was short (2 of 16): the queue is empty. Bytes sent now
+        // are in s's queue at once on loopback, but no event has been seen:
+        c.sendall(b"cd", within(2.0)).await?;
+        if EDGE_TRIGGERED {
+            assert_eq!(
+                s.try_recv(&mut buf)?,
+                None,
+                "no recv(2) before the loop has seen the event"
+            );
+        }
+        // The next poll brings the event, and the attempt finds the bytes.
+        let mut got = None;
+        until(|| {
+            got = s.try_recv(&mut buf).ok().flatten();
+            got.is_some()
+        })
+        .await;
+        assert_eq!(&buf[..got.unwrap()], b"cd");
+        // A blocking recv after a short read parks first and is woken.
+        let w = sock::newthread(async move {
+            let mut b = [0u8; 16];
+            let n = s.recv(&mut b, within(2.0)).await?;
+            sock::Result::Ok(b[..n].to_vec())
+        });
+        c.sendall(b"ef", within(2.0)).await?;
+        assert_eq!(w.join().await??, b"ef");
+        Ok(())
+    });
+}
+
+#[test]
+fn attempts_outside_threads_always_make_their_syscall() {
+    // No thread of the loop runs here: each try_recv asks the kernel.
+    let lp = sock::Loop::new();
+    lp.enter(|| {
+        let l = Tcp::new(Family::Inet).unwrap();
+        l.listen(None, ("127.0.0.1", 0)).unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = std::net::TcpStream::connect(addr.to_std().unwrap()).unwrap();
+        let mut conn = None;
+        for _ in 0..2000 {
+            if let Some((t, _, _)) = l.try_accept().unwrap() {
+                conn = Some(t);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let s = conn.expect("accepted");
+        let mut buf = [0u8; 16];
+        assert_eq!(s.try_recv(&mut buf).unwrap(), None, "EAGAIN");
+        std::io::Write::write_all(&mut &c, b"xy").unwrap();
+        let mut n = None;
+        for _ in 0..2000 {
+            n = s.try_recv(&mut buf).unwrap();
+            if n.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(n, Some(2), "found without any poll of the loop");
+    });
+}
+
+#[test]
+fn end_of_stream_after_a_short_read_is_not_missed() {
+    // The data and the FIN arrive before the loop polls: one event carries
+    // both. The short read clears readiness, the hang-up keeps reads ready.
+    run(5.0, async {
+        let (l, addr) = listener(Family::Inet);
+        let (c, s) = pair(&l, &addr).await?;
+        c.sendall(b"last", within(2.0)).await?;
+        c.shutdown(sock::Shutdown::Write)?;
+        sock::sleep(0.05).await?; // both are in s's queue, and polled
+        let mut buf = [0u8; 64];
+        assert_eq!(s.recv(&mut buf, within(2.0)).await?, 4);
+        assert_eq!(s.recv(&mut buf, within(1.0)).await?, 0, "EOF, no hang");
+        assert_eq!(s.try_recv(&mut buf)?, Some(0), "and again");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_reset_after_a_short_read_is_reported() {
+    run(5.0, async {
+        let (l, addr) = listener(Family::Inet);
+        let (c, s) = pair(&l, &addr).await?;
+        c.sendall(b"x", within(2.0)).await?;
+        sock::sleep(0.02).await?;
+        let mut buf = [0u8; 64];
+        assert_eq!(s.recv(&mut buf, within(2.0)).await?, 1);
+        c.setopt("so_linger", 0)?;
+        drop(c); // RST
+        let e = s.recv(&mut buf, within(1.0)).await.unwrap_err();
+        assert_eq!(e.name(), "connection_reset");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_expired_deadline_still_gets_its_attempt() {
+    // Readiness was cleared (EAGAIN), data then arrived: a deadline in the
+    // past must not win over bytes that are there.
+    run(5.0, async {
+        let (l, addr) = listener(Family::Inet);
+        let (c, s) = pair(&l, &addr).await?;
+        let mut buf = [0u8; 8];
+        assert_eq!(s.try_recv(&mut buf)?, None);
+        c.sendall(b"now", within(2.0)).await?;
+        let n = s.recv(&mut buf, Some(sock::clock() - 1.0)).await?;
+        assert_eq!(&buf[..n], b"now");
+        Ok(())
+    });
+}
