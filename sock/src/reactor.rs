@@ -53,9 +53,9 @@ pub(crate) struct IoSlot {
     fd: RawFd,
     reader: Option<ThreadId>,
     writer: Option<ThreadId>,
-    /// Readers that may wait together (acceptors on one listener); empty, and
-    /// so not allocated, for every other socket.
-    shared: Vec<ThreadId>,
+    /// Readers that may wait together (acceptors on one listener); none, and
+    /// so one pointer, for every other socket.
+    shared: Option<Box<Vec<ThreadId>>>,
     /// Which directions may be ready (`READY_*` bits): see the module docs.
     ready: u8,
 }
@@ -76,7 +76,7 @@ fn ready_bit(dir: Direction) -> u8 {
 
 impl IoSlot {
     fn has_readers(&self) -> bool {
-        self.reader.is_some() || !self.shared.is_empty()
+        self.reader.is_some() || self.shared.as_ref().is_some_and(|v| !v.is_empty())
     }
 
     fn is_ready(&self, dir: Direction) -> bool {
@@ -128,7 +128,7 @@ impl Registration {
                 fd,
                 reader: None,
                 writer: None,
-                shared: Vec::new(),
+                shared: None,
                 ready: READY_READ | READY_WRITE,
             };
             let index = c.io.borrow_mut().insert(slot);
@@ -163,7 +163,7 @@ impl Registration {
             for id in [slot.reader, slot.writer]
                 .into_iter()
                 .flatten()
-                .chain(slot.shared)
+                .chain(slot.shared.into_iter().flat_map(|v| *v))
             {
                 c.wake(id);
             }
@@ -192,15 +192,23 @@ impl Registration {
         }
     }
 
-    /// Waits for `op` to succeed: see [`IoOp`].
-    pub(crate) fn io<T, F>(&self, dir: Direction, deadline: Option<Instant>, op: F) -> IoOp<'_, F>
-    where
-        F: FnMut() -> io::Result<T>,
-    {
+    /// Waits for `attempt` to succeed until `deadline` (an invalid deadline
+    /// is the future's error): see [`IoOp`].
+    pub(crate) fn io<A: Attempt>(
+        &self,
+        dir: Direction,
+        deadline: Result<Option<Instant>>,
+        attempt: A,
+    ) -> IoOp<'_, A> {
+        let (deadline, invalid) = match deadline {
+            Ok(d) => (d, false),
+            Err(_) => (None, true),
+        };
         IoOp {
             core: &self.core,
             parking: Parking::new(self.token, dir, deadline),
-            op,
+            invalid,
+            attempt,
         }
     }
 
@@ -269,13 +277,17 @@ pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) {
     } else {
         None
     };
-    if ev.readable && !slot.shared.is_empty() {
+    if let Some(shared) = slot
+        .shared
+        .as_mut()
+        .filter(|v| ev.readable && !v.is_empty())
+    {
         // Everyone retries; the order rotates so that the work spreads.
-        slot.shared.rotate_left(1);
-        for &id in &slot.shared {
+        shared.rotate_left(1);
+        for &id in shared.iter() {
             c.wake(id);
         }
-        slot.shared.clear();
+        shared.clear();
     }
     if slot.has_readers() || slot.writer.is_some() {
         // One-shot backends disabled the whole registration when it fired.
@@ -326,8 +338,9 @@ impl Parking {
             _ => return Err(Error::new(ErrorKind::Closed)),
         };
         if self.shared {
-            if !slot.shared.contains(&me) {
-                slot.shared.push(me);
+            let shared = slot.shared.get_or_insert_with(Box::default);
+            if !shared.contains(&me) {
+                shared.push(me);
             }
         } else {
             let waiter = match self.dir {
@@ -359,7 +372,7 @@ impl Parking {
             return Some(false);
         };
         Some(match (self.shared, self.dir) {
-            (true, _) => slot.shared.contains(&me),
+            (true, _) => slot.shared.as_ref().is_some_and(|v| v.contains(&me)),
             (false, Direction::Read) => slot.reader == Some(me),
             (false, Direction::Write) => slot.writer == Some(me),
         })
@@ -375,7 +388,9 @@ impl Parking {
         if let Some(slot) = c.io.borrow_mut().get_mut(index) {
             if slot.gen == gen {
                 if self.shared {
-                    slot.shared.retain(|&id| id != me);
+                    if let Some(v) = slot.shared.as_mut() {
+                        v.retain(|&id| id != me);
+                    }
                     return;
                 }
                 let waiter = match self.dir {
@@ -390,29 +405,72 @@ impl Parking {
     }
 }
 
-/// A blocking operation: try `op`, park on `EAGAIN`, retry when woken.
-#[derive(Debug)]
-pub(crate) struct IoOp<'a, F> {
-    core: &'a Core,
-    parking: Parking,
-    op: F,
+/// One non-blocking attempt of a blocking operation: what [`IoOp`] repeats.
+/// A closure `FnMut() -> io::Result<T>` is one; operations that keep state
+/// between attempts (`sendall`, `recvall`) are structs that also say when
+/// there is nothing left to do and add what they did to an error.
+pub(crate) trait Attempt {
+    /// The result of the operation.
+    type Output;
+
+    /// One attempt: `WouldBlock` parks the thread until the next event.
+    fn attempt(&mut self) -> io::Result<Self::Output>;
+
+    /// Whether the attempt has work for the socket: when false it runs at
+    /// once, whatever the readiness (an empty `sendall` does not wait).
+    fn has_work(&self) -> bool {
+        true
+    }
+
+    /// The error to report (`sendall` and `recvall` add the bytes done).
+    fn failed(&self, e: Error) -> Error {
+        e
+    }
 }
 
-impl<T, F: FnMut() -> io::Result<T> + Unpin> Future for IoOp<'_, F> {
-    type Output = Result<T>;
+impl<T, F: FnMut() -> io::Result<T>> Attempt for F {
+    type Output = T;
 
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<T>> {
+    fn attempt(&mut self) -> io::Result<T> {
+        self()
+    }
+}
+
+/// A blocking operation: try the attempt, park on `EAGAIN`, retry when woken.
+///
+/// A named future rather than an `async fn` so that a thread parked in it
+/// holds only this (the socket's loop, the parking and the attempt's
+/// captures): the state of an idle connection's thread is mostly this.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub(crate) struct IoOp<'a, A> {
+    core: &'a Core,
+    parking: Parking,
+    /// The deadline given was invalid (NaN, `time::deadline`'s error).
+    invalid: bool,
+    attempt: A,
+}
+
+impl<A: Attempt + Unpin> Future for IoOp<'_, A> {
+    type Output = Result<A::Output>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let c = this.core;
+        if this.invalid {
+            return Poll::Ready(Err(this.attempt.failed(crate::time::invalid_expires())));
+        }
         let Some(me) = c.current() else {
-            return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
+            let e = Error::new(ErrorKind::NotInThread);
+            return Poll::Ready(Err(this.attempt.failed(e)));
         };
         let dir = this.parking.dir;
         // Nothing to try until an event says so (a deadline that has passed
         // still gets its attempt: it never wins over data that is there).
-        if c.io_ready(this.parking.token, dir) || this.parking.expired() {
+        if c.io_ready(this.parking.token, dir) || this.parking.expired() || !this.attempt.has_work()
+        {
             loop {
-                match (this.op)() {
+                match this.attempt.attempt() {
                     Ok(v) => {
                         this.parking.unpark(c);
                         return Poll::Ready(Ok(v));
@@ -424,20 +482,21 @@ impl<T, F: FnMut() -> io::Result<T> + Unpin> Future for IoOp<'_, F> {
                     }
                     Err(e) => {
                         this.parking.unpark(c);
-                        return Poll::Ready(Err(e.into()));
+                        return Poll::Ready(Err(this.attempt.failed(e.into())));
                     }
                 }
             }
         }
         if this.parking.expired() {
             this.parking.unpark(c);
-            return Poll::Ready(Err(Error::new(ErrorKind::Timeout)));
+            let e = Error::new(ErrorKind::Timeout);
+            return Poll::Ready(Err(this.attempt.failed(e)));
         }
         match this.parking.park(c, me) {
             Ok(()) => Poll::Pending,
             Err(e) => {
                 this.parking.unpark(c);
-                Poll::Ready(Err(e))
+                Poll::Ready(Err(this.attempt.failed(e)))
             }
         }
     }

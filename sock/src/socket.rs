@@ -18,7 +18,7 @@ use std::time::Instant;
 use crate::addr::{AddrFlags, Family, Hints, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::opt::{self, OptVal};
-use crate::reactor::{Direction, IoOp, Registration, Wait};
+use crate::reactor::{Attempt, Direction, IoOp, Registration, Wait};
 use crate::sys;
 
 const BOUND: u8 = 1;
@@ -213,9 +213,9 @@ impl Socket {
     pub(crate) fn io<'a, T>(
         &'a self,
         dir: Direction,
-        deadline: Option<Instant>,
+        deadline: Result<Option<Instant>>,
         mut op: impl FnMut(&socket2::Socket) -> io::Result<T> + Unpin + 'a,
-    ) -> IoOp<'a, impl FnMut() -> io::Result<T> + Unpin + 'a> {
+    ) -> IoOp<'a, impl Attempt<Output = T> + Unpin + 'a> {
         self.reg.io(dir, deadline, move || self.with(&mut op))
     }
 
@@ -280,16 +280,51 @@ impl Socket {
         self.try_io(Direction::Read, |s| self.read_stream(s, buf))
     }
 
-    pub(crate) async fn send(&self, buf: &[u8], deadline: Option<Instant>) -> Result<usize> {
+    pub(crate) fn send<'a>(
+        &'a self,
+        buf: &'a [u8],
+        deadline: Result<Option<Instant>>,
+    ) -> IoOp<'a, impl Attempt<Output = usize> + Unpin + 'a> {
         self.io(Direction::Write, deadline, |s| {
             s.send_with_flags(buf, sys::socket::SEND_FLAGS)
         })
-        .await
     }
 
-    pub(crate) async fn recv(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize> {
+    pub(crate) fn recv<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        deadline: Result<Option<Instant>>,
+    ) -> IoOp<'a, impl Attempt<Output = usize> + Unpin + 'a> {
         self.io(Direction::Read, deadline, |s| self.read_stream(s, buf))
-            .await
+    }
+
+    /// Sends all of `buf` (on error, [`Error::done`] tells how much went).
+    pub(crate) fn send_all<'a>(
+        &'a self,
+        buf: &'a [u8],
+        deadline: Result<Option<Instant>>,
+    ) -> IoOp<'a, SendAll<'a>> {
+        let all = SendAll {
+            sock: self,
+            buf,
+            done: 0,
+        };
+        self.reg.io(Direction::Write, deadline, all)
+    }
+
+    /// Fills all of `buf`: `eof` if the stream ends first (on error,
+    /// [`Error::done`] tells how much came).
+    pub(crate) fn recv_all<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        deadline: Result<Option<Instant>>,
+    ) -> IoOp<'a, RecvAll<'a>> {
+        let all = RecvAll {
+            sock: self,
+            buf,
+            done: 0,
+        };
+        self.reg.io(Direction::Read, deadline, all)
     }
 
     /// One non-blocking step of `connect(2)`: `Ok(true)` once connected,
@@ -401,7 +436,7 @@ impl Socket {
         deadline: Option<Instant>,
     ) -> Result<usize> {
         let sa = addr.as_socket2();
-        self.io(Direction::Write, deadline, |s| {
+        self.io(Direction::Write, Ok(deadline), |s| {
             s.send_to_with_flags(buf, sa, sys::socket::SEND_FLAGS)
         })
         .await
@@ -416,7 +451,7 @@ impl Socket {
         deadline: Option<Instant>,
     ) -> Result<(usize, Option<SockAddr>)> {
         let cap = buf.len();
-        let r = self.io(Direction::Read, deadline, |s| {
+        let r = self.io(Direction::Read, Ok(deadline), |s| {
             sys::socket::recv_datagram(s, buf, from)
         });
         truncation(cap, r.await?)
@@ -451,6 +486,76 @@ impl Socket {
             s.send_with_flags(buf, sys::socket::SEND_FLAGS)
         })
     }
+}
+
+/// The attempts of `sendall`: as many sends as the kernel takes.
+#[derive(Debug)]
+pub(crate) struct SendAll<'a> {
+    sock: &'a Socket,
+    buf: &'a [u8],
+    done: usize,
+}
+
+impl Attempt for SendAll<'_> {
+    type Output = ();
+
+    fn attempt(&mut self) -> io::Result<()> {
+        while self.done < self.buf.len() {
+            let rest = &self.buf[self.done..];
+            self.done += self
+                .sock
+                .with(|s| s.send_with_flags(rest, sys::socket::SEND_FLAGS))?;
+        }
+        Ok(())
+    }
+
+    fn has_work(&self) -> bool {
+        self.done < self.buf.len()
+    }
+
+    fn failed(&self, e: Error) -> Error {
+        e.with_done(self.done)
+    }
+}
+
+/// The attempts of `recvall`: reads until the buffer is full.
+#[derive(Debug)]
+pub(crate) struct RecvAll<'a> {
+    sock: &'a Socket,
+    buf: &'a mut [u8],
+    done: usize,
+}
+
+impl Attempt for RecvAll<'_> {
+    type Output = ();
+
+    fn attempt(&mut self) -> io::Result<()> {
+        while self.done < self.buf.len() {
+            let rest = &mut self.buf[self.done..];
+            match self.sock.with(|s| self.sock.read_stream(s, rest))? {
+                0 => return Err(eof()),
+                n => self.done += n,
+            }
+        }
+        Ok(())
+    }
+
+    fn has_work(&self) -> bool {
+        self.done < self.buf.len()
+    }
+
+    fn failed(&self, e: Error) -> Error {
+        match e.kind() {
+            ErrorKind::Eof => Error::new(ErrorKind::Eof).with_done(self.done),
+            _ => e.with_done(self.done),
+        }
+    }
+}
+
+/// The end of a stream before `recvall` was done, as an I/O error that
+/// [`Error`] turns into `eof`.
+fn eof() -> io::Error {
+    io::Error::from(io::ErrorKind::UnexpectedEof)
 }
 
 /// Reports a datagram longer than the buffer (`MSG_TRUNC` gives its length).
@@ -646,7 +751,7 @@ macro_rules! datagram_common {
             ///
             #[doc = $ex_send]
             pub async fn send(&self, buf: &[u8], expires: Option<f64>) -> $crate::Result<usize> {
-                self.s.send(buf, $crate::time::deadline(expires)?).await
+                self.s.send(buf, $crate::time::deadline(expires)).await
             }
 
             /// Receives one datagram from the connected peer (or from anyone if

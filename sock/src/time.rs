@@ -48,14 +48,16 @@ const FOREVER: f64 = 1e12;
 pub(crate) fn deadline(expires: Option<f64>) -> Result<Option<Instant>> {
     match expires {
         None => Ok(None),
-        Some(t) if t.is_nan() => Err(Error::with_message(
-            ErrorKind::InvalidArgument,
-            "expires is NaN",
-        )),
+        Some(t) if t.is_nan() => Err(invalid_expires()),
         Some(t) if t >= FOREVER => Ok(None),
         Some(t) if t <= 0.0 => Ok(Some(origin())),
         Some(t) => Ok(origin().checked_add(Duration::from_secs_f64(t))),
     }
+}
+
+/// The error of an `expires` that is no time (NaN).
+pub(crate) fn invalid_expires() -> Error {
+    Error::with_message(ErrorKind::InvalidArgument, "expires is NaN")
 }
 
 /// Converts a relative timeout in seconds to a duration; `None`, negative...

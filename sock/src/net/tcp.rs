@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
 
 use crate::addr::{AddrFlags, Family, Protocol, SockAddr, SocketType, ToAddr};
@@ -272,8 +273,12 @@ impl Tcp {
     /// #     (c, s)
     /// # }
     /// ```
-    pub async fn send(&self, buf: &[u8], expires: Option<f64>) -> Result<usize> {
-        self.s.send(buf, deadline(expires)?).await
+    pub fn send<'a>(
+        &'a self,
+        buf: &'a [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = Result<usize>> + 'a {
+        self.s.send(buf, deadline(expires))
     }
 
     /// Receives up to `buf.len()` bytes: returns what is there without waiting
@@ -307,8 +312,12 @@ impl Tcp {
     /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
     /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
-    pub async fn recv(&self, buf: &mut [u8], expires: Option<f64>) -> Result<usize> {
-        self.s.recv(buf, deadline(expires)?).await
+    pub fn recv<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = Result<usize>> + 'a {
+        self.s.recv(buf, deadline(expires))
     }
 
     /// Sends all of `buf`, repeating `send` under one deadline. On error,
@@ -335,16 +344,12 @@ impl Tcp {
     /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
     /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
-    pub async fn sendall(&self, buf: &[u8], expires: Option<f64>) -> Result<()> {
-        let deadline = deadline(expires)?;
-        let mut done = 0;
-        while done < buf.len() {
-            match self.s.send(&buf[done..], deadline).await {
-                Ok(n) => done += n,
-                Err(e) => return Err(e.with_done(done)),
-            }
-        }
-        Ok(())
+    pub fn sendall<'a>(
+        &'a self,
+        buf: &'a [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = Result<()>> + 'a {
+        self.s.send_all(buf, deadline(expires))
     }
 
     /// Fills all of `buf`, repeating `recv` under one deadline. If the stream
@@ -372,17 +377,12 @@ impl Tcp {
     /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
     /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
-    pub async fn recvall(&self, buf: &mut [u8], expires: Option<f64>) -> Result<()> {
-        let deadline = deadline(expires)?;
-        let mut done = 0;
-        while done < buf.len() {
-            match self.s.recv(&mut buf[done..], deadline).await {
-                Ok(0) => return Err(Error::new(ErrorKind::Eof).with_done(done)),
-                Ok(n) => done += n,
-                Err(e) => return Err(e.with_done(done)),
-            }
-        }
-        Ok(())
+    pub fn recvall<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = Result<()>> + 'a {
+        self.s.recv_all(buf, deadline(expires))
     }
 
     /// One non-blocking `accept`: the connection with its remote and local

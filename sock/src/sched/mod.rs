@@ -158,11 +158,8 @@ impl Core {
         self.current.get()
     }
 
-    fn spawn(
-        &self,
-        future: Pin<Box<dyn Future<Output = ()>>>,
-        sink: Rc<dyn task::JoinSink>,
-    ) -> ThreadId {
+    /// Adds a thread; `future` reports its own output and panics (`Finish`).
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()>>>) -> ThreadId {
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let gen = self.task_gen.get().wrapping_add(1);
@@ -179,7 +176,6 @@ impl Core {
             gen,
             body: Some(TaskBody { future, waker }),
             queued: false,
-            sink,
         });
         id
     }
@@ -198,24 +194,20 @@ impl Core {
         };
         let Some(mut body) = body else { return };
         let prev = self.current.replace(Some(id));
-        let res = catch_unwind(AssertUnwindSafe(|| task::poll_body(&mut body)));
+        // `Finish` catches the thread's panics; the loop never sees one.
+        let res = task::poll_body(&mut body);
         self.current.set(prev);
         match res {
-            Ok(Poll::Pending) => {
+            Poll::Pending => {
                 if let Some(slot) = self.tasks.borrow_mut().get_mut(id.index as usize) {
                     slot.body = Some(body);
                 }
             }
-            Ok(Poll::Ready(())) => {
-                // Both dropped outside the borrow: their destructors may use the loop.
-                let slot = self.tasks.borrow_mut().remove(id.index as usize);
-                drop(slot);
-                drop(body);
-            }
-            Err(payload) => {
-                let slot = self.tasks.borrow_mut().remove(id.index as usize);
+            Poll::Ready(()) => {
+                // Dropped outside the borrow: its destructors may use the loop
+                // (and may panic, after a thread that panicked).
+                self.tasks.borrow_mut().remove(id.index as usize);
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
-                slot.sink.panicked(panic_message(&payload));
             }
         }
     }
@@ -450,7 +442,7 @@ where
         state: Some(Rc::clone(&state)),
     });
     with_core(|c| {
-        let id = c.spawn(body, state.clone());
+        let id = c.spawn(body);
         state.id.set(Some(id));
         c.run(id);
         Thread { id, state }
@@ -474,17 +466,25 @@ where
 {
     type Output = ();
 
+    /// Polls the thread's future; its output, or its panic, goes to the
+    /// join state (a panicked thread is done: the loop then drops it).
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
         let this = self.project();
-        match this.future.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(out) => {
-                if let Some(state) = this.state.take() {
-                    state.finish(Ok(out));
-                }
-                Poll::Ready(())
-            }
+        let Some(state) = this.state.as_ref() else {
+            return Poll::Ready(());
+        };
+        let out = match catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(out)) => Ok(out),
+            Err(payload) => Err(panic_message(&payload)),
+        };
+        let state = Rc::clone(state);
+        *this.state = None;
+        match out {
+            Ok(out) => state.finish(Ok(out)),
+            Err(msg) => state.panicked(msg),
         }
+        Poll::Ready(())
     }
 }
 

@@ -56,8 +56,6 @@ pub(crate) struct TaskSlot {
     pub(crate) body: Option<TaskBody>,
     /// Already in the run queue: a second wake-up does not queue it twice.
     pub(crate) queued: bool,
-    /// Where a panic is reported.
-    pub(crate) sink: Rc<dyn JoinSink>,
 }
 
 /// Wake-ups that arrive from other OS threads (or from wakers of foreign
@@ -156,11 +154,6 @@ impl<T: 'static, E: fmt::Display + 'static> ThreadOutput for std::result::Result
     }
 }
 
-/// Receives a thread's panic.
-pub(crate) trait JoinSink {
-    fn panicked(&self, message: String);
-}
-
 /// The shared state between a thread and its [`Thread`] handle.
 pub(crate) struct JoinState<T> {
     pub(crate) id: Cell<Option<ThreadId>>,
@@ -203,8 +196,9 @@ impl<T: ThreadOutput> JoinState<T> {
     }
 }
 
-impl<T: ThreadOutput> JoinSink for JoinState<T> {
-    fn panicked(&self, message: String) {
+impl<T: ThreadOutput> JoinState<T> {
+    /// Reports the thread's panic and finishes it with the error.
+    pub(crate) fn panicked(&self, message: String) {
         let msg = format!("panicked: {message}");
         super::report(self.id.get(), &msg);
         self.finish(Err(Error::with_message(ErrorKind::Other, msg)));
