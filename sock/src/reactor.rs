@@ -54,7 +54,9 @@ pub(crate) struct IoSlot {
     reader: Option<ThreadId>,
     writer: Option<ThreadId>,
     /// Readers that may wait together (acceptors on one listener); none, and
-    /// so one pointer, for every other socket.
+    /// so one pointer, for every other socket. (Boxed: a `Vec` here would be
+    /// three words in every socket's slot, for the few listeners.)
+    #[allow(clippy::box_collection)]
     shared: Option<Box<Vec<ThreadId>>>,
     /// Which directions may be ready (`READY_*` bits): see the module docs.
     ready: u8,

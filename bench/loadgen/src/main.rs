@@ -13,6 +13,11 @@
 //!               their echo before sending the next message -> msg/s, latency
 //!   bulk   W1b: --conns connections stream --size-byte writes and read the
 //!               echo back, at most --window bytes in flight each -> bytes/s
+//!   http   W2:  --conns keep-alive connections each send an HTTP/1.1 GET and
+//!               wait for the whole answer (its length learnt from the first
+//!               one: header + Content-Length) before sending the next
+//!               -> requests/s, latency (the harness's callgrind mode; the
+//!               normal mode runs W2 with wrk)
 //!   conn   W3:  --conns at a time: connect, send one HTTP/1.1 request with
 //!               "Connection: close", read the answer to the server's close,
 //!               close -> connections/s, latency
@@ -30,6 +35,15 @@
 //!                  /proc/PID/stat) is read at the start and end of the
 //!                  measurement; idle mode counts their descriptors and memory
 //!   --timeout S    idle mode: give up when the server stops accepting
+//!   --sync         (echo, bulk, http, conn) align the measurement with an
+//!                  outside observer (the harness's callgrind and strace
+//!                  runs): at the end of the warm-up, and again at the end of
+//!                  the measurement, stop starting operations and wait until
+//!                  none is in flight (no byte unanswered, no connection
+//!                  open), then print the line `sync start` (`sync end`) on
+//!                  stdout and wait for a line on stdin before going on. The
+//!                  operations reported are then exactly those the server
+//!                  served between the two lines.
 //! ```
 //!
 //! It prints one JSON object on stdout (also on failure, with an "error"
@@ -58,6 +72,7 @@ struct Args {
     pids: Vec<i32>,
     batch: usize,
     timeout: f64,
+    sync: bool,
 }
 
 impl Args {
@@ -65,10 +80,13 @@ impl Args {
         let mut it = std::env::args().skip(1);
         let mode = it
             .next()
-            .ok_or("usage: loadgen echo|bulk|conn|idle --addr IP:PORT ...")?;
-        if !matches!(mode.as_str(), "echo" | "bulk" | "conn" | "idle" | "probe") {
+            .ok_or("usage: loadgen echo|bulk|http|conn|idle|probe --addr IP:PORT ...")?;
+        if !matches!(
+            mode.as_str(),
+            "echo" | "bulk" | "http" | "conn" | "idle" | "probe"
+        ) {
             return Err(format!(
-                "unknown mode '{mode}' (echo, bulk, conn, idle, probe)"
+                "unknown mode '{mode}' (echo, bulk, http, conn, idle, probe)"
             ));
         }
         let mut a = Args {
@@ -82,8 +100,13 @@ impl Args {
             pids: Vec::new(),
             batch: 250,
             timeout: 20.0,
+            sync: false,
         };
         while let Some(k) = it.next() {
+            if k == "--sync" {
+                a.sync = true;
+                continue;
+            }
             let v = it.next().ok_or(format!("{k}: value missing"))?;
             let num = |v: &str| {
                 v.parse::<f64>()
@@ -199,7 +222,7 @@ fn main() {
     let mut report = Report::default();
     report.str("mode", args.mode.clone());
     let r = match args.mode.as_str() {
-        "echo" => run_echo(&args, &mut report),
+        "echo" | "http" => run_echo(&args, &mut report),
         "bulk" => run_bulk(&args, &mut report),
         "conn" => run_conn(&args, &mut report),
         "idle" => run_idle(&args, &mut report),
@@ -279,38 +302,136 @@ fn report_window(r: &mut Report, a: &Mark, b: &Mark, ops: u64, bytes: u64, lat: 
 }
 
 /// The phases of a timed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Operations go on; none is counted.
+    Warmup,
+    /// `--sync`: no new operation until none is in flight, then `sync start`.
+    DrainToStart,
+    /// Operations go on and are counted.
+    Measure,
+    /// `--sync`: no new operation; those in flight are still counted; when
+    /// none is left, the end of the measurement and `sync end`.
+    DrainToEnd,
+    Done,
+}
+
+/// The phases of a timed run, and its marks.
 #[derive(Debug)]
 struct Clock {
     warm_end: Instant,
+    duration: Duration,
     end: Instant,
+    sync: bool,
+    phase: Phase,
+    drain_deadline: Instant,
     start: Option<Mark>,
+    stop: Option<Mark>,
 }
+
+/// How long draining may take before the run fails.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 impl Clock {
     fn new(a: &Args) -> Clock {
         let now = Instant::now();
         let warm_end = now + Duration::from_secs_f64(a.warmup.max(0.0));
+        let duration = Duration::from_secs_f64(a.duration);
         Clock {
             warm_end,
-            end: warm_end + Duration::from_secs_f64(a.duration),
+            duration,
+            end: warm_end + duration,
+            sync: a.sync,
+            phase: Phase::Warmup,
+            drain_deadline: now,
             start: None,
+            stop: None,
         }
     }
-    /// Called after every wait: starts the measurement when the warm-up is
-    /// over (the caller then resets its counters). Returns true when it does.
-    fn tick(&mut self, now: Instant, pids: &[i32]) -> Res<bool> {
-        if self.start.is_none() && now >= self.warm_end {
-            self.start = Some(Mark::now(pids)?);
-            return Ok(true);
+
+    /// Called after every wait, with the operations in flight (any count,
+    /// only zero matters). Returns true when the measurement starts: the
+    /// caller then resets its counters and, with `--sync`, starts an
+    /// operation on every connection (none is in flight then).
+    fn tick(&mut self, now: Instant, in_flight: u64, pids: &[i32]) -> Res<bool> {
+        match self.phase {
+            Phase::Warmup if now >= self.warm_end => {
+                if self.sync {
+                    self.phase = Phase::DrainToStart;
+                    self.drain_deadline = now + DRAIN_LIMIT;
+                    return self.tick(now, in_flight, pids);
+                }
+                self.begin(pids)?;
+                Ok(true)
+            }
+            Phase::DrainToStart if in_flight == 0 => {
+                sync_point("start")?;
+                self.begin(pids)?;
+                Ok(true)
+            }
+            Phase::Measure if now >= self.end => {
+                if self.sync {
+                    self.phase = Phase::DrainToEnd;
+                    self.drain_deadline = now + DRAIN_LIMIT;
+                    return self.tick(now, in_flight, pids);
+                }
+                self.stop = Some(Mark::now(pids)?);
+                self.phase = Phase::Done;
+                Ok(false)
+            }
+            Phase::DrainToEnd if in_flight == 0 => {
+                self.stop = Some(Mark::now(pids)?);
+                self.phase = Phase::Done;
+                sync_point("end")?;
+                Ok(false)
+            }
+            Phase::DrainToStart | Phase::DrainToEnd if now >= self.drain_deadline => {
+                Err(Failure(format!(
+                    "--sync: operations still in flight after {} s of draining",
+                    DRAIN_LIMIT.as_secs()
+                )))
+            }
+            _ => Ok(false),
         }
-        Ok(false)
     }
+
+    fn begin(&mut self, pids: &[i32]) -> Res<()> {
+        let m = Mark::now(pids)?;
+        self.end = m.at + self.duration;
+        self.start = Some(m);
+        self.phase = Phase::Measure;
+        Ok(())
+    }
+
+    /// Whether new operations may start.
+    fn issuing(&self) -> bool {
+        matches!(self.phase, Phase::Warmup | Phase::Measure)
+    }
+    /// Whether completed operations count.
     fn measuring(&self) -> bool {
-        self.start.is_some()
+        matches!(self.phase, Phase::Measure | Phase::DrainToEnd)
     }
-    fn done(&self, now: Instant) -> bool {
-        self.start.is_some() && now >= self.end
+    fn done(&self) -> bool {
+        self.phase == Phase::Done
     }
+    /// The start and end marks of a finished run.
+    fn window(&self) -> (Mark, Mark) {
+        (self.start.expect("measured"), self.stop.expect("ended"))
+    }
+}
+
+/// `--sync`: tells the observer (a line on stdout) and waits for its answer
+/// (a line on stdin).
+fn sync_point(what: &str) -> Res<()> {
+    use std::io::{BufRead, Write};
+    let mut out = io::stdout().lock();
+    writeln!(out, "sync {what}")?;
+    out.flush()?;
+    let mut line = String::new();
+    if io::stdin().lock().read_line(&mut line)? == 0 {
+        return Err(Failure("--sync: standard input closed".into()));
+    }
+    Ok(())
 }
 
 // Connections --------------------------------------------------------------
@@ -352,10 +473,54 @@ fn hangup(events: u32) -> bool {
     events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
 }
 
-/// W1: ping-pong.
+/// The length of the server's answer to `req` on `fd` (a complete HTTP/1.1
+/// 200 answer: its header and Content-Length bytes of body), asked and read
+/// once before a keep-alive run.
+fn answer_len(ep: &Epoll, fd: i32, req: &[u8], deadline: Instant) -> Res<usize> {
+    if sys::send(fd, req)? != Some(req.len()) {
+        return Err(Failure("short send of the first request".into()));
+    }
+    let mut got: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut evs = sys::events(256);
+    loop {
+        loop {
+            match sys::recv(fd, &mut buf)? {
+                Some(0) => return Err(Failure("the server closed a keep-alive connection".into())),
+                Some(k) => got.extend_from_slice(&buf[..k]),
+                None => break,
+            }
+        }
+        if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..h]).to_ascii_lowercase();
+            if !head.starts_with("http/1.1 200") {
+                return Err(Failure("not an HTTP/1.1 200 answer".into()));
+            }
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or("the answer has no Content-Length".to_string())?;
+            let total = h + 4 + len;
+            if got.len() == total {
+                return Ok(total);
+            }
+            if got.len() > total {
+                return Err(Failure("more than one answer to one request".into()));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure("no complete answer to the first request".into()));
+        }
+        ep.wait(&mut evs, 10)?;
+    }
+}
+
+/// W1 (echo mode): ping-pong; W2 (http mode): keep-alive requests, one in
+/// flight per connection.
 fn run_echo(a: &Args, r: &mut Report) -> Res<()> {
+    let http = a.mode == "http";
     r.num("conns", a.conns as f64);
-    r.num("size", a.size as f64);
     let ep = Epoll::new()?;
     let fds = connect_all(
         &ep,
@@ -363,39 +528,70 @@ fn run_echo(a: &Args, r: &mut Report) -> Res<()> {
         a.conns,
         Instant::now() + Duration::from_secs(10),
     )?;
-    let msg = vec![0x5au8; a.size];
+    // What each connection sends, and the length of the answer it waits for.
+    let (msg, reply) = if http {
+        let req = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", a.addr).into_bytes();
+        let reply = answer_len(&ep, fds[0], &req, Instant::now() + Duration::from_secs(30))?;
+        (req, reply)
+    } else {
+        (vec![0x5au8; a.size], a.size)
+    };
+    r.num("size", msg.len() as f64);
+    r.num("reply", reply as f64);
     let mut buf = vec![0u8; 64 * 1024];
-    // Per connection: bytes of the echo received, bytes of the message still
-    // to send, when the message went out.
+    // Per connection: bytes of the answer received, bytes of the message
+    // still to send, when the message went out, whether one is in flight.
     let mut got = vec![0usize; a.conns];
     let mut unsent = vec![0usize; a.conns];
     let mut sent_at = vec![Instant::now(); a.conns];
+    let mut busy = vec![false; a.conns];
+    let mut in_flight = 0u64;
     let mut lat: Vec<u32> = Vec::with_capacity(4 << 20);
     let mut ops = 0u64;
     let mut clock = Clock::new(a);
     let mut evs = sys::events(1024);
     let send = |i: usize, unsent: &mut [usize]| -> Res<()> {
         while unsent[i] > 0 {
-            match sys::send(fds[i], &msg[a.size - unsent[i]..])? {
+            match sys::send(fds[i], &msg[msg.len() - unsent[i]..])? {
                 Some(n) => unsent[i] -= n,
                 None => break, // EPOLLOUT will come
             }
         }
         Ok(())
     };
-    let now = Instant::now();
-    for i in 0..a.conns {
-        unsent[i] = a.size;
-        sent_at[i] = now;
-        send(i, &mut unsent)?;
-    }
-    let mut end = None;
-    while end.is_none() {
+    // Starts a message (request) on every connection that has none.
+    let start_all = |now: Instant,
+                     unsent: &mut [usize],
+                     sent_at: &mut [Instant],
+                     busy: &mut [bool],
+                     in_flight: &mut u64|
+     -> Res<()> {
+        for i in 0..a.conns {
+            if !busy[i] {
+                busy[i] = true;
+                *in_flight += 1;
+                unsent[i] = msg.len();
+                sent_at[i] = now;
+                send(i, unsent)?;
+            }
+        }
+        Ok(())
+    };
+    start_all(
+        Instant::now(),
+        &mut unsent,
+        &mut sent_at,
+        &mut busy,
+        &mut in_flight,
+    )?;
+    while !clock.done() {
         let n = ep.wait(&mut evs, SPIN_MS)?.len();
-        let now = Instant::now();
-        if clock.tick(now, &a.pids)? {
+        let mut now = Instant::now();
+        if clock.tick(now, in_flight, &a.pids)? {
+            now = Instant::now(); // (--sync: after the wait for the observer)
             ops = 0;
             lat.clear();
+            start_all(now, &mut unsent, &mut sent_at, &mut busy, &mut in_flight)?;
         }
         for e in &evs[..n] {
             let i = e.u64 as usize;
@@ -414,8 +610,8 @@ fn run_echo(a: &Args, r: &mut Report) -> Res<()> {
                     None => break,
                 }
             }
-            if got[i] >= a.size && unsent[i] == 0 {
-                got[i] -= a.size;
+            if busy[i] && got[i] >= reply && unsent[i] == 0 {
+                got[i] -= reply;
                 if clock.measuring() {
                     ops += 1;
                     lat.push(
@@ -424,24 +620,19 @@ fn run_echo(a: &Args, r: &mut Report) -> Res<()> {
                             .min(u32::MAX as u128) as u32,
                     );
                 }
-                unsent[i] = a.size;
-                sent_at[i] = now;
-                send(i, &mut unsent)?;
+                if clock.issuing() {
+                    unsent[i] = msg.len();
+                    sent_at[i] = now;
+                    send(i, &mut unsent)?;
+                } else {
+                    busy[i] = false;
+                    in_flight -= 1;
+                }
             }
         }
-        if clock.done(now) {
-            end = Some(Mark::now(&a.pids)?);
-        }
     }
-    let start = clock.start.expect("measured");
-    report_window(
-        r,
-        &start,
-        &end.expect("ended"),
-        ops,
-        ops * a.size as u64,
-        &mut lat,
-    );
+    let (start, stop) = clock.window();
+    report_window(r, &start, &stop, ops, ops * reply as u64, &mut lat);
     for fd in fds {
         sys::close(fd);
     }
@@ -484,12 +675,26 @@ fn run_bulk(a: &Args, r: &mut Report) -> Res<()> {
     for i in 0..a.conns {
         fill(i, &mut sent, &recvd)?;
     }
-    let mut end = None;
-    while end.is_none() {
+    // Bytes sent and not yet echoed, over all connections.
+    let unanswered = |sent: &[u64], recvd: &[u64]| -> u64 {
+        sent.iter().sum::<u64>() - recvd.iter().sum::<u64>()
+    };
+    while !clock.done() {
         let n = ep.wait(&mut evs, SPIN_MS)?.len();
         let now = Instant::now();
-        if clock.tick(now, &a.pids)? {
+        // (The sums only while draining: they are not free.)
+        let in_flight = if clock.issuing() {
+            1
+        } else {
+            unanswered(&sent, &recvd)
+        };
+        if clock.tick(now, in_flight, &a.pids)? {
             bytes = 0;
+            if a.sync {
+                for i in 0..a.conns {
+                    fill(i, &mut sent, &recvd)?;
+                }
+            }
         }
         for e in &evs[..n] {
             let i = e.u64 as usize;
@@ -498,7 +703,9 @@ fn run_bulk(a: &Args, r: &mut Report) -> Res<()> {
                     Some(0) => return Err(Failure("the server closed a connection".into())),
                     Some(k) => {
                         recvd[i] += k as u64;
-                        bytes += k as u64;
+                        if clock.measuring() {
+                            bytes += k as u64;
+                        }
                         if k < buf.len() && !hangup(e.events) {
                             break;
                         }
@@ -506,15 +713,14 @@ fn run_bulk(a: &Args, r: &mut Report) -> Res<()> {
                     None => break,
                 }
             }
-            fill(i, &mut sent, &recvd)?;
-        }
-        if clock.done(now) {
-            end = Some(Mark::now(&a.pids)?);
+            if clock.issuing() {
+                fill(i, &mut sent, &recvd)?;
+            }
         }
     }
-    let start = clock.start.expect("measured");
+    let (start, stop) = clock.window();
     let ops = bytes / a.size as u64;
-    report_window(r, &start, &end.expect("ended"), ops, bytes, &mut []);
+    report_window(r, &start, &stop, ops, bytes, &mut []);
     for fd in fds {
         sys::close(fd);
     }
@@ -565,16 +771,23 @@ fn run_conn(a: &Args, r: &mut Report) -> Res<()> {
     for (i, s) in slots.iter_mut().enumerate() {
         open(i, s)?;
     }
+    let mut open_conns = a.conns as u64;
     let mut clock = Clock::new(a);
     let mut evs = sys::events(1024);
-    let mut end = None;
-    while end.is_none() {
+    while !clock.done() {
         let n = ep.wait(&mut evs, SPIN_MS)?.len();
-        let now = Instant::now();
-        if clock.tick(now, &a.pids)? {
+        let mut now = Instant::now();
+        if clock.tick(now, open_conns, &a.pids)? {
+            now = Instant::now(); // (--sync: after the wait for the observer)
             ops = 0;
             errors = 0;
             lat.clear();
+            for (i, s) in slots.iter_mut().enumerate() {
+                if s.fd < 0 {
+                    open(i, s)?;
+                    open_conns += 1;
+                }
+            }
         }
         for e in &evs[..n] {
             let i = (e.u64 & 0xffff_ffff) as usize;
@@ -635,15 +848,16 @@ fn run_conn(a: &Args, r: &mut Report) -> Res<()> {
             }
             sys::close(s.fd);
             s.fd = -1;
-            open(i, s)?;
-        }
-        if clock.done(now) {
-            end = Some(Mark::now(&a.pids)?);
+            if clock.issuing() {
+                open(i, s)?;
+            } else {
+                open_conns -= 1;
+            }
         }
     }
     r.num("errors", errors as f64);
-    let start = clock.start.expect("measured");
-    report_window(r, &start, &end.expect("ended"), ops, 0, &mut lat);
+    let (start, stop) = clock.window();
+    report_window(r, &start, &stop, ops, 0, &mut lat);
     for s in slots {
         if s.fd >= 0 {
             sys::close(s.fd);
