@@ -89,19 +89,19 @@ local function with_traceback(e)
 	return e
 end
 
-local function body(f)
-	return function(...)
-		return finish(running(), xpcall(f, with_traceback, ...))
-	end
+-- The body of every thread: f(...) under xpcall (one function for all
+-- threads, f comes as the first argument: no closure per thread).
+local function body(f, ...)
+	return finish(running(), xpcall(f, with_traceback, ...))
 end
 
 --- sock.newthread(f, ...) -> co: starts f(...) as a sock thread, at once;
 --- returns at its first blocking call.
 function M.newthread(f, ...)
 	if type(f) ~= 'function' then argerr('sock.newthread', 1, 'func', 'function expected') end
-	local co = create(body(f))
+	local co = create(body)
 	active[co] = true
-	R.spawn(co, R.report, ...)
+	R.spawn(co, R.report, f, ...)
 	return co
 end
 

@@ -216,14 +216,14 @@ impl Registration {
 
     /// A wait for readiness alone: see [`Wait`].
     pub(crate) fn wait(&self, dir: Direction, deadline: Result<Option<Instant>>) -> Wait {
-        let (deadline, error) = match deadline {
-            Ok(d) => (d, None),
-            Err(e) => (None, Some(e)),
+        let (deadline, invalid) = match deadline {
+            Ok(d) => (d, false),
+            Err(_) => (None, true),
         };
         Wait {
             core: Rc::clone(&self.core),
             parking: Parking::new(self.token, dir, deadline),
-            error,
+            invalid,
             started: false,
         }
     }
@@ -526,7 +526,8 @@ impl<F> Drop for IoOp<'_, F> {
 pub struct Wait {
     core: Rc<Core>,
     parking: Parking,
-    error: Option<Error>,
+    /// The deadline given was invalid (NaN, `time::deadline`'s error).
+    invalid: bool,
     started: bool,
 }
 
@@ -543,8 +544,8 @@ impl Future for Wait {
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        if let Some(e) = this.error.take() {
-            return Poll::Ready(Err(e));
+        if std::mem::take(&mut this.invalid) {
+            return Poll::Ready(Err(crate::time::invalid_expires()));
         }
         let c = Rc::clone(&this.core);
         let Some(me) = c.current() else {
