@@ -81,7 +81,7 @@ pub use opt::OptVal;
 pub use reactor::{Direction, Wait};
 pub use sched::{
     currentthread, epoll_fd, newthread, poll, set_epoll_fd, set_error_handler, sleep, sleep_until,
-    start, stop, Loop, Sleep, Thread, ThreadId, ThreadOutput,
+    start, stop, Loop, SharedPoller, Sleep, Thread, ThreadId, ThreadOutput,
 };
 pub use time::clock;
 

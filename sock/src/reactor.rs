@@ -103,13 +103,29 @@ pub enum Direction {
     Write,
 }
 
-fn token(index: usize, gen: u32) -> usize {
-    ((gen as usize) << 32) | index
+// A token: the loop's index (12 bits: several loops may share a poller, and
+// an event goes to the loop of its socket), the slot's generation (20 bits)
+// and the slot's index (32 bits). Loop index 0xfff is never a loop's, so the
+// backends' reserved tokens (all ones and the like) are nobody's sockets.
+const GEN_BITS: u32 = 20;
+const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
+
+fn token(lp: u16, index: usize, gen: u32) -> usize {
+    (usize::from(lp) << 52) | (((gen & GEN_MASK) as usize) << 32) | (index & 0xffff_ffff)
 }
 
+/// The slot's index and generation of a token (of this loop).
 fn untoken(token: usize) -> (usize, u32) {
-    (token & 0xffff_ffff, (token >> 32) as u32)
+    (token & 0xffff_ffff, (token >> 32) as u32 & GEN_MASK)
 }
+
+/// The loop a token belongs to.
+pub(crate) fn loop_of(token: usize) -> u16 {
+    (token >> 52) as u16
+}
+
+// Tokens take 64 bits.
+const _: () = assert!(usize::BITS == 64, "sock needs a 64-bit target");
 
 /// A socket's registration with the loop it was made in.
 #[derive(Debug)]
@@ -123,7 +139,7 @@ impl Registration {
     pub(crate) fn new(fd: RawFd) -> Result<Registration> {
         crate::sched::with_core(|c| {
             let poller = c.poller()?;
-            let gen = c.io_gen.get().wrapping_add(1) & 0x7fff_ffff;
+            let gen = c.io_gen.get().wrapping_add(1) & GEN_MASK;
             c.io_gen.set(gen);
             let slot = IoSlot {
                 gen,
@@ -134,7 +150,7 @@ impl Registration {
                 ready: READY_READ | READY_WRITE,
             };
             let index = c.io.borrow_mut().insert(slot);
-            let token = token(index, gen);
+            let token = token(c.index(), index, gen);
             if let Err(e) = poller.add(fd, token) {
                 c.io.borrow_mut().remove(index);
                 return Err(e.into());
@@ -594,9 +610,16 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        for (i, g) in [(0usize, 1u32), (12345, 0x7fff_ffff), (0xffff_fffe, 7)] {
-            assert_eq!(untoken(token(i, g)), (i, g));
-            assert_ne!(token(i, g), crate::sys::WAKE_TOKEN);
+        for (lp, i, g) in [
+            (0u16, 0usize, 1u32),
+            (7, 12345, GEN_MASK),
+            (0xffe, 0xffff_fffe, 7),
+        ] {
+            let t = token(lp, i, g);
+            assert_eq!(untoken(t), (i, g));
+            assert_eq!(loop_of(t), lp);
+            assert_ne!(t, crate::sys::WAKE_TOKEN);
+            assert_ne!(t, usize::MAX - 1);
         }
     }
 }

@@ -19,6 +19,7 @@
 //! `RefCell`s of a thread-local, and only wake-ups from other OS threads go
 //! through a mutex.
 
+pub(crate) mod remote;
 mod task;
 pub(crate) mod timers;
 
@@ -29,8 +30,7 @@ use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
@@ -39,7 +39,8 @@ use slab::Slab;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reactor::IoSlot;
 use crate::sys::{Events, Poller, WAKE_TOKEN};
-use task::{JoinState, Remote, TaskBody, TaskSlot, TaskWaker};
+use remote::{Inbox, Remote};
+use task::{JoinState, TaskBody, TaskSlot, TaskWaker};
 use timers::Timers;
 
 pub use task::{Thread, ThreadId, ThreadOutput};
@@ -60,22 +61,28 @@ pub(crate) struct Core {
     stopping: Cell<bool>,
     polling: Cell<bool>,
     events: RefCell<Events>,
-    remote: Arc<Remote>,
-    remote_buf: RefCell<Vec<ThreadId>>,
+    pub(crate) remote: Arc<Remote>,
+    inbox: RefCell<Inbox>,
+    /// Events of other loops' sockets taken from a shared poller, to route.
+    foreign: RefCell<Vec<(u16, crate::sys::Event)>>,
 }
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loop")
-            .field("id", &self.remote.loop_id)
+            .field("index", &self.remote.index)
             .field("threads", &self.tasks.borrow().len())
             .finish()
     }
 }
 
-type ErrorHandler = Box<dyn Fn(Option<ThreadId>, &str)>;
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.remote.unregister();
+    }
+}
 
-static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+type ErrorHandler = Box<dyn Fn(Option<ThreadId>, &str)>;
 
 /// The default loop of an OS thread; its threads are dropped (cancelled) when
 /// the OS thread exits, which also breaks the cycles sockets inside threads
@@ -97,7 +104,6 @@ thread_local! {
 
 impl Core {
     fn new() -> Core {
-        let loop_id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         Core {
             poller: OnceCell::new(),
             shared_fd: Cell::new(None),
@@ -111,15 +117,27 @@ impl Core {
             stopping: Cell::new(false),
             polling: Cell::new(false),
             events: RefCell::new(Events::new()),
-            remote: Arc::new(Remote {
-                loop_id,
-                owner: std::thread::current().id(),
-                queue: Mutex::new(Vec::new()),
-                pending: AtomicBool::new(false),
-                notifier: std::sync::OnceLock::new(),
-            }),
-            remote_buf: RefCell::new(Vec::new()),
+            remote: Remote::register(),
+            inbox: RefCell::new(Inbox::default()),
+            foreign: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The error of a loop that cannot share its poller: the registry of
+    /// loops that route events is full.
+    fn require_sharing(&self) -> Result<()> {
+        match self.remote.can_share() {
+            true => Ok(()),
+            false => Err(Error::with_message(
+                ErrorKind::NotSupported,
+                "too many loops share pollers (at most 4095 at once)",
+            )),
+        }
+    }
+
+    /// The loop's index in its sockets' tokens.
+    pub(crate) fn index(&self) -> u16 {
+        self.remote.index
     }
 
     /// Drops every thread (cancelling what it waits for). Their futures are
@@ -252,14 +270,19 @@ impl Core {
         };
         {
             let mut events = self.events.borrow_mut();
+            let mut foreign = self.foreign.borrow_mut();
             poller.wait(&mut events, timeout)?;
             for ev in events.iter() {
                 if ev.token == WAKE_TOKEN {
                     poller.drain_notifications();
-                } else {
-                    crate::reactor::dispatch(self, poller, ev);
+                    continue;
+                }
+                match crate::reactor::loop_of(ev.token) {
+                    lp if lp == self.remote.index => crate::reactor::dispatch(self, poller, ev),
+                    lp => foreign.push((lp, ev)),
                 }
             }
+            remote::route(&mut foreign);
         }
         self.take_remote();
         self.fire_timers();
@@ -276,11 +299,20 @@ impl Core {
         Ok(n > 0)
     }
 
+    /// Wakes the threads and dispatches the events that other OS threads
+    /// handed in.
     fn take_remote(&self) {
-        let mut buf = self.remote_buf.borrow_mut();
-        self.remote.take(&mut buf);
-        for id in buf.drain(..) {
+        let mut inbox = self.inbox.borrow_mut();
+        self.remote.take(&mut inbox);
+        for id in inbox.threads.drain(..) {
             self.wake(id);
+        }
+        if !inbox.events.is_empty() {
+            if let Ok(poller) = self.poller() {
+                for ev in inbox.events.drain(..) {
+                    crate::reactor::dispatch(self, poller, ev);
+                }
+            }
         }
     }
 
@@ -730,12 +762,8 @@ impl Drop for Sleep {
 /// ```
 pub fn epoll_fd() -> Result<RawFd> {
     with_core(|c| {
-        c.poller()?.raw_fd().ok_or_else(|| {
-            Error::with_message(
-                ErrorKind::NotSupported,
-                "this backend has no epoll descriptor",
-            )
-        })
+        c.require_sharing()?;
+        Ok(c.poller()?.share()?)
     })
 }
 
@@ -766,6 +794,7 @@ pub fn set_epoll_fd(fd: RawFd) -> Result<()> {
                 "set_epoll_fd must be called before this loop's first I/O",
             ));
         }
+        c.require_sharing()?;
         c.shared_fd.set(Some(fd));
         let r = c.poller().map(|_| ());
         if r.is_err() {
@@ -774,6 +803,57 @@ pub fn set_epoll_fd(fd: RawFd) -> Result<()> {
         }
         r
     })
+}
+
+/// One poller shared by the loops of several OS threads, as a value that can
+/// be sent to them: the safe form of [`epoll_fd`] and [`set_epoll_fd`]. It
+/// holds its own duplicate of the instance, so it stays valid whatever
+/// happens to the loop it came from.
+///
+/// Whichever loop's wait takes an event of the shared instance, the loop that
+/// owns the socket resumes the thread waiting on it (the event is handed
+/// over). Sharing costs a second `epoll_wait` per wait (each loop waits on an
+/// instance of its own that holds the shared one) and, for events that the
+/// owner did not take itself, a hand-over: for servers that want every core,
+/// one loop per OS thread with a listener each (`so_reuseport`) and no sharing
+/// is faster; see the multi-core example (`examples/multicore.rs`).
+///
+/// # Examples
+///
+/// ```
+/// # if sock::epoll_fd().is_err() { return; } // the portable backend
+/// let poller = sock::SharedPoller::current().unwrap();
+/// let worker = std::thread::spawn(move || {
+///     poller.join().unwrap(); // before this OS thread's loop does any I/O
+///     sock::newthread(async { sock::sleep(0.01).await });
+///     sock::start().unwrap();
+/// });
+/// worker.join().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct SharedPoller {
+    fd: Arc<std::os::fd::OwnedFd>,
+}
+
+impl SharedPoller {
+    /// The poller of this OS thread's loop (the current loop), shared from
+    /// now on: `not_supported` with the portable backend.
+    pub fn current() -> Result<SharedPoller> {
+        with_core(|c| {
+            c.require_sharing()?;
+            let owned = c.poller()?.share_owned()?;
+            Ok(SharedPoller {
+                fd: Arc::new(owned),
+            })
+        })
+    }
+
+    /// Makes the current loop use this poller: as [`set_epoll_fd`], before
+    /// the loop's first I/O.
+    pub fn join(&self) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        set_epoll_fd(self.fd.as_raw_fd())
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -58,48 +57,11 @@ pub(crate) struct TaskSlot {
     pub(crate) queued: bool,
 }
 
-/// Wake-ups that arrive from other OS threads (or from wakers of foreign
-/// futures): a locked queue and a flag the loop checks after each wait.
-#[derive(Debug)]
-pub(crate) struct Remote {
-    pub(crate) loop_id: u64,
-    /// The OS thread the loop runs on.
-    pub(crate) owner: std::thread::ThreadId,
-    pub(crate) queue: Mutex<Vec<ThreadId>>,
-    pub(crate) pending: AtomicBool,
-    pub(crate) notifier: std::sync::OnceLock<crate::sys::Notifier>,
-}
-
-impl Remote {
-    /// Queues a wake-up; wakes the poller unless called on the loop's own OS
-    /// thread (which is then busy running something, not blocked in a wait,
-    /// and reads the queue before its next wait).
-    pub(crate) fn push(&self, id: ThreadId) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(id);
-        self.pending.store(true, Ordering::Release);
-        if std::thread::current().id() != self.owner {
-            if let Some(n) = self.notifier.get() {
-                let _ = n.notify();
-            }
-        }
-    }
-
-    pub(crate) fn take(&self, into: &mut Vec<ThreadId>) {
-        // A plain load first: the common case (nothing pending) costs no RMW.
-        if self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire) {
-            into.append(&mut self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        }
-    }
-}
-
 /// The `std::task::Waker` of a thread, for futures that are not sock's own
 /// (sock's sockets and timers wake threads directly, without wakers).
 pub(crate) struct TaskWaker {
     pub(crate) id: ThreadId,
-    pub(crate) remote: Arc<Remote>,
+    pub(crate) remote: Arc<super::remote::Remote>,
 }
 
 impl Wake for TaskWaker {
@@ -108,7 +70,7 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.remote.push(self.id);
+        self.remote.wake(self.id);
     }
 }
 

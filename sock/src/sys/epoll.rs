@@ -6,7 +6,22 @@
 //! and never changes interest, so a parked thread costs no syscall beyond the
 //! `EAGAIN` that made it park. The price is that a wake-up carries no promise:
 //! the woken operation retries its syscall and parks again on `EAGAIN`.
+//!
+//! # Sharing one instance between loops
+//!
+//! Alone, a loop waits on its instance directly: sockets and the loop's
+//! wake-up eventfd are in it. Once the instance is shared (its descriptor
+//! exported with [`Poller::share`], or another loop's joined with
+//! [`Poller::from_shared`]), the sockets stay in the shared instance and each
+//! loop waits on a private instance of its own that holds its eventfd and the
+//! shared instance (nested epoll, edge-triggered). A wake-up meant for one loop
+//! can then never be taken by another; an event of the shared instance wakes
+//! the loops that wait, and whichever takes it (`epoll_wait` with no timeout on
+//! the shared instance) hands it to the socket's owner (the reactor's routing,
+//! by the loop in the token). A loop that took a full batch drains the rest
+//! before its next blocking wait, since no new edge may come for what is left.
 
+use std::cell::{Cell, OnceCell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -20,11 +35,31 @@ use super::{Event, WAKE_TOKEN};
 /// How many events one `epoll_wait` can return.
 const BATCH: usize = 1024;
 
+/// The token of the shared instance inside a loop's private one.
+const SHARED_TOKEN: u64 = u64::MAX - 1;
+
 /// An epoll instance and the eventfd that wakes it.
-#[derive(Debug)]
 pub(crate) struct Poller {
+    /// Where sockets are registered: this loop's instance, or a shared one.
     epoll: OwnedFd,
+    /// Once shared: this loop's own instance, holding its eventfd and
+    /// `epoll`; the loop waits there (see the module docs).
+    private: OnceCell<OwnedFd>,
+    /// A full batch was taken from the shared instance: take the rest before
+    /// blocking.
+    backlog: Cell<bool>,
+    /// The events of the private instance (two at most), kept for reuse.
+    mine: RefCell<Vec<epoll::Event>>,
     waker: Arc<OwnedFd>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("epoll", &self.epoll)
+            .field("shared", &self.private.get().is_some())
+            .finish()
+    }
 }
 
 /// Wakes a [`Poller`] from any OS thread.
@@ -63,28 +98,69 @@ impl Poller {
         // duplicates it; a bad fd makes the call fail with EBADF, reported to the caller.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let epoll = rustix::io::fcntl_dupfd_cloexec(borrowed, 0)?;
-        // Anything but an epoll instance fails there, when the wake-up eventfd
-        // is added to it (EINVAL).
-        Poller::with_epoll(epoll)
+        let waker = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let p = Poller {
+            epoll,
+            private: OnceCell::new(),
+            backlog: Cell::new(false),
+            mine: RefCell::new(Vec::with_capacity(2)),
+            waker: Arc::new(waker),
+        };
+        // Anything but an epoll instance fails there, when it is nested in
+        // the private instance (EINVAL).
+        p.make_private()?;
+        Ok(p)
     }
 
     fn with_epoll(epoll: OwnedFd) -> io::Result<Poller> {
         let waker = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        epoll::add(
-            &epoll,
-            &waker,
-            epoll::EventData::new_u64(WAKE_TOKEN as u64),
-            epoll::EventFlags::IN | epoll::EventFlags::ET,
-        )?;
+        add_waker(&epoll, &waker)?;
         Ok(Poller {
             epoll,
+            private: OnceCell::new(),
+            backlog: Cell::new(false),
+            mine: RefCell::new(Vec::with_capacity(2)),
             waker: Arc::new(waker),
         })
     }
 
-    /// The epoll file descriptor (to share the instance with another loop).
-    pub(crate) fn raw_fd(&self) -> Option<RawFd> {
-        Some(self.epoll.as_raw_fd())
+    /// Creates the private instance: the eventfd moves there, and the
+    /// instance of the sockets is nested in it.
+    fn make_private(&self) -> io::Result<()> {
+        if self.private.get().is_some() {
+            return Ok(());
+        }
+        let private = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &private,
+            &self.epoll,
+            epoll::EventData::new_u64(SHARED_TOKEN),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )?;
+        // The eventfd leaves the shared instance, if it was there (a
+        // notification written meanwhile stays in its counter, and adding it
+        // reports it, as every add does for a ready descriptor).
+        match epoll::delete(&self.epoll, &*self.waker) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        add_waker(&private, &self.waker)?;
+        let _ = self.private.set(private);
+        Ok(())
+    }
+
+    /// The descriptor of the instance the sockets are in, for other loops to
+    /// join ([`from_shared`](Self::from_shared)); from now on this loop waits
+    /// on a private instance (see the module docs).
+    pub(crate) fn share(&self) -> io::Result<RawFd> {
+        self.make_private()?;
+        Ok(self.epoll.as_raw_fd())
+    }
+
+    /// [`share`](Self::share), as a duplicate descriptor of its own.
+    pub(crate) fn share_owned(&self) -> io::Result<OwnedFd> {
+        self.make_private()?;
+        Ok(rustix::io::fcntl_dupfd_cloexec(&self.epoll, 0)?)
     }
 
     /// Registers `fd` for both directions, edge-triggered.
@@ -133,11 +209,38 @@ impl Poller {
                 tv_nsec: d.subsec_nanos() as _,
             })
         });
-        match epoll::wait(&self.epoll, spare_capacity(&mut events.list), ts.as_ref()) {
-            Ok(_) => Ok(()),
-            Err(e) if e == rustix::io::Errno::INTR => Ok(()),
-            Err(e) => Err(e.into()),
+        let Some(private) = self.private.get() else {
+            return wait_on(&self.epoll, &mut events.list, ts.as_ref());
+        };
+        // Shared: the private instance says what happened; a full batch left
+        // over from the last wait is taken without blocking.
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let ts = if self.backlog.get() {
+            Some(&zero)
+        } else {
+            ts.as_ref()
+        };
+        let mut mine = self.mine.borrow_mut();
+        mine.clear();
+        wait_on(private, &mut mine, ts)?;
+        let mut shared = self.backlog.replace(false);
+        for e in mine.iter() {
+            if e.data.u64() == SHARED_TOKEN {
+                shared = true;
+            } else {
+                events.list.push(*e);
+            }
         }
+        if shared {
+            let room = events.list.capacity() - events.list.len();
+            let before = events.list.len();
+            wait_on(&self.epoll, &mut events.list, Some(&zero))?;
+            self.backlog.set(events.list.len() - before == room);
+        }
+        Ok(())
     }
 
     /// A handle that wakes this poller from any thread.
@@ -151,6 +254,27 @@ impl Poller {
     pub(crate) fn drain_notifications(&self) {
         let mut buf = [0u8; 8];
         let _ = rustix::io::read(&*self.waker, &mut buf);
+    }
+}
+
+/// Adds the wake-up eventfd to `epoll`.
+fn add_waker(epoll: &OwnedFd, waker: &OwnedFd) -> io::Result<()> {
+    epoll::add(
+        epoll,
+        waker,
+        epoll::EventData::new_u64(WAKE_TOKEN as u64),
+        epoll::EventFlags::IN | epoll::EventFlags::ET,
+    )
+    .map_err(Into::into)
+}
+
+/// One `epoll_wait` on `epoll` into the spare room of `list`; `EINTR` is no
+/// events.
+fn wait_on(epoll: &OwnedFd, list: &mut Vec<epoll::Event>, ts: Option<&Timespec>) -> io::Result<()> {
+    match epoll::wait(epoll, spare_capacity(list), ts) {
+        Ok(_) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INTR => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -4,9 +4,11 @@
 //! Each backend provides (keep every backend in sync with this list):
 //!
 //! * `Poller`: the readiness queue of one loop.
-//!   - `Poller::new()` creates a private instance; `Poller::from_shared(fd)` (epoll
-//!     only) joins an instance that another loop created, see `epoll_fd` in the
-//!     crate root.
+//!   - `Poller::new()` creates a private instance; `share()` (epoll only) gives
+//!     the descriptor of its socket instance for other loops, and
+//!     `Poller::from_shared(fd)` joins one, see `epoll_fd` in the crate root. A
+//!     shared instance delivers any loop's events to whichever loop waits: the
+//!     reactor routes them by the loop in their token.
 //!   - `add(fd, token)` registers a socket once for its whole life, for both
 //!     directions. The epoll backend is edge-triggered; backends that cannot do
 //!     edges register in one-shot mode and rely on `arm`.

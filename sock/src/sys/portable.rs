@@ -48,15 +48,17 @@ impl Poller {
 
     /// Sharing a poller by descriptor is an epoll feature.
     pub(crate) fn from_shared(_fd: RawFd) -> io::Result<Poller> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "sharing a poller by descriptor needs the epoll backend",
-        ))
+        Err(no_sharing())
     }
 
-    /// This backend has no descriptor to share.
-    pub(crate) fn raw_fd(&self) -> Option<RawFd> {
-        None
+    /// Sharing a poller by descriptor is an epoll feature.
+    pub(crate) fn share(&self) -> io::Result<RawFd> {
+        Err(no_sharing())
+    }
+
+    /// Sharing a poller by descriptor is an epoll feature.
+    pub(crate) fn share_owned(&self) -> io::Result<std::os::fd::OwnedFd> {
+        Err(no_sharing())
     }
 
     /// Registers `fd` in one-shot mode with no interest yet.
@@ -133,6 +135,14 @@ impl Events {
             }
         })
     }
+}
+
+/// The error of the sharing calls: this backend has no descriptor to share.
+fn no_sharing() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "sharing a poller by descriptor needs the epoll backend",
+    )
 }
 
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
