@@ -18,7 +18,7 @@ local co_resume, co_wrap = R.co_resume, R.co_wrap
 local type, error, select, tonumber, setmetatable = type, error, select, tonumber, setmetatable
 local traceback, xpcall = debug.traceback, xpcall
 
-local WAIT, TRANSFER, FAILED = R.WAIT, R.TRANSFER, R.FAILED
+local WAIT, TRANSFER, FAILED, JOIN = R.WAIT, R.TRANSFER, R.FAILED, R.JOIN
 local READ, WRITE = 0, 1
 
 -- The coroutines that sock threads are running now: the threads, and the
@@ -145,6 +145,50 @@ end
 
 function M.iocp()
 	return nil, 'not_supported', 0, 'IOCP is a Windows facility'
+end
+
+-- OS threads ----------------------------------------------------------------------
+
+-- The handle of an OS thread: {_t = the Rust handle (src/osthread.rs)}.
+local osthread = {}
+local osthread_mt = {__index = osthread, __name = 'sock.osthread'}
+osthread_mt.__tostring = function(self) return 'sock.osthread (' .. tostring(self._t) .. ')' end
+
+--- sock.osthread(f | code, ...) -> t: runs f (a function without upvalues:
+--- its bytecode is copied) or code (Lua source) with the arguments (nil,
+--- booleans, numbers, strings) in a new OS thread, in a new Lua state with
+--- sock loaded, whose loop shares this one's poller.
+function M.osthread(code, ...)
+	local name
+	if type(code) == 'function' then
+		local info = debug.getinfo(code, 'S')
+		if info.what == 'C' then
+			argerr('sock.osthread', 1, 'f', 'a C function cannot cross OS threads')
+		end
+		if debug.getupvalue(code, 1) ~= nil then
+			argerr('sock.osthread', 1, 'f', 'a function with upvalues cannot cross OS threads '
+				.. '(pass the values as arguments)')
+		end
+		name = info.short_src .. ':' .. info.linedefined
+		code = string.dump(code)
+	elseif type(code) == 'string' then
+		name = 'sock.osthread'
+	else
+		argerr('sock.osthread', 1, 'f', 'function or string expected, got ' .. type(code))
+	end
+	return setmetatable({_t = R.osthread(code, name, ...)}, osthread_mt)
+end
+
+--- t:join() -> true, results... | false, err: waits for the OS thread to end
+--- (inside a sock thread, only that thread waits).
+function osthread:join()
+	local t = type(self) == 'table' and self._t
+	if not t then argerr('t:join', 1, 'self', 'OS thread expected') end
+	if in_thread() and not t:done() then
+		yield(JOIN, t)
+		return t:outcome()
+	end
+	return t:join_blocking()
 end
 
 -- coroutines inside threads: the trampoline -----------------------------------

@@ -45,6 +45,7 @@ use mlua::prelude::*;
 mod addr;
 mod error;
 mod fast;
+mod osthread;
 mod sched;
 mod socket;
 
@@ -57,6 +58,7 @@ const PARTS: &[Register] = &[
     sched::register,
     socket::register,
     fast::register_lua,
+    osthread::register,
 ];
 
 /// The Lua chunks, `(chunk name, source)`, run in this order after every part

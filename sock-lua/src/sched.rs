@@ -15,6 +15,8 @@
 //!   (`timeout`, `closed`, `busy`);
 //! * `yield(WAIT, nil, nil, t)`: sleep until `t` (a core [`sock::Sleep`]); with
 //!   `t` nil, yield once to the other threads;
+//! * `yield(JOIN, t)`: wait until the OS thread `t` (`osthread.rs`) has
+//!   finished; resumed with `true`;
 //! * `yield(TRANSFER, co, ...)`: resume the generator `co` on behalf of the
 //!   yielding coroutine (`sock.cowrap`, and `coroutine.resume`/`wrap` inside
 //!   sock threads): the generator runs as part of this thread, so its I/O waits
@@ -90,6 +92,8 @@ enum Next {
     Io(sock::Wait),
     Sleep(sock::Sleep),
     Yield(bool),
+    /// `yield(JOIN, t)`: until the OS thread `t` has finished.
+    Join(crate::osthread::Finished),
 }
 
 /// The future of one sock thread.
@@ -161,6 +165,13 @@ impl LuaThread {
         if is_mark(vals.front(), mark(WAIT)) {
             vals.pop_front();
             self.next = wait_request(lua, vals)?;
+        } else if is_mark(vals.front(), mark(JOIN)) {
+            self.next = match vals.get(1) {
+                Some(LuaValue::UserData(ud)) => {
+                    Next::Join(ud.borrow::<crate::osthread::LOsThread>()?.finished())
+                }
+                _ => return Err(usage_error("t:join", "join request without a thread")),
+            };
         } else if is_mark(vals.front(), mark(TRANSFER)) {
             vals.pop_front();
             self.next = self.transfer(lua, slot, vals)?;
@@ -408,11 +419,12 @@ fn report(slot: &LuaTable, err: LuaValue, co: &mlua::Thread) {
 const WAIT: usize = 0;
 const TRANSFER: usize = 1;
 const FAILED: usize = 2;
+const JOIN: usize = 3;
 
-/// The sentinel `i` (`WAIT`, `TRANSFER`, `FAILED`): distinct addresses, the
+/// The sentinel `i` (`WAIT`, `TRANSFER`, `FAILED`, `JOIN`): distinct addresses, the
 /// elements of a static, the same for every state and module load.
 fn mark(i: usize) -> LuaLightUserData {
-    static MARKS: [u8; 3] = [0; 3];
+    static MARKS: [u8; 4] = [0; 4];
     LuaLightUserData(&MARKS[i] as *const u8 as *mut _)
 }
 
@@ -490,6 +502,10 @@ impl Future for LuaThread {
                         Ok(v) => Args::Values(v),
                         Err(_) => return Poll::Ready(()),
                     },
+                },
+                Next::Join(f) => match Pin::new(f).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => Args::True,
                 },
                 Next::Yield(done) => {
                     if !*done {
@@ -595,6 +611,7 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("WAIT", mark(WAIT))?;
     r.set("TRANSFER", mark(TRANSFER))?;
     r.set("FAILED", mark(FAILED))?;
+    r.set("JOIN", mark(JOIN))?;
     // Shared by every load of the module in this state (a reload must agree
     // with the threads of the first): the standard coroutine functions, as
     // they were before the first load replaced them, and the weak set of the
