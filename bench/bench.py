@@ -8,6 +8,12 @@ only the Python standard library. See bench/README.md for what is measured.
   python3 bench/bench.py [--quick] [--rounds N] [--duration S]
                          [--servers a,b] [--workloads W1,W2] [--out DIR]
   python3 bench/bench.py --report-only RESULTS.json --out DIR
+  python3 bench/bench.py --callgrind [--servers a,b] [--workloads W1,W2] [--out DIR]
+
+--callgrind is the instruction-count mode (callgrind.py): user-space
+instructions per operation under callgrind and system calls per operation
+under strace, instead of CPU time; it writes CALLGRIND.md to
+bench/out/callgrind/ (or --out).
 
 A server that cannot start, or a run that fails, is recorded and reported as
 missing; the exit status is 0 unless the harness itself is broken (no load
@@ -210,12 +216,15 @@ def cpu_seconds(pids):
 class Running:
     """A started server: its process group is ended by stop()."""
 
-    def __init__(self, server, ports, out):
+    def __init__(self, server, ports, out, wrap=(), extra=()):
+        """wrap: a command the server runs under (valgrind ...); extra:
+        arguments after the server's own."""
         self.server = server
         log = open(os.path.join(out, "logs", f"{server.key}.log"), "a")
         log.write(f"\n--- {time.strftime('%H:%M:%S')} start\n")
         log.flush()
-        argv = ["taskset", "-c", SERVER_CPU] + server.cmd(ports[0], ports[1], out)
+        argv = (["taskset", "-c", SERVER_CPU] + list(wrap) + server.cmd(ports[0], ports[1], out)
+                + list(extra))
         self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                      env=dict(os.environ, **server.env), start_new_session=True,
                                      cwd=HERE)
@@ -784,7 +793,23 @@ def main():
     ap.add_argument("--chart-python", default=os.environ.get("BENCH_CHART_PYTHON"),
                     help="a Python with matplotlib, for chart.py")
     ap.add_argument("--report-only", metavar="RESULTS_JSON", help="rewrite the report of a past run")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="instructions (callgrind) and system calls (strace) per operation "
+                         "instead of CPU time: W1, W1b, W2, W3; writes CALLGRIND.md in "
+                         "bench/out/callgrind (or --out); --warmup and --duration are then the "
+                         "callgrind run's (2 s and 3 s)")
     a = ap.parse_args()
+
+    if a.report_only:
+        with open(a.report_only) as f:
+            data = json.load(f)
+        if data.get("mode") == "callgrind":
+            import callgrind
+            out = os.path.abspath(a.out or os.path.dirname(os.path.abspath(a.report_only)))
+            md = os.path.join(out, "CALLGRIND.md")
+            callgrind.write_markdown(md, data, sys.modules[__name__])
+            print(f"bench: wrote {md}")
+            return 0
 
     out = os.path.abspath(a.out or (os.path.join(HERE, "out", "quick") if a.quick else HERE))
     work = os.path.join(HERE, "out")
@@ -806,6 +831,9 @@ def main():
         global LOADGEN_CPU
         LOADGEN_CPU = "0"
         print("bench: one CPU only: server and load generator share it", file=sys.stderr)
+    if a.callgrind:
+        import callgrind
+        return callgrind.main(a, sys.modules[__name__])
 
     quick = a.quick
     cfg = argparse.Namespace(

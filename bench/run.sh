@@ -7,9 +7,15 @@
 #                                # writes bench/BENCHMARKS.md, bench/benchmarks.png
 #   bash bench/run.sh --quick    # 1 round of 1 s runs (about 70 s), for CI:
 #                                # writes bench/out/quick/BENCHMARKS.md and .png
+#   bash bench/run.sh --callgrind  # instructions (callgrind) and system calls
+#                                # (strace) per operation, W1, W1b, W2, W3,
+#                                # about 6 min: writes bench/out/callgrind/
+#                                # CALLGRIND.md and the dumps (not for CI)
 #
 # Further options go to bench/bench.py (--rounds N, --duration S, --servers
 # c,sock-rust,..., --workloads W1,W2,..., --out DIR; --help lists them).
+# --callgrind also installs valgrind, strace and libluajit-5.1-dev, and builds
+# bench/out/bin/luajit-host (luajit with LuaJIT's symbols, for the profiles).
 #
 # Installs with apt-get (Debian): luajit, lua-luv, lua-cqueues, lua-socket,
 # lua-copas, nginx, wrk, and unpacks libnginx-mod-http-lua in bench/out (its
@@ -30,9 +36,11 @@ mkdir -p "$OUT/logs" "$OUT/bin"
 SETUP_LOG=$OUT/logs/setup.log
 : >"$SETUP_LOG"
 
+callgrind=0
 for a in "$@"; do
     case "$a" in
         -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
+        --callgrind) callgrind=1 ;;
     esac
 done
 
@@ -65,6 +73,9 @@ groups=(
     "gcc:gcc"
     "python3:python3"
 )
+if [ "$callgrind" = 1 ]; then
+    groups+=("valgrind:valgrind" "strace:strace" "libluajit-5.1-dev:libluajit-5.1-dev")
+fi
 missing_pkgs() { # the packages of a list that are not installed
     for p in $1; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s ' "$p"
@@ -122,6 +133,23 @@ else
     warn "no gcc: the C server will be missing"
 fi
 
+if [ "$callgrind" = 1 ]; then
+    # The Lua servers' luajit, with the names of LuaJIT's functions (Debian's
+    # /usr/bin/luajit is stripped): linked with the static library of the same
+    # build. Without it they run under luajit, their profiles less readable.
+    step "building luajit-host (luajit with LuaJIT's symbols, for the callgrind profiles)"
+    lj_a=$(ls /usr/lib/*/libluajit-5.1.a /usr/lib/libluajit-5.1.a 2>/dev/null | head -n 1)
+    lj_inc=$(pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
+    rm -f "$OUT/bin/luajit-host"
+    if [ -n "$lj_a" ] && command -v gcc >/dev/null 2>&1; then
+        # shellcheck disable=SC2086
+        logged gcc -O2 -Wall -Wextra -o "$OUT/bin/luajit-host" "$BENCH/servers/lua/luajit_host.c" \
+            $lj_inc "$lj_a" -lm -ldl -Wl,-E || rm -f "$OUT/bin/luajit-host"
+    else
+        warn "no libluajit-5.1.a (libluajit-5.1-dev) or no gcc: the Lua servers run under luajit"
+    fi
+fi
+
 step "building the load generator and the Rust servers (cargo, bench/ workspace)"
 if ! command -v cargo >/dev/null 2>&1; then
     warn "cargo is not installed: the harness cannot run"
@@ -148,7 +176,9 @@ if [ -z "$PY" ]; then
     exit 1
 fi
 CHART_PY=""
-if "$PY" -c 'import matplotlib' >/dev/null 2>&1; then
+if [ "$callgrind" = 1 ]; then
+    : # no chart in the callgrind mode
+elif "$PY" -c 'import matplotlib' >/dev/null 2>&1; then
     CHART_PY=$PY
 elif [ -x "$OUT/venv/bin/python" ] && "$OUT/venv/bin/python" -c 'import matplotlib' >/dev/null 2>&1; then
     CHART_PY=$OUT/venv/bin/python
