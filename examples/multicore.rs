@@ -1,0 +1,130 @@
+//! An HTTP/1.1 "hello world" server on every core: N worker OS threads, each
+//! with its own loop and its own listener on the same port (`so_reuseport`:
+//! the kernel spreads the connections), a sock thread per connection.
+//!
+//! ```sh
+//! cargo run --release -p sock-examples --example multicore -- [workers] [port] [seconds] [--shared]
+//! # then, for instance: wrk -t2 -c64 http://127.0.0.1:8080/
+//! ```
+//!
+//! Defaults: one worker per CPU, port 8080, run until killed (seconds 0).
+//! With `--shared` the workers' loops share one epoll instance
+//! (`sock::SharedPoller`): each event then goes to whichever worker waits and
+//! is handed to the worker that owns the socket, which costs more than each
+//! worker polling its own sockets; it is here to measure that.
+//!
+//! Each worker prints the requests it answered when it stops.
+
+use sock::{Family, Tcp};
+
+/// The answer to every request.
+const HELLO: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
+
+/// Serves one connection: answers each request (a header ending in an empty
+/// line) in what it reads; requests may come pipelined.
+async fn serve(c: Tcp, served: std::rc::Rc<std::cell::Cell<u64>>) -> sock::Result<()> {
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    let mut out = Vec::new();
+    loop {
+        let n = c.recv(&mut buf[len..], None).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+        let mut used = 0;
+        while let Some(end) = find(&buf[used..len], b"\r\n\r\n") {
+            used += end + 4;
+            out.extend_from_slice(HELLO);
+        }
+        if used == 0 && len == buf.len() {
+            return Ok(()); // a header larger than the buffer
+        }
+        if !out.is_empty() {
+            c.sendall(&out, None).await?;
+            served.set(served.get() + (out.len() / HELLO.len()) as u64);
+            out.clear();
+        }
+        buf.copy_within(used..len, 0);
+        len -= used;
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Accepts until the loop stops, a thread per connection.
+async fn accept(n: usize, l: Tcp, served: std::rc::Rc<std::cell::Cell<u64>>) {
+    loop {
+        let (c, _, _) = match l.accept(None).await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("worker {n}: accept: {e}");
+                let _ = sock::sleep(0.1).await; // out of descriptors: wait
+                continue;
+            }
+        };
+        let _ = c.setopt("tcp_nodelay", true);
+        let s = served.clone();
+        sock::newthread(async move {
+            let _ = serve(c, s).await;
+        });
+    }
+}
+
+/// One worker: its listener on `port`, an accepting thread, a thread per
+/// connection; until `seconds` pass (0: forever).
+fn worker(n: usize, port: u16, seconds: f64, poller: Option<sock::SharedPoller>) -> u64 {
+    if let Some(p) = poller {
+        p.join().expect("share the poller");
+    }
+    let served = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let l = Tcp::new(Family::Inet).expect("socket");
+    l.setopt("so_reuseaddr", true).expect("so_reuseaddr");
+    l.setopt("so_reuseport", true).expect("so_reuseport");
+    l.listen(Some(1024), ("127.0.0.1", port)).expect("listen");
+    let acceptor = sock::newthread(accept(n, l, served.clone()));
+    if seconds > 0.0 {
+        sock::newthread(async move {
+            sock::sleep(seconds).await?;
+            sock::stop();
+            sock::Result::Ok(())
+        });
+    }
+    sock::start().expect("loop");
+    drop(acceptor);
+    served.get()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let shared = args.iter().any(|a| a == "--shared");
+    let nums: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = nums.first().and_then(|a| a.parse().ok()).unwrap_or(cpus);
+    let port = nums.get(1).and_then(|a| a.parse().ok()).unwrap_or(8080u16);
+    let seconds = nums.get(2).and_then(|a| a.parse().ok()).unwrap_or(0.0f64);
+    let poller = shared.then(|| sock::SharedPoller::current().expect("an epoll backend"));
+    println!(
+        "multicore: {workers} workers on http://127.0.0.1:{port}/{}",
+        if shared { " (one shared poller)" } else { "" }
+    );
+    let threads: Vec<_> = (0..workers)
+        .map(|n| {
+            let p = poller.clone();
+            std::thread::Builder::new()
+                .name(format!("worker {n}"))
+                .spawn(move || worker(n, port, seconds, p))
+                .expect("spawn")
+        })
+        .collect();
+    let mut total = 0;
+    for (n, t) in threads.into_iter().enumerate() {
+        let served = t.join().expect("worker");
+        println!("worker {n}: {served} requests");
+        total += served;
+    }
+    println!("total: {total} requests");
+}
