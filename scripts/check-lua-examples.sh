@@ -6,7 +6,8 @@
 #   on stderr, not by the exit status);
 # * examples/lua/: udp_echo.lua, lines.lua and a short demo.lua run to their
 #   end; echo_server.lua is checked with echo_client.lua, http_hello.lua with
-#   curl (and a short wrk run when wrk is installed); the servers are stopped.
+#   curl (and a short wrk run when wrk is installed), multicore.lua (two
+#   worker OS threads) with curl; the servers are stopped.
 #
 #   bash scripts/check-lua-examples.sh          # builds the module first
 #   bash scripts/check-lua-examples.sh --no-build
@@ -118,6 +119,28 @@ if start_server examples/lua/http_hello.lua 0; then
     fi
 else
     fail "examples/lua/http_hello.lua did not start"
+fi
+
+# 5. The multi-core server: two workers (OS threads) for 2 s, with curl; it
+# prints each worker's count and the total when it stops by itself.
+port=$(luajit -e "local s = require'sock'.tcp(); s:listen('127.0.0.1', 0); print(s:getsockname():port())")
+log=$tmp/multicore.log
+timeout 30 luajit examples/lua/multicore.lua 2 "$port" 2 >"$log" 2>&1 &
+mc=$!
+got=""
+if command -v curl >/dev/null; then
+    for _ in $(seq 40); do
+        got=$(curl -s --max-time 2 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/" || true)
+        [ -n "$got" ] && break
+        sleep 0.05
+    done
+fi
+if wait "$mc" && grep -q '^total: ' "$log" && grep -q '^worker 2: ' "$log" \
+    && { [ -z "$got" ] && ! command -v curl >/dev/null || [ "$got" = "Hello, world!Hello, world!" ]; }; then
+    pass "examples/lua/multicore.lua (2 workers: $(grep '^total' "$log"))"
+else
+    fail "examples/lua/multicore.lua: '$got'"
+    sed 's/^/    | /' "$log"
 fi
 
 if [ "$failed" = 0 ]; then echo "all Lua examples work"; else echo "some Lua examples failed"; fi
