@@ -26,8 +26,25 @@ local function echo(c)
 	c:close()
 end
 
--- Requests are split where their header ends (memmem on the cdata buffer);
--- only a request's header becomes a string, to look for Connection: close.
+-- Whether the header in buf[from, to) asks to close: "\nconnection: close" in
+-- any case, looked for in the buffer itself (a loop the JIT compiles; no
+-- string is made), as the C and Rust servers do.
+local CLOSE_HDR = '\nconnection: close'
+local close_hdr = ffi.new('uint8_t[?]', #CLOSE_HDR, CLOSE_HDR)
+local bor = bit.bor
+local function wants_close(buf, from, to)
+	local n = #CLOSE_HDR
+	for i = from, to - n do
+		if buf[i] == 10 then
+			local k = 1
+			while k < n and bor(buf[i + k], 0x20) == close_hdr[k] do k = k + 1 end
+			if k == n then return true end
+		end
+	end
+	return false
+end
+
+-- Requests are split where their header ends (memmem on the cdata buffer).
 local function http(c)
 	local buf = ffi.new('uint8_t[?]', BUF)
 	local len = 0
@@ -39,8 +56,8 @@ local function http(c)
 		while true do
 			local p = C.memmem(buf + pos, len - pos, '\r\n\r\n', 4)
 			if p == nil then break end
-			local e = ffi.cast('uint8_t*', p) - buf + 4
-			close = common.wants_close(ffi.string(buf + pos, e - pos))
+			local e = tonumber(ffi.cast('uint8_t*', p) - buf) + 4
+			close = wants_close(buf, pos, e)
 			local a = close and common.CLOSE or common.KEEP
 			out = out and out .. a or a
 			pos = e
