@@ -50,22 +50,7 @@ fn echo(conns: usize, msgs: usize) -> usize {
     let t = total.clone();
     run(60.0, async move {
         let (l, addr) = listener(Family::Inet);
-        let server = sock::newthread(async move {
-            for _ in 0..conns {
-                let (c, _, _) = l.accept(within(20.0)).await?;
-                sock::newthread(async move {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        let n = c.recv(&mut buf, within(20.0)).await?;
-                        if n == 0 {
-                            return sock::Result::Ok(());
-                        }
-                        c.sendall(&buf[..n], within(20.0)).await?;
-                    }
-                });
-            }
-            sock::Result::Ok(())
-        });
+        let server = util::echo_server(l, conns);
         let mut clients = Vec::new();
         for i in 0..conns {
             let t = t.clone();

@@ -409,22 +409,7 @@ fn thousand_clients_echo_through_one_unix_server() {
         const ROUNDS: usize = 3;
         let l = Tcp::new(Family::Unix)?;
         l.listen(None, (path.as_str(), 0))?;
-        let acceptor = sock::newthread(async move {
-            for _ in 0..CLIENTS {
-                let (c, _, _) = l.accept(within(20.0)).await?;
-                sock::newthread(async move {
-                    let mut buf = [0u8; 64];
-                    loop {
-                        let n = c.recv(&mut buf, within(20.0)).await?;
-                        if n == 0 {
-                            return sock::Result::Ok(());
-                        }
-                        c.sendall(&buf[..n], within(20.0)).await?;
-                    }
-                });
-            }
-            sock::Result::Ok(())
-        });
+        let acceptor = util::echo_server(l, CLIENTS);
         let done = Rc::new(Cell::new(0usize));
         let mut clients = Vec::new();
         for i in 0..CLIENTS {

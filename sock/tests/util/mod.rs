@@ -70,3 +70,24 @@ pub fn open_fds() -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// Starts a thread that accepts `conns` connections on `l` and echoes each
+/// (a thread per connection, 20 s deadlines) until its client closes.
+pub fn echo_server(l: Tcp, conns: usize) -> sock::Thread<sock::Result<()>> {
+    sock::newthread(async move {
+        for _ in 0..conns {
+            let (c, _, _) = l.accept(within(20.0)).await?;
+            sock::newthread(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = c.recv(&mut buf, within(20.0)).await?;
+                    if n == 0 {
+                        return sock::Result::Ok(());
+                    }
+                    c.sendall(&buf[..n], within(20.0)).await?;
+                }
+            });
+        }
+        Ok(())
+    })
+}
