@@ -227,7 +227,10 @@ fn start(
     let handle = std::thread::Builder::new()
         .name("sock.osthread".into())
         .spawn(move || {
-            let outcome = run(code, name, vals, poller);
+            // A panic (a bug) must still publish, or a join would wait forever.
+            let run = std::panic::AssertUnwindSafe(|| run(code, name, vals, poller));
+            let outcome = std::panic::catch_unwind(run)
+                .unwrap_or_else(|_| Err("sock.osthread: the OS thread panicked".to_owned()));
             let waker = {
                 let mut st = lock(&s);
                 st.outcome = Some(outcome);
