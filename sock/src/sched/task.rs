@@ -1,6 +1,6 @@
 //! Threads: the task table, their wakers, and the handle that joins them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -119,10 +119,10 @@ impl<T: 'static, E: fmt::Display + 'static> ThreadOutput for std::result::Result
 /// The shared state between a thread and its [`Thread`] handle.
 pub(crate) struct JoinState<T> {
     pub(crate) id: Cell<Option<ThreadId>>,
-    result: RefCell<Option<Result<T>>>,
+    result: Cell<Option<Result<T>>>,
     finished: Cell<bool>,
     /// The thread waiting in `join`, on its loop.
-    joiner: RefCell<Option<(std::rc::Weak<super::Core>, ThreadId)>>,
+    joiner: Cell<Option<(std::rc::Weak<super::Core>, ThreadId)>>,
     handle_alive: Cell<bool>,
 }
 
@@ -130,9 +130,9 @@ impl<T: ThreadOutput> JoinState<T> {
     pub(crate) fn new() -> Self {
         JoinState {
             id: Cell::new(None),
-            result: RefCell::new(None),
+            result: Cell::new(None),
             finished: Cell::new(false),
-            joiner: RefCell::new(None),
+            joiner: Cell::new(None),
             handle_alive: Cell::new(true),
         }
     }
@@ -147,9 +147,9 @@ impl<T: ThreadOutput> JoinState<T> {
             self.finished.set(true);
             return;
         }
-        *self.result.borrow_mut() = Some(out);
+        self.result.set(Some(out));
         self.finished.set(true);
-        let joiner = self.joiner.borrow_mut().take();
+        let joiner = self.joiner.take();
         if let Some((core, id)) = joiner {
             if let Some(core) = core.upgrade() {
                 core.wake(id);
@@ -254,7 +254,7 @@ impl<T: ThreadOutput> Thread<T> {
     /// assert!(p.result().unwrap().unwrap_err().message().contains("boom"));
     /// ```
     pub fn result(&self) -> Option<Result<T>> {
-        self.state.result.borrow_mut().take()
+        self.state.result.take()
     }
 
     /// Waits for the thread to finish and returns its output, or an error if it
@@ -280,13 +280,13 @@ impl<T: ThreadOutput> Thread<T> {
     /// ```
     pub async fn join(self) -> Result<T> {
         std::future::poll_fn(|_| {
-            if let Some(r) = self.state.result.borrow_mut().take() {
+            if let Some(r) = self.state.result.take() {
                 return Poll::Ready(r);
             }
             super::with_core(|c| match c.current() {
                 None => Poll::Ready(Err(Error::new(ErrorKind::NotInThread))),
                 Some(me) => {
-                    *self.state.joiner.borrow_mut() = Some((Rc::downgrade(c), me));
+                    self.state.joiner.set(Some((Rc::downgrade(c), me)));
                     Poll::Pending
                 }
             })
@@ -298,7 +298,7 @@ impl<T: ThreadOutput> Thread<T> {
 impl<T: ThreadOutput> Drop for Thread<T> {
     fn drop(&mut self) {
         self.state.handle_alive.set(false);
-        if let Some(Ok(v)) = self.state.result.borrow_mut().take() {
+        if let Some(Ok(v)) = self.state.result.take() {
             if let Some(msg) = v.failure() {
                 super::report(Some(self.id), &msg);
             }
