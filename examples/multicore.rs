@@ -21,8 +21,13 @@ use sock::{Family, Tcp};
 const HELLO: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
 
+/// The answer to a request that asks to close (`Connection: close`).
+const HELLO_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, world!";
+
 /// Serves one connection: answers each request (a header ending in an empty
-/// line) in what it reads; requests may come pipelined.
+/// line) in what it reads; requests may come pipelined. A request with
+/// `Connection: close` gets its answer, then the connection is closed (after
+/// the client's FIN, so that no RST cuts the answer).
 async fn serve(c: Tcp, served: std::rc::Rc<std::cell::Cell<u64>>) -> sock::Result<()> {
     let mut buf = [0u8; 4096];
     let mut len = 0;
@@ -33,18 +38,27 @@ async fn serve(c: Tcp, served: std::rc::Rc<std::cell::Cell<u64>>) -> sock::Resul
             return Ok(());
         }
         len += n;
-        let mut used = 0;
+        let (mut used, mut close) = (0, false);
         while let Some(end) = find(&buf[used..len], b"\r\n\r\n") {
+            close = wants_close(&buf[used..used + end]);
             used += end + 4;
-            out.extend_from_slice(HELLO);
+            out.extend_from_slice(if close { HELLO_CLOSE } else { HELLO });
+            served.set(served.get() + 1);
+            if close {
+                break;
+            }
         }
         if used == 0 && len == buf.len() {
             return Ok(()); // a header larger than the buffer
         }
         if !out.is_empty() {
             c.sendall(&out, None).await?;
-            served.set(served.get() + (out.len() / HELLO.len()) as u64);
             out.clear();
+        }
+        if close {
+            c.shutdown(sock::Shutdown::Write)?;
+            while c.recv(&mut buf, Some(sock::clock() + 5.0)).await? > 0 {}
+            return Ok(());
         }
         buf.copy_within(used..len, 0);
         len -= used;
@@ -53,6 +67,12 @@ async fn serve(c: Tcp, served: std::rc::Rc<std::cell::Cell<u64>>) -> sock::Resul
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether a request header asks to close the connection.
+fn wants_close(head: &[u8]) -> bool {
+    const C: &[u8] = b"\nconnection: close";
+    head.windows(C.len()).any(|w| w.eq_ignore_ascii_case(C))
 }
 
 /// Accepts until the loop stops, a thread per connection.

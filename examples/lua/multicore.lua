@@ -22,8 +22,25 @@ local function worker(n, port, seconds)
 	local ffi = require'ffi'
 	ffi.cdef'void *memmem(const void *h, size_t hl, const void *n, size_t nl);'
 	local HELLO = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!'
+	local HELLO_CLOSE = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n'
+		.. 'Connection: close\r\n\r\nHello, world!'
 	local BUF = 4096
 	local served = 0
+
+	-- Whether the header in buf[from, to) asks to close ("\nconnection:
+	-- close", any case), looked for in the buffer (no string made).
+	local CLOSE_HDR = '\nconnection: close'
+	local close_hdr = ffi.new('uint8_t[?]', #CLOSE_HDR, CLOSE_HDR)
+	local function wants_close(buf, from, to)
+		for i = from, to - #CLOSE_HDR do
+			if buf[i] == 10 then
+				local k = 1
+				while k < #CLOSE_HDR and bit.bor(buf[i + k], 0x20) == close_hdr[k] do k = k + 1 end
+				if k == #CLOSE_HDR then return true end
+			end
+		end
+		return false
+	end
 
 	local function serve(c)
 		local buf = ffi.new('uint8_t[?]', BUF)
@@ -32,16 +49,26 @@ local function worker(n, port, seconds)
 			local n = c:recv(buf + len, BUF - len)
 			if not n or n == 0 then break end
 			len = len + n
-			local pos, answers = 0, 0
+			local pos, answers, close = 0, 0, false
 			while true do -- every complete request (pipelining)
 				local p = ffi.C.memmem(buf + pos, len - pos, '\r\n\r\n', 4)
 				if p == nil then break end
-				pos = tonumber(ffi.cast('uint8_t*', p) - buf) + 4
+				local e = tonumber(ffi.cast('uint8_t*', p) - buf) + 4
+				close = wants_close(buf, pos, e)
+				pos = e
 				answers = answers + 1
+				if close then break end
 			end
 			if answers > 0 then
-				if not c:sendall(answers == 1 and HELLO or HELLO:rep(answers)) then break end
+				local out = answers == 1 and HELLO or HELLO:rep(answers)
+				if close then out = out:sub(1, -#HELLO - 1) .. HELLO_CLOSE end
+				if not c:sendall(out) then break end
 				served = served + answers
+				if close then -- FIN first, then the client's FIN: no RST cuts the answer
+					c:shutdown'w'
+					repeat local k = c:recv(buf, BUF, sock.clock() + 5) until not k or k == 0
+					break
+				end
 			elseif len == BUF then
 				break -- a header larger than the buffer
 			end
