@@ -277,3 +277,35 @@ fn a_shared_poller_outlives_the_loop_it_came_from() {
     .join()
     .unwrap();
 }
+
+/// A descriptor that is no epoll instance (a file, a socket, a closed number)
+/// is refused, and the loop goes on with a poller of its own.
+#[test]
+fn set_epoll_fd_refuses_what_is_not_an_epoll_instance() {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for fd in [file.as_raw_fd(), sock.as_raw_fd(), 100_000, -1] {
+        let r = std::thread::spawn(move || {
+            let e = sock::set_epoll_fd(fd).unwrap_err();
+            // The loop still works, on its own instance.
+            run(5.0, async {
+                let (l, addr) = listener(Family::Inet);
+                let c = Tcp::new(Family::Inet)?;
+                c.connect(addr, within(2.0)).await?;
+                drop(l.accept(within(2.0)).await?);
+                Ok(())
+            });
+            (e.name(), sock::epoll_fd().is_ok())
+        })
+        .join()
+        .unwrap();
+        let want = if fd == file.as_raw_fd() || fd == sock.as_raw_fd() {
+            "invalid_argument" // not an epoll instance
+        } else {
+            "closed" // no such descriptor (EBADF)
+        };
+        assert_eq!(r.0, want, "fd {fd}");
+        assert!(r.1, "fd {fd}: the loop has its own poller");
+    }
+}

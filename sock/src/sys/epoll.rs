@@ -99,6 +99,17 @@ impl Poller {
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let epoll = rustix::io::fcntl_dupfd_cloexec(borrowed, 0)?;
         let waker = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        // Removing a descriptor it does not hold tells an epoll instance
+        // (ENOENT) from anything else (EINVAL: a file, a socket, ...).
+        match epoll::delete(&epoll, &waker) {
+            Err(rustix::io::Errno::NOENT) => {}
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("descriptor {fd} is not an epoll instance"),
+                ))
+            }
+        }
         let p = Poller {
             epoll,
             private: OnceCell::new(),
@@ -106,8 +117,6 @@ impl Poller {
             mine: RefCell::new(Vec::with_capacity(2)),
             waker: Arc::new(waker),
         };
-        // Anything but an epoll instance fails there, when it is nested in
-        // the private instance (EINVAL).
         p.make_private()?;
         Ok(p)
     }
