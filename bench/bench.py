@@ -44,29 +44,47 @@ SERVER_CPU, LOADGEN_CPU = "0", "1"
 class Server:
     """A server of the comparison: how to start it and what it serves."""
 
-    def __init__(self, key, label, group, cmd, buf=0, echo=True, env=None, check=None, note=""):
+    def __init__(self, key, label, group, cmd, buf=0, echo=True, idle=True, env=None, check=None,
+                 note="", workers=1, base=None, section="main"):
         self.key = key          # short name, used in files and options
         self.label = label      # name in the table and the chart
         self.group = group      # colour in the chart: c, sock, tokio, lua, nginx
         self.cmd = cmd          # function (echo_port, http_port, out) -> argv
         self.buf = buf          # the program's own buffer per connection, bytes
         self.echo = echo        # serves echo (W1, W1b); all serve HTTP
+        self.idle = idle        # runs W4 (idle connections, on its HTTP port if not echo)
         self.env = env or {}
         self.check = check      # function () -> None or the reason it is missing
         self.note = note
+        self.workers = workers  # worker threads with a loop each: > 1 runs on 2 CPUs
+        self.base = base        # multicore: the key of the same program with 1 worker
+        self.section = section  # "main": in the main tables; "multicore": in Multi-core only
+
+    def serves(self, wl):
+        """Whether the server runs the workload (key): the HTTP-only ones
+        skip W1 and W1b, the multicore ones W4 as well."""
+        if wl in ("W1", "W1b"):
+            return self.echo
+        if wl == "W4":
+            return self.idle
+        return True
+
+    @property
+    def multicore(self):
+        return self.section == "multicore"
 
 
 def exists(path, what):
     return None if os.path.exists(path) else f"{what} not built ({os.path.relpath(path, ROOT)} missing)"
 
 
-def lua_check(module, package):
+def lua_check(module, package, code=None):
     def check():
         if not shutil.which("luajit"):
             return "luajit not installed"
         env = dict(os.environ, **LUA_ENV)
-        r = subprocess.run(["luajit", "-e", f"require'{module}'"], env=env, capture_output=True,
-                           text=True, timeout=20)
+        r = subprocess.run(["luajit", "-e", code or f"require'{module}'"], env=env,
+                           capture_output=True, text=True, timeout=20)
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["?"])[0]
             return f"LuaJIT cannot load '{module}' ({package}): {last}"
@@ -78,6 +96,33 @@ TARGET = os.path.join(HERE, "target", "release")
 LUA = os.path.join(HERE, "servers", "lua")
 LUA_ENV = {"LUA_CPATH": os.path.join(ROOT, "target", "lua", "?.so") + ";;"}
 NGINX_ROOT = os.path.join(HERE, "out", "nginx-lua", "root")
+# The multicore examples of the repository (built by run.sh in the root workspace).
+MULTICORE_RS = os.path.join(ROOT, "target", "release", "examples", "multicore")
+MULTICORE_LUA = os.path.join(ROOT, "examples", "lua", "multicore.lua")
+
+
+def multicore_rust(workers, shared=False):
+    """The Rust multicore example: `multicore WORKERS PORT 0 [--shared]` (0:
+    until killed); HTTP only."""
+    return lambda e, h, o: ([MULTICORE_RS, str(workers), str(h), "0"]
+                            + (["--shared"] if shared else []))
+
+
+def multicore_lua(workers):
+    return lambda e, h, o: ["luajit", MULTICORE_LUA, str(workers), str(h), "0"]
+
+
+def multicore_lua_check():
+    if not os.path.exists(MULTICORE_LUA):
+        return f"{os.path.relpath(MULTICORE_LUA, ROOT)} missing"
+    return lua_check("sock", "target/lua/sock.so, scripts/build-lua.sh",
+                     "assert(require'sock'.osthread, 'the module has no sock.osthread')")()
+
+
+def multicore_note(n):
+    who = "1 worker OS thread with" if n == 1 else f"{n} worker OS threads, each with"
+    return (f"HTTP only; {who} its own loop and its own so_reuseport listener on the port, a "
+            "sock thread per connection, a 4 KiB buffer in it")
 
 
 def nginx_cmd(e, h, out):
@@ -114,10 +159,37 @@ SERVERS = [
            lambda e, h, o: [os.path.join(TARGET, "sock-server"), str(e), str(h)], buf=16384,
            check=lambda: exists(os.path.join(TARGET, "sock-server"), "sock-server"),
            note="a sock thread per connection, 16 KiB buffer in it"),
+    # The multicore examples: HTTP only (W2, W3), like nginx+lua; see "Multi-core"
+    # in BENCHMARKS.md.
+    Server("sock-rust-mc1", "sock (Rust) multicore ×1", "sock", multicore_rust(1), buf=4096,
+           echo=False, idle=False, base="sock-rust-mc1", section="multicore",
+           check=lambda: exists(MULTICORE_RS, "the multicore example (examples/multicore.rs)"),
+           note="examples/multicore.rs, " + multicore_note(1)),
+    Server("sock-rust-mc2", "sock (Rust) multicore ×2", "sock", multicore_rust(2), buf=4096,
+           echo=False, idle=False, workers=2, base="sock-rust-mc1", section="multicore",
+           check=lambda: exists(MULTICORE_RS, "the multicore example (examples/multicore.rs)"),
+           note="examples/multicore.rs, " + multicore_note(2)),
+    Server("sock-rust-mc2s", "sock (Rust) multicore ×2 shared poller", "sock",
+           multicore_rust(2, shared=True), buf=4096, echo=False, idle=False, workers=2,
+           base="sock-rust-mc1", section="multicore",
+           check=lambda: exists(MULTICORE_RS, "the multicore example (examples/multicore.rs)"),
+           note="examples/multicore.rs --shared, " + multicore_note(2)
+           + "; the workers' loops share one epoll instance (sock::SharedPoller), an event "
+             "is handed to the worker that owns the socket"),
     Server("sock-lua", "sock (LuaJIT)", "sock",
            lambda e, h, o: ["luajit", os.path.join(LUA, "sock_server.lua"), str(e), str(h)], buf=16384,
            env=LUA_ENV, check=lua_check("sock", "target/lua/sock.so, scripts/build-lua.sh"),
            note="the LuaJIT module: a sock thread per connection, 16 KiB cdata buffer"),
+    Server("sock-lua-mc1", "sock (LuaJIT) multicore ×1", "sock", multicore_lua(1), buf=4096,
+           echo=False, idle=False, base="sock-lua-mc1", env=LUA_ENV, section="multicore",
+           check=multicore_lua_check,
+           note="examples/lua/multicore.lua, " + multicore_note(1)
+           + " (cdata); the worker is a sock.osthread, its loop shares the main state's poller"),
+    Server("sock-lua-mc2", "sock (LuaJIT) multicore ×2", "sock", multicore_lua(2), buf=4096,
+           echo=False, idle=False, workers=2, base="sock-lua-mc1", env=LUA_ENV,
+           section="multicore", check=multicore_lua_check,
+           note="examples/lua/multicore.lua, " + multicore_note(2)
+           + " (cdata); the workers are sock.osthread states whose loops share one poller"),
     Server("tokio-ct", "tokio current_thread", "tokio",
            lambda e, h, o: [os.path.join(TARGET, "tokio-server"), str(e), str(h), "current_thread"],
            buf=16384, check=lambda: exists(os.path.join(TARGET, "tokio-server"), "tokio-server"),
@@ -199,6 +271,29 @@ def children(pid):
     return out
 
 
+def server_cpus(server):
+    """The CPUs a server is pinned to: the server CPU (0); for a server with
+    more than one worker, the load generator's CPU (1) as well."""
+    if server.workers > 1 and LOADGEN_CPU != SERVER_CPU:
+        return f"{SERVER_CPU},{LOADGEN_CPU}"
+    return SERVER_CPU
+
+
+def listeners(port):
+    """The sockets listening on 127.0.0.1:port (so_reuseport: one per worker)."""
+    want = f"0100007F:{port:04X}"
+    n = 0
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f:
+                t = line.split()
+                if len(t) > 3 and t[1] == want and t[3] == "0A":
+                    n += 1
+    except OSError:
+        return None
+    return n
+
+
 def cpu_seconds(pids):
     """CPU seconds of the processes: (user, user + system)."""
     u = t = 0
@@ -223,8 +318,8 @@ class Running:
         log = open(os.path.join(out, "logs", f"{server.key}.log"), "a")
         log.write(f"\n--- {time.strftime('%H:%M:%S')} start\n")
         log.flush()
-        argv = (["taskset", "-c", SERVER_CPU] + list(wrap) + server.cmd(ports[0], ports[1], out)
-                + list(extra))
+        argv = (["taskset", "-c", server_cpus(server)] + list(wrap)
+                + server.cmd(ports[0], ports[1], out) + list(extra))
         self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                      env=dict(os.environ, **server.env), start_new_session=True,
                                      cwd=HERE)
@@ -237,7 +332,10 @@ class Running:
         while time.time() < until:
             if self.proc.poll() is not None:
                 return f"exited with status {self.proc.returncode} at start"
-            if all(port_open(p) for p in ports):
+            if all(port_open(p) for p in ports) and (
+                    self.server.workers == 1 or (listeners(ports[-1]) or 0) >= self.server.workers):
+                # (every worker listens: so_reuseport spreads the connections
+                # only over the listeners there are when they come)
                 time.sleep(0.05)
                 self.pids = children(self.proc.pid)
                 return None
@@ -583,8 +681,11 @@ def write_markdown(path, data, agg, chart_name):
              "it is measured. Each cell is the median over the rounds, with the lowest and highest "
              "value in parentheses.\n")
     L.append(f"- Machine: {env.get('cpu')}, {env.get('cpus')} CPUs, {env.get('memory', '?')}, "
-             f"Linux {env.get('kernel')}; servers pinned to CPU {SERVER_CPU}, load generators "
-             f"(bench/loadgen, wrk) to CPU {LOADGEN_CPU}; all traffic on 127.0.0.1.")
+             f"Linux {env.get('kernel')}; servers pinned to CPU {SERVER_CPU}"
+             + (f" (the 2-worker multicore servers to CPUs {SERVER_CPU} and {LOADGEN_CPU})"
+                if any(s.workers > 1 for s in servers) and SERVER_CPU != LOADGEN_CPU else "")
+             + f", load generators (bench/loadgen, wrk) to CPU {LOADGEN_CPU}; all traffic on "
+             "127.0.0.1.")
     L.append(f"- Run: {cfg['rounds']} interleaved round(s) (every server, then the next workload, "
              f"then the next round); {cfg['warmup']} s warm-up and {cfg['duration']} s measured per "
              f"run (wrk: {cfg['wrk_warmup']} s + {cfg['wrk_duration']} s); W4 with "
@@ -593,6 +694,10 @@ def write_markdown(path, data, agg, chart_name):
         f"{k} {v}" for k, v in env["versions"].items() if v) + ".\n")
     if chart_name:
         L.append(f"![server CPU time per operation]({chart_name})\n")
+
+    # The main tables leave the multicore servers to their own section.
+    multi = [s for s in servers if s.multicore]
+    servers_all, servers = servers, [s for s in servers if not s.multicore]
 
     # Summary: ratios against C.
     L.append("## Server CPU time per operation, relative to the C epoll server\n")
@@ -657,6 +762,9 @@ def write_markdown(path, data, agg, chart_name):
             L.append("| " + " | ".join(row) + " |")
         L.append("")
 
+    if multi:
+        multicore_section(L, data, agg, servers_all, multi, wls, env)
+
     # Is the load generator fast enough?
     L.append("## The load generator against the C server\n")
     L.append("bench/loadgen (W1, W1b, W3, W4) is one thread on raw epoll; W2 uses wrk. A server near "
@@ -701,12 +809,12 @@ def write_markdown(path, data, agg, chart_name):
 
     # Missing and failures.
     miss = []
-    for s in servers:
+    for s in servers_all:
         if s.key in data["unavailable"]:
             miss.append(f"- **{s.label}**: {data['unavailable'][s.key]}")
             continue
         for w in wls:
-            if w.key in ("W1", "W1b") and not s.echo:
+            if not s.serves(w.key):
                 continue
             cell = agg.get((w.key, s.key), {})
             if cell.get("errors"):
@@ -716,14 +824,78 @@ def write_markdown(path, data, agg, chart_name):
     L.append("## Missing and failed\n")
     L.append("\n".join(miss) if miss else "Nothing: every server ran every workload it serves.")
     L.append("")
-    L.append("nginx+lua serves HTTP only (W2, W3, W4 on its HTTP port).")
+    L.append("nginx+lua serves HTTP only (W2, W3, W4 on its HTTP port)"
+             + ("; the multicore servers serve HTTP only and run W2 and W3 only" if multi else "")
+             + ".")
     L.append("")
     L.append("## The servers\n")
-    for s in servers:
+    for s in servers_all:
         L.append(f"- {s.label}: {s.note}.")
     L.append("")
     with open(path, "w") as f:
         f.write("\n".join(L))
+
+
+def multicore_section(L, data, agg, servers, multi, wls, env):
+    """The multicore servers' W2 and W3, beside C and sock's one-loop servers."""
+    wls = [w for w in wls if w.key in ("W2", "W3")]
+    if not wls:
+        return
+    by_key = {s.key: s for s in servers}
+    rows = [by_key[k] for k in ("c", "sock-rust") if k in by_key]
+    rows += [s for s in multi if s.key.startswith("sock-rust")]
+    rows += [by_key[k] for k in ("sock-lua",) if k in by_key]
+    rows += [s for s in multi if s not in rows]
+    cpu_op = {(r["workload"], r["round"], r["server"]): r["m"].get("cpu_op")
+              for r in data["results"] if "error" not in r["m"]}
+    two = f"CPUs {SERVER_CPU} and {LOADGEN_CPU}" if SERVER_CPU != LOADGEN_CPU else f"CPU {SERVER_CPU}"
+    L.append("## Multi-core\n")
+    L.append("The multicore examples of the repository, HTTP only (W2, W3): "
+             "`examples/multicore.rs` (`multicore N PORT 0 [--shared]`) and "
+             "`examples/lua/multicore.lua`. N worker OS threads, each with its own loop and its "
+             "own `so_reuseport` listener on the port (the kernel spreads the connections over "
+             "them), a sock thread per connection; with `--shared` the Rust workers' loops share "
+             "one epoll instance and each event is handed to the worker that owns the socket; the "
+             "LuaJIT workers are `sock.osthread` states whose loops share one poller. C epoll and "
+             "sock's one-loop servers (the tables above) are here for reference.\n")
+    L.append(f"Placement: the 1-worker servers are pinned to CPU {SERVER_CPU} like every other "
+             f"server, the 2-worker ones to {two} (`taskset -c {SERVER_CPU},{LOADGEN_CPU}`); the "
+             f"load generator stays on CPU {LOADGEN_CPU}. On this {env.get('cpus')}-CPU machine "
+             f"the load generator thus shares CPU {LOADGEN_CPU} with the second worker, so the "
+             "throughput cannot scale 2x here. The figure to compare is again the server's "
+             "CPU time per operation (all its threads): *× 1 worker* is its ratio to the same "
+             "program with one worker in the same round, the cost of a second worker (and of a "
+             "shared poller); *server CPU %* is of one CPU (up to 200 % with two workers).\n")
+
+    def ratio_to(wl, key, ref):
+        """key's CPU per operation over ref's: the median of the rounds' ratios."""
+        v = summary([cpu_op[(wl, r["round"], key)] / cpu_op[(wl, r["round"], ref)]
+                     for r in data["results"] if r["workload"] == wl and r["server"] == key
+                     and cpu_op.get((wl, r["round"], key)) and cpu_op.get((wl, r["round"], ref))])
+        return ratio_text(v) if v else "–"
+
+    for w in wls:
+        cols = ["server", "workers (CPUs)", w.unit, "p99 µs", f"server CPU {w.cpu_unit}", "× C",
+                "× 1 worker", "server CPU %", "load gen. CPU %"]
+        L.append(f"### {w.title}\n")
+        L.append("| " + " | ".join(cols) + " |")
+        L.append("|" + "---|" * len(cols))
+        for s in rows:
+            if not s.serves(w.key):
+                continue
+            cell = agg.get((w.key, s.key), {})
+            where = (f"{s.workers} ({two})" if s.workers > 1 else f"{s.workers} (CPU {SERVER_CPU})")
+            if "rate" not in cell:
+                L.append(f"| {s.label} | {where} | {missing_word(cell, s, w, long=True)} |"
+                         + " |" * (len(cols) - 3))
+                continue
+            row = [s.label, where, cell_text(cell["rate"]), cell_text(cell.get("p99")),
+                   cell_text(cell.get("cpu_op")),
+                   ratio_text(cell["ratio"]) if "ratio" in cell else "–",
+                   ratio_to(w.key, s.key, s.base) if s.base else "–",
+                   cell_text(cell.get("srv_util")), cell_text(cell.get("lg_util"))]
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
 
 
 def ratio_text(r):
@@ -733,7 +905,7 @@ def ratio_text(r):
 
 
 def missing_word(cell, s, w, long=False):
-    if w.key in ("W1", "W1b") and not s.echo:
+    if not s.serves(w.key):
         return "n/a (HTTP only)" if long else "n/a"
     if not cell or cell.get("runs", 0) == 0:
         return "missing"
@@ -750,7 +922,8 @@ def make_chart(data, agg, png, python):
     if not python:
         return "no Python with matplotlib"
     blob = {"config": data["config"], "env": data["env"], "servers": [
-        {"key": s.key, "label": s.label, "group": s.group, "buf": s.buf, "echo": s.echo}
+        {"key": s.key, "label": s.label, "group": s.group, "buf": s.buf, "echo": s.echo,
+         "serves": [w.key for w in WORKLOADS if s.serves(w.key)], "workers": s.workers}
         for s in SERVERS if s.key in data["config"]["servers"]],
         "workloads": [{"key": w.key, "short": w.short, "cpu_unit": w.cpu_unit, "unit": w.unit}
                       for w in WORKLOADS if w.key in data["config"]["workloads"]],
@@ -869,12 +1042,12 @@ def main():
     results = []
     start_failures = {}
     total = cfg.rounds * sum(1 for w in wls for s in servers
-                             if s.key not in unavailable and (s.echo or w.key not in ("W1", "W1b")))
+                             if s.key not in unavailable and s.serves(w.key))
     done = 0
     for rnd in range(1, cfg.rounds + 1):
         for w in wls:
             for s in servers:
-                if s.key in unavailable or (not s.echo and w.key in ("W1", "W1b")):
+                if s.key in unavailable or not s.serves(w.key):
                     continue
                 done += 1
                 res = run_cell(s, w, ports, cfg)

@@ -407,7 +407,7 @@ def main(a, B):
         print("bench: no bench/out/bin/luajit-host: the Lua servers run under Debian's stripped "
               "luajit, LuaJIT's functions are bare addresses in their profiles")
     todo = [(w, s) for w in wls for s in servers
-            if s.key not in unavailable and (s.echo or w not in ("W1", "W1b"))]
+            if s.key not in unavailable and s.serves(w)]
     start_failures = {}
     for i, (w, s) in enumerate(todo, 1):
         if s.key in unavailable:
@@ -480,7 +480,7 @@ def write_markdown(path, data, B):
         return c.get("ir_op")
 
     def missing(w, s, part):
-        if not s.echo and w in ("W1", "W1b"):
+        if not s.serves(w):
             return "n/a"
         if s.key in data["unavailable"] and (w, s.key) not in cell:
             return "missing"
@@ -496,8 +496,12 @@ def write_markdown(path, data, B):
              "events). Lower is better. Kernel time is not in these instructions: the system "
              "calls per operation beside them are the other half of the cost.\n")
     L.append(f"- Machine: {env.get('cpu')}, {env.get('cpus')} CPUs, Linux {env.get('kernel')}; "
-             f"servers pinned to CPU {B.SERVER_CPU}, the load generator (bench/loadgen --sync) to "
-             f"CPU {B.LOADGEN_CPU}; all traffic on 127.0.0.1.")
+             f"servers pinned to CPU {B.SERVER_CPU}"
+             + (f" (the 2-worker multicore servers to CPUs {B.SERVER_CPU} and {B.LOADGEN_CPU}; "
+                "under valgrind their threads run one at a time)"
+                if any(s.workers > 1 for s in servers) and B.SERVER_CPU != B.LOADGEN_CPU else "")
+             + f", the load generator (bench/loadgen --sync) to CPU {B.LOADGEN_CPU}; all traffic "
+             "on 127.0.0.1.")
     L.append(f"- Instructions: the server under valgrind {data['tools'].get('valgrind')} "
              f"--tool=callgrind, {cfg['cg_warmup']} s warm-up, then `callgrind_control --zero`, "
              f"{cfg['cg_duration']} s of load, `callgrind_control --dump`. Ir is every user-space "

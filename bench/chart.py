@@ -51,7 +51,10 @@ def main(src, png):
             color = COLORS.get(s["group"], "#444")
             if v is None:
                 c = cells.get((w["key"], s["key"]), {})
-                why = "n/a (HTTP only)" if (not s["echo"] and w["key"] in ("W1", "W1b")) else (
+                serves = s.get("serves") or (
+                    [k for k in ("W1", "W1b", "W2", "W3", "W4")
+                     if s["echo"] or k not in ("W1", "W1b")])
+                why = "n/a (HTTP only)" if w["key"] not in serves else (
                     "failed" if c.get("errors") else "missing")
                 ax.text(top * 0.03, y, why, va="center", fontsize=8, color="#888", style="italic")
                 continue
@@ -98,9 +101,13 @@ def main(src, png):
                 used.append(s["group"])
         handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[g]) for g in used]
         ax.legend(handles, [GROUP_NAMES[g] for g in used], loc="upper left", frameon=False, fontsize=9)
-        info = (f"Lower is better. Bars: median of {cfg['rounds']} round(s),\nwhiskers: lowest to "
-                f"highest; dashed: C epoll.\n\n{env.get('cpu', '')}, {env.get('cpus')} CPUs\n"
-                f"server on CPU 0, load generator on CPU 1\n{env.get('date', '')}"
+        info = (f"Lower is better. Bars: median of {cfg['rounds']}\nround(s), whiskers: lowest to "
+                f"highest;\ndashed: C epoll.\n\n{env.get('cpu', '')}, {env.get('cpus')} CPUs\n"
+                "servers on CPU 0"
+                + (" (2-worker\nmulticore ones: CPUs 0 and 1)"
+                   if any(s.get("workers", 1) > 1 for s in servers) else "")
+                + ",\nload generator on CPU 1\n"
+                + f"{env.get('date', '')}"
                 + ("\nquick mode: not for comparison" if cfg.get("quick") else ""))
         ax.text(0.0, 0.45, info, transform=ax.transAxes, va="top", fontsize=9)
     fig.suptitle("sock against its peers: the server's cost per operation (lower is better)", fontsize=13,

@@ -3,13 +3,13 @@
 # server under every workload in interleaved rounds, and writes BENCHMARKS.md
 # with a PNG chart.
 #
-#   bash bench/run.sh            # 4 rounds of 2 s runs (about 8 minutes):
+#   bash bench/run.sh            # 4 rounds of 2 s runs (about 10 minutes):
 #                                # writes bench/BENCHMARKS.md, bench/benchmarks.png
-#   bash bench/run.sh --quick    # 1 round of 1 s runs (about 70 s), for CI:
+#   bash bench/run.sh --quick    # 1 round of 1 s runs (about 80 s), for CI:
 #                                # writes bench/out/quick/BENCHMARKS.md and .png
 #   bash bench/run.sh --callgrind  # instructions (callgrind) and system calls
 #                                # (strace) per operation, W1, W1b, W2, W3,
-#                                # about 6 min: writes bench/out/callgrind/
+#                                # about 8 min: writes bench/out/callgrind/
 #                                # CALLGRIND.md and the dumps (not for CI)
 #
 # Further options go to bench/bench.py (--rounds N, --duration S, --servers
@@ -22,9 +22,10 @@
 # luajit2 cannot be installed beside Debian's luajit); builds with cargo the
 # load generator and the Rust servers (bench/ is a workspace of its own, its
 # target folder bench/target), with gcc the C server, with scripts/build-lua.sh
-# the LuaJIT module; installs matplotlib from PyPI in bench/out/venv for the
-# chart. A peer that fails to install, build or start is reported as missing
-# in BENCHMARKS.md; the exit status is non-zero only when the harness itself
+# the LuaJIT module, with cargo in the repository's workspace the multicore
+# example; installs matplotlib from PyPI in bench/out/venv for the chart. A
+# peer that fails to install, build or start is reported as missing in
+# BENCHMARKS.md; the exit status is non-zero only when the harness itself
 # cannot run (no load generator, no Python).
 set -uo pipefail
 SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
@@ -168,6 +169,14 @@ rm -f "$BENCH/target/release/sock-server" "$BENCH/target/release/tokio-server"
 step "building the LuaJIT module (scripts/build-lua.sh)"
 rm -f "$ROOT/target/lua/sock.so"
 logged bash "$ROOT/scripts/build-lua.sh" || warn "sock (LuaJIT) will be missing"
+
+# The multicore example servers (bench.py's sock-rust-mc*; the LuaJIT ones
+# run examples/lua/multicore.lua with the module above): the repository's own
+# workspace, so its target folder.
+step "building the multicore example (cargo, the repository's workspace)"
+rm -f "$ROOT/target/release/examples/multicore"
+(cd "$ROOT" && logged cargo build --release -j 2 -p sock-examples --example multicore) ||
+    warn "sock (Rust) multicore will be missing"
 
 # 3. The chart's Python ------------------------------------------------------------
 PY=$(command -v python3 || true)
