@@ -86,6 +86,10 @@ pub(crate) fn lp(lua: &Lua) -> LuaResult<Rc<sock::Loop>> {
 /// slot (see [`LuaThread`]).
 const THREADS: &str = "sock.threads";
 
+/// The registry table of the error reporters of the module's loads (a reload
+/// keeps its own `sock.onerror`): reporter -> number and number -> reporter.
+const REPORTERS: &str = "sock.reporters";
+
 /// What a suspended Lua thread waits for, and then what it is resumed with.
 enum Next {
     Resume(LuaMultiValue),
@@ -98,22 +102,81 @@ enum Next {
 
 /// The future of one sock thread.
 ///
-/// Its Lua values live in Lua, in its slot, the table `THREADS[id]`:
-/// `slot[1..depth]` is the stack of coroutines (the consumer at the bottom and
-/// the generators it resumed through the trampoline above it) and
-/// `slot.report` the error reporter. A parked thread holds no mlua reference:
-/// mlua keeps those on one auxiliary Lua stack, which LuaJIT limits to about
-/// 8000 slots, and that would cap the number of threads that can wait at
-/// once. It holds the raw state of its top coroutine instead (`co`), which
-/// the slot keeps alive.
+/// Its Lua values live in Lua, in its slot `THREADS[id]`: its coroutine, or,
+/// while generators run on it, the table of its stack of coroutines
+/// (`[1..depth]`: the consumer at the bottom and the generators it resumed
+/// through the trampoline above it). The error reporter of the module load
+/// that started it is `REPORTERS[reporter]`. A parked thread holds no mlua
+/// reference: mlua keeps those on one auxiliary Lua stack, which LuaJIT
+/// limits to about 8000 slots, and that would cap the number of threads that
+/// can wait at once. It holds the raw state of its top coroutine instead
+/// (`co`), which the slot keeps alive. (One Lua value per idle thread, not a
+/// table: 136 bytes less per idle connection.)
 struct LuaThread {
     lua: mlua::WeakLua,
     id: i64,
-    /// The Lua state of the top coroutine, `slot[depth]`: anchored there, so
-    /// valid until this future takes it out of the slot (and updated then).
+    /// The Lua state of the top coroutine: anchored in the slot, so valid
+    /// until this future takes it out of the slot (and updated then).
     co: *mut ffi::lua_State,
     depth: usize,
+    reporter: i64,
     next: Next,
+}
+
+/// A thread's slot, `THREADS[id]`, seen as its stack of coroutines.
+struct Slot {
+    threads: LuaTable,
+    id: i64,
+}
+
+impl Slot {
+    fn new(lua: &Lua, id: i64) -> LuaResult<Slot> {
+        Ok(Slot {
+            threads: lua.named_registry_value(THREADS)?,
+            id,
+        })
+    }
+
+    /// The coroutine at `depth` (1: the thread's own).
+    fn get(&self, depth: usize) -> LuaResult<mlua::Thread> {
+        match self.threads.raw_get::<LuaValue>(self.id)? {
+            LuaValue::Thread(t) if depth == 1 => Ok(t),
+            LuaValue::Table(t) => t.raw_get(depth),
+            _ => Err(usage_error("sock", "thread slot lost")),
+        }
+    }
+
+    /// Puts `co` at `depth` (the stack had `depth - 1` coroutines).
+    fn push(&self, lua: &Lua, depth: usize, co: mlua::Thread) -> LuaResult<()> {
+        match self.threads.raw_get::<LuaValue>(self.id)? {
+            LuaValue::Table(t) => t.raw_set(depth, co),
+            LuaValue::Thread(bottom) => {
+                let t = lua.create_table()?;
+                t.raw_set(1, bottom)?;
+                t.raw_set(depth, co)?;
+                self.threads.raw_set(self.id, t)
+            }
+            _ => Err(usage_error("sock", "thread slot lost")),
+        }
+    }
+
+    /// Removes the coroutine at `depth` (the top); back to a plain coroutine
+    /// when one is left.
+    fn pop(&self, depth: usize) -> LuaResult<()> {
+        if let LuaValue::Table(t) = self.threads.raw_get::<LuaValue>(self.id)? {
+            t.raw_set(depth, LuaValue::Nil)?;
+            if depth == 2 {
+                let bottom: LuaValue = t.raw_get(1)?;
+                self.threads.raw_set(self.id, bottom)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the slot (the thread is done).
+    fn remove(&self) -> LuaResult<()> {
+        self.threads.raw_set(self.id, LuaValue::Nil)
+    }
 }
 
 impl LuaThread {
@@ -122,7 +185,7 @@ impl LuaThread {
     fn step(
         &mut self,
         lua: &Lua,
-        slot: &LuaTable,
+        slot: &Slot,
         co: &mlua::Thread,
         r: LuaResult<LuaMultiValue>,
     ) -> LuaResult<bool> {
@@ -135,7 +198,7 @@ impl LuaThread {
             self.pop(slot)?;
             let err = vals.pop_front().unwrap_or(LuaValue::Nil);
             if self.depth == 0 {
-                report(slot, err, co);
+                report(lua, self.reporter, err, co);
                 return Ok(true);
             }
             self.next = Next::Resume((false, err).into_lua_multi(lua)?);
@@ -147,7 +210,7 @@ impl LuaThread {
             if self.depth == 0 {
                 if failed {
                     let err = vals.get(1).cloned().unwrap_or(LuaValue::Nil);
-                    report(slot, err, co);
+                    report(lua, self.reporter, err, co);
                 }
                 return Ok(true);
             }
@@ -187,14 +250,14 @@ impl LuaThread {
     }
 
     /// Removes the top coroutine of the stack.
-    fn pop(&mut self, slot: &LuaTable) -> LuaResult<()> {
-        slot.raw_set(self.depth, LuaValue::Nil)?;
+    fn pop(&mut self, slot: &Slot) -> LuaResult<()> {
+        slot.pop(self.depth)?;
         self.depth -= 1;
         Ok(())
     }
 
     /// `TRANSFER, co, args...`: run the generator `co` for the coroutine on top.
-    fn transfer(&mut self, lua: &Lua, slot: &LuaTable, mut vals: LuaMultiValue) -> LuaResult<Next> {
+    fn transfer(&mut self, lua: &Lua, slot: &Slot, mut vals: LuaMultiValue) -> LuaResult<Next> {
         let co = match vals.pop_front() {
             Some(LuaValue::Thread(co)) => co,
             _ => return Err(usage_error("sock.cowrap", "transfer without a coroutine")),
@@ -204,12 +267,12 @@ impl LuaThread {
             return refuse("cannot resume dead coroutine");
         }
         for i in 1..=self.depth {
-            if slot.raw_get::<mlua::Thread>(i)? == co {
+            if slot.get(i)? == co {
                 return refuse("cannot resume non-suspended coroutine");
             }
         }
         self.depth += 1;
-        slot.raw_set(self.depth, co)?;
+        slot.push(lua, self.depth, co)?;
         Ok(Next::Resume(vals))
     }
 
@@ -224,10 +287,10 @@ impl LuaThread {
     /// for [`step`](Self::step).
     fn run(&mut self, lua: &Lua, args: Args) -> LuaResult<bool> {
         let co = self.co;
-        // SAFETY (every block below): `co` is the state of the coroutine
-        // `THREADS[id][depth]`, which that slot anchors (so it is alive) until
-        // this future removes it, in a Lua state that is alive (the caller
-        // holds it); no Lua code runs between the calls except inside
+        // SAFETY (every block below): `co` is the state of the top coroutine,
+        // which the slot `THREADS[id]` anchors (so it is alive) until this
+        // future removes it, in a Lua state that is alive (the caller holds
+        // it); no Lua code runs between the calls except inside
         // `lua_resume`, which is how coroutines run.
         if let Err(msg) = unsafe { resumable(co) } {
             return self.finish_step(lua, Ok((false, msg).into_lua_multi(lua)?));
@@ -289,17 +352,15 @@ impl LuaThread {
     /// [`step`](Self::step) with the thread's slot, and what follows from it:
     /// the new top coroutine, or the slot removed once the thread is done.
     fn finish_step(&mut self, lua: &Lua, r: LuaResult<LuaMultiValue>) -> LuaResult<bool> {
-        let threads: LuaTable = lua.named_registry_value(THREADS)?;
-        let slot: LuaTable = threads.raw_get(self.id)?;
-        let co: mlua::Thread = slot.raw_get(self.depth)?;
+        let slot = Slot::new(lua, self.id)?;
+        let co = slot.get(self.depth)?;
         let done = self.step(lua, &slot, &co, r);
         match done {
             Ok(false) => {
                 // A transfer or a generator's end changes the top coroutine.
-                let top: mlua::Thread = slot.raw_get(self.depth)?;
-                self.co = top.state();
+                self.co = slot.get(self.depth)?.state();
             }
-            _ => threads.raw_set(self.id, LuaValue::Nil)?,
+            _ => slot.remove()?,
         }
         done
     }
@@ -408,9 +469,12 @@ unsafe fn wait_request_raw(co: *mut ffi::lua_State, nres: c_int) -> Option<Reque
 }
 
 /// Calls the reporter of the thread with its error.
-fn report(slot: &LuaTable, err: LuaValue, co: &mlua::Thread) {
+fn report(lua: &Lua, reporter: i64, err: LuaValue, co: &mlua::Thread) {
     // A failing reporter must not take the loop down.
-    if let Ok(f) = slot.raw_get::<LuaFunction>("report") {
+    let f = lua
+        .named_registry_value::<LuaTable>(REPORTERS)
+        .and_then(|t| t.raw_get::<LuaFunction>(reporter));
+    if let Ok(f) = f {
         let _ = f.call::<()>((err, co.clone()));
     }
 }
@@ -542,17 +606,26 @@ fn spawn(
         }
         None => return Err(usage_error("sock", "module not initialized")),
     };
-    let slot = lua.create_table()?;
+    // The module load's reporter, by number: REPORTERS[f] = i, REPORTERS[i] = f.
+    let reporters: LuaTable = lua.named_registry_value(REPORTERS)?;
+    let reporter = match reporters.raw_get::<Option<i64>>(&report)? {
+        Some(i) => i,
+        None => {
+            let i = reporters.raw_len() as i64 + 1;
+            reporters.raw_set(i, &report)?;
+            reporters.raw_set(report, i)?;
+            i
+        }
+    };
     let co_state = co.state();
-    slot.raw_set(1, co)?;
-    slot.raw_set("report", report)?;
     let threads: LuaTable = lua.named_registry_value(THREADS)?;
-    threads.raw_set(id, slot)?;
+    threads.raw_set(id, co)?;
     let fut = LuaThread {
         lua: lua.weak(),
         id,
         co: co_state,
         depth: 1,
+        reporter,
         next: Next::Resume(args),
     };
     lp(lua)?.enter(|| {
@@ -602,6 +675,7 @@ fn per_state<T: FromLua + IntoLua + Clone>(
 /// Adds the scheduler's primitives to `R` and this state's loop.
 pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     per_state(lua, THREADS, || lua.create_table())?;
+    per_state(lua, REPORTERS, || lua.create_table())?;
     if lua.app_data_ref::<State>().is_none() {
         lua.set_app_data(State {
             lp: Rc::new(sock::Loop::new()),
