@@ -561,10 +561,15 @@ function tcp:listen(backlog, host, port, af)
 	return s:listen(backlog, host, port, af)
 end
 
--- One accept attempt: the new socket object, its addresses.
-local function accept_once(s)
-	local c, remote, loc, h = s:try_accept()
-	if c then return wrap('tcp', c, h), remote, loc end
+-- One accept attempt: the new socket object, its addresses. The listener
+-- keeps the local address it returned last (_local), which Rust returns
+-- again when it has not changed: one sa object for all its connections.
+local function accept_once(s, self)
+	local c, remote, loc, h = s:try_accept(self._local)
+	if c then
+		self._local = loc
+		return wrap('tcp', c, h), remote, loc
+	end
 	return c, remote, loc, h -- false, or nil, err, code, msg
 end
 
@@ -572,7 +577,7 @@ end
 function tcp:accept(expires)
 	local s = self_s(self, 'tcp:accept')
 	expiresarg('tcp:accept', 2, expires)
-	return blocking(self._h, READ, expires, accept_once, s)
+	return blocking(self._h, READ, expires, accept_once, s, self)
 end
 
 --- tcp:sendall(s|buf, [len], [expires]) -> true | nil, err, code, msg, sent

@@ -251,14 +251,17 @@ impl LuaUserData for LSock {
             let mut b = buf_arg(&buf, len, true, Arg::new("s:recv", 2, "buf"))?;
             progress(lua, any!(s, x => x.try_recv(b.bytes_mut())))
         });
-        m.add_method("try_accept", |lua, s, ()| {
+        // `cached`: the local address this listener's last accept returned;
+        // it is returned again when it is the same (a listener on one address
+        // reports one local address: no new object per connection).
+        m.add_method("try_accept", |lua, s, cached: LuaValue| {
             let t = s.live("tcp:accept")?.tcp("tcp:accept")?;
             match t.try_accept() {
                 Ok(Some((conn, remote, local))) => {
                     // The new socket's fast-path handle comes along.
                     let (ud, h) = LSock::new_userdata(lua, Kind::Tcp(conn))?;
-                    (ud, addr::new_sa(lua, remote)?, addr::new_sa(lua, local)?, h)
-                        .into_lua_multi(lua)
+                    let local = addr::reuse_sa(lua, cached, local)?;
+                    (ud, addr::new_sa(lua, remote)?, local, h).into_lua_multi(lua)
                 }
                 Ok(None) => false.into_lua_multi(lua),
                 Err(e) => fail(lua, &e),

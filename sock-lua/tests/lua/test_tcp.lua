@@ -847,3 +847,40 @@ t.test('IPv6 on ::1: connect, accept, echo', function()
 	t.eq(res.peer, '[::1]:' .. port)
 	srv:close()
 end)
+
+t.test('accept reports the local address, one object while it is the same', function()
+	local res = {}
+	u.run(function()
+		local srv, port = u.listener('127.0.0.1')
+		-- One connection: its accepted addresses, once the connect is done.
+		local function one()
+			local c, done = assert(sock.tcp()), false
+			sock.newthread(function()
+				assert(c:connect('127.0.0.1', port, u.exp()))
+				done = true
+			end)
+			local a, remote, loc = assert(srv:accept(u.exp()))
+			while not done do sock.sleep(0.001) end
+			a:close(); c:close()
+			return remote, loc
+		end
+		local locs, remotes = {}, {}
+		for i = 1, 3 do
+			remotes[i], locs[i] = one()
+			res['port' .. i] = locs[i]:port()
+		end
+		res.ip1 = locs[1]:tostring()
+		res.same = rawequal(locs[1], locs[2]) and rawequal(locs[2], locs[3])
+		res.remotes_differ = remotes[1]:port() ~= remotes[2]:port()
+		srv._local = 'not an address' -- a private field overwritten: no harm
+		local _, loc = one()
+		res.after = loc:port()
+		srv:close()
+		res.port = port
+	end)
+	t.eq(res.same, true, 'the same sa object for the same local address')
+	t.eq(res.remotes_differ, true)
+	for i = 1, 3 do t.eq(res['port' .. i], res.port) end
+	t.has(res.ip1, '127.0.0.1')
+	t.eq(res.after, res.port)
+end)
