@@ -10,11 +10,9 @@
 //! `lua_topointer` of the cdata), or, for pointer cdata, the address as a
 //! number that the Lua layer computed: the caller vouches for its length.
 //!
-//! The hottest attempts, `send` and `recv`, do not come here: the Lua layer
+//! The hottest attempts, `send` and `recv`, are not methods: the Lua layer
 //! makes them through the FFI fast path (`fast.rs`), on the socket's handle
-//! (which `R.socket` and `try_accept` return with the userdata). `try_send`
-//! and `try_recv` stay as the reference of what the
-//! fast path must do (and for code that wants an mlua call).
+//! (which `R.socket` and `try_accept` return with the userdata).
 
 use mlua::prelude::*;
 
@@ -241,16 +239,6 @@ impl LuaUserData for LSock {
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        m.add_method("try_send", |lua, s, (buf, len): (LuaValue, usize)| {
-            let s = s.live("s:send")?;
-            let b = buf_arg(&buf, len, false, Arg::new("s:send", 2, "buf"))?;
-            progress(lua, any!(s, x => x.try_send(b.bytes())))
-        });
-        m.add_method("try_recv", |lua, s, (buf, len): (LuaValue, usize)| {
-            let s = s.live("s:recv")?;
-            let mut b = buf_arg(&buf, len, true, Arg::new("s:recv", 2, "buf"))?;
-            progress(lua, any!(s, x => x.try_recv(b.bytes_mut())))
-        });
         // `cached`: the local address this listener's last accept returned;
         // it is returned again when it is the same (a listener on one address
         // reports one local address: no new object per connection).
