@@ -953,6 +953,17 @@ def report(data, out_md, chart_python):
 
 # Main ------------------------------------------------------------------------
 
+def missing_servers(servers):
+    """The servers that are not installed or built, with the reason (printed)."""
+    unavailable = {}
+    for s in servers:
+        why = s.check() if s.check else None
+        if why:
+            unavailable[s.key] = why
+            print(f"bench: {s.label} is missing: {why}")
+    return unavailable
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one round, 1 s per run (CI)")
@@ -1028,12 +1039,7 @@ def main():
 
     servers = [s for s in SERVERS if not a.servers or s.key in a.servers.split(",")]
     wls = [w for w in WORKLOADS if not a.workloads or w.key in a.workloads.split(",")]
-    unavailable = {}
-    for s in servers:
-        why = s.check() if s.check else None
-        if why:
-            unavailable[s.key] = why
-            print(f"bench: {s.label} is missing: {why}")
+    unavailable = missing_servers(servers)
     ports = (free_port(), free_port())
     while ports[0] == ports[1]:
         ports = (ports[0], free_port())

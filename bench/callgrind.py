@@ -391,12 +391,7 @@ def main(a, B):
     wls = [w for w in WORKLOADS if not a.workloads or w in a.workloads.split(",")]
     if a.workloads and any(w not in WORKLOADS for w in a.workloads.split(",")):
         print("bench: --callgrind runs W1, W1b, W2 and W3 only (W4 measures memory)")
-    unavailable = {}
-    for s in servers:
-        why = s.check() if s.check else None
-        if why:
-            unavailable[s.key] = why
-            print(f"bench: {s.label} is missing: {why}")
+    unavailable = B.missing_servers(servers)
     ports = (B.free_port(), B.free_port())
     while ports[0] == ports[1]:
         ports = (ports[0], B.free_port())
