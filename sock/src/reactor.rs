@@ -202,6 +202,16 @@ impl Registration {
         self.core.io_clear_ready(self.token, dir);
     }
 
+    /// One attempt in `dir`, whatever the readiness: see [`Core::attempt`].
+    #[inline]
+    pub(crate) fn attempt<A: Attempt>(
+        &self,
+        dir: Direction,
+        a: &mut A,
+    ) -> io::Result<Option<A::Output>> {
+        self.core.attempt(self.token, dir, a)
+    }
+
     /// The `not_in_thread` error outside the threads of this loop.
     pub(crate) fn require_thread(&self) -> Result<()> {
         match self.core.current() {
@@ -218,10 +228,7 @@ impl Registration {
         deadline: Result<Option<Instant>>,
         attempt: A,
     ) -> IoOp<'_, A> {
-        let (deadline, invalid) = match deadline {
-            Ok(d) => (d, false),
-            Err(_) => (None, true),
-        };
+        let (deadline, invalid) = split(deadline);
         IoOp {
             core: &self.core,
             parking: Parking::new(self.token, dir, deadline),
@@ -232,10 +239,7 @@ impl Registration {
 
     /// A wait for readiness alone: see [`Wait`].
     pub(crate) fn wait(&self, dir: Direction, deadline: Result<Option<Instant>>) -> Wait {
-        let (deadline, invalid) = match deadline {
-            Ok(d) => (d, false),
-            Err(_) => (None, true),
-        };
+        let (deadline, invalid) = split(deadline);
         Wait {
             core: Rc::clone(&self.core),
             parking: Parking::new(self.token, dir, deadline),
@@ -245,7 +249,38 @@ impl Registration {
     }
 }
 
+/// A deadline as the futures keep it: the deadline, and whether it was
+/// invalid (NaN: `time::deadline`'s error, reported when the future is polled).
+fn split(deadline: Result<Option<Instant>>) -> (Option<Instant>, bool) {
+    match deadline {
+        Ok(d) => (d, false),
+        Err(_) => (None, true),
+    }
+}
+
 impl Core {
+    /// One attempt of `a` on the socket of `token`: `EINTR` is retried, and
+    /// `EAGAIN` is `Ok(None)` and clears the direction's readiness.
+    #[inline]
+    fn attempt<A: Attempt>(
+        &self,
+        token: usize,
+        dir: Direction,
+        a: &mut A,
+    ) -> io::Result<Option<A::Output>> {
+        loop {
+            match a.attempt() {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.io_clear_ready(token, dir);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// [`Registration::is_ready`] inside a thread.
     fn io_ready(&self, token: usize, dir: Direction) -> bool {
         let (index, gen) = untoken(token);
@@ -487,21 +522,15 @@ impl<A: Attempt + Unpin> Future for IoOp<'_, A> {
         // still gets its attempt: it never wins over data that is there).
         if c.io_ready(this.parking.token, dir) || this.parking.expired() || !this.attempt.has_work()
         {
-            loop {
-                match this.attempt.attempt() {
-                    Ok(v) => {
-                        this.parking.unpark(c);
-                        return Poll::Ready(Ok(v));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        c.io_clear_ready(this.parking.token, dir);
-                        break;
-                    }
-                    Err(e) => {
-                        this.parking.unpark(c);
-                        return Poll::Ready(Err(this.attempt.failed(e.into())));
-                    }
+            match c.attempt(this.parking.token, dir, &mut this.attempt) {
+                Ok(Some(v)) => {
+                    this.parking.unpark(c);
+                    return Poll::Ready(Ok(v));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    this.parking.unpark(c);
+                    return Poll::Ready(Err(this.attempt.failed(e.into())));
                 }
             }
         }

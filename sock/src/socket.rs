@@ -251,17 +251,8 @@ impl Socket {
         if !self.reg.is_ready(dir) {
             return Ok(None);
         }
-        loop {
-            match self.with(&mut op) {
-                Ok(v) => return Ok(Some(v)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.reg.clear_ready(dir);
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let mut attempt = || self.with(&mut op);
+        Ok(self.reg.attempt(dir, &mut attempt)?)
     }
 
     /// One read from a stream; a short one emptied the receive queue, so the

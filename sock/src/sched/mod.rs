@@ -61,7 +61,7 @@ pub(crate) struct Core {
     stopping: Cell<bool>,
     polling: Cell<bool>,
     events: RefCell<Events>,
-    pub(crate) remote: Arc<Remote>,
+    remote: Arc<Remote>,
     inbox: RefCell<Inbox>,
     /// Events of other loops' sockets taken from a shared poller, to route.
     foreign: RefCell<Vec<(u16, crate::sys::Event)>>,
@@ -502,19 +502,19 @@ where
     /// join state (a panicked thread is done: the loop then drops it).
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
         let this = self.project();
-        let Some(state) = this.state.as_ref() else {
-            return Poll::Ready(());
-        };
+        if this.state.is_none() {
+            return Poll::Ready(()); // finished: the future is not polled again
+        }
         let out = match catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(out)) => Ok(out),
             Err(payload) => Err(panic_message(&payload)),
         };
-        let state = Rc::clone(state);
-        *this.state = None;
-        match out {
-            Ok(out) => state.finish(Ok(out)),
-            Err(msg) => state.panicked(msg),
+        if let Some(state) = this.state.take() {
+            match out {
+                Ok(out) => state.finish(Ok(out)),
+                Err(msg) => state.panicked(msg),
+            }
         }
         Poll::Ready(())
     }

@@ -110,13 +110,7 @@ impl Poller {
                 ))
             }
         }
-        let p = Poller {
-            epoll,
-            private: OnceCell::new(),
-            backlog: Cell::new(false),
-            mine: RefCell::new(Vec::with_capacity(2)),
-            waker: Arc::new(waker),
-        };
+        let p = Poller::with_parts(epoll, waker);
         p.make_private()?;
         Ok(p)
     }
@@ -124,13 +118,19 @@ impl Poller {
     fn with_epoll(epoll: OwnedFd) -> io::Result<Poller> {
         let waker = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         add_waker(&epoll, &waker)?;
-        Ok(Poller {
+        Ok(Poller::with_parts(epoll, waker))
+    }
+
+    /// A poller of the socket instance `epoll` and the eventfd `waker`, not
+    /// (yet) shared.
+    fn with_parts(epoll: OwnedFd, waker: OwnedFd) -> Poller {
+        Poller {
             epoll,
             private: OnceCell::new(),
             backlog: Cell::new(false),
             mine: RefCell::new(Vec::with_capacity(2)),
             waker: Arc::new(waker),
-        })
+        }
     }
 
     /// Creates the private instance: the eventfd moves there, and the
