@@ -168,9 +168,10 @@ pub(crate) fn with_handle<R>(h: u64, f: impl FnOnce(&LSock) -> R) -> Option<R> {
     Some(f(unsafe { &*p }))
 }
 
-/// The result of a core attempt, as the fast path returns it.
-fn outcome(r: Option<sock::Result<Option<usize>>>) -> c_int {
-    match r {
+/// `f` on the live socket of the handle `h`, its result as the fast path
+/// returns it: [`CLOSED`] for a closed socket or an unknown handle.
+fn attempt(h: u64, f: impl FnOnce(&LSock) -> sock::Result<Option<usize>>) -> c_int {
+    match with_handle(h, |s| (!s.is_closed()).then(|| f(s))).flatten() {
         None => CLOSED,
         Some(Ok(Some(n))) => n.min(MAX_IO) as c_int,
         Some(Ok(None)) => WOULD_BLOCK,
@@ -183,7 +184,7 @@ fn outcome(r: Option<sock::Result<Option<usize>>>) -> c_int {
 
 /// One non-blocking send of `len` bytes at `buf + off` on the socket of the
 /// handle `h`: the bytes taken, [`WOULD_BLOCK`], [`CLOSED`] or [`FAILED`].
-/// What `s:try_send` does, for any socket type.
+/// The core's `try_send`, for any socket type.
 ///
 /// # Safety
 ///
@@ -192,10 +193,7 @@ fn outcome(r: Option<sock::Result<Option<usize>>>) -> c_int {
 /// The handle needs no promise: an unknown one gives [`CLOSED`].
 #[no_mangle]
 pub unsafe extern "C" fn sock_lua_send(h: u64, buf: *const u8, off: usize, len: usize) -> c_int {
-    let r = with_handle(h, |s| {
-        if s.is_closed() {
-            return None;
-        }
+    attempt(h, |s| {
         let len = len.min(MAX_IO);
         let bytes: &[u8] = match len {
             0 => &[],
@@ -203,9 +201,8 @@ pub unsafe extern "C" fn sock_lua_send(h: u64, buf: *const u8, off: usize, len: 
             // written during the call (contract).
             _ => unsafe { std::slice::from_raw_parts(buf.add(off), len) },
         };
-        Some(s.try_send(bytes))
-    });
-    outcome(r.flatten())
+        s.try_send(bytes)
+    })
 }
 
 /// One non-blocking receive into the `len` bytes at `buf + off` from the
@@ -220,10 +217,7 @@ pub unsafe extern "C" fn sock_lua_send(h: u64, buf: *const u8, off: usize, len: 
 /// Lua layer). The handle needs no promise.
 #[no_mangle]
 pub unsafe extern "C" fn sock_lua_recv(h: u64, buf: *mut u8, off: usize, len: usize) -> c_int {
-    let r = with_handle(h, |s| {
-        if s.is_closed() {
-            return None;
-        }
+    attempt(h, |s| {
         let len = len.min(MAX_IO);
         let bytes: &mut [u8] = match len {
             0 => &mut [],
@@ -231,9 +225,8 @@ pub unsafe extern "C" fn sock_lua_recv(h: u64, buf: *mut u8, off: usize, len: us
             // nothing else touches them during the call (contract).
             _ => unsafe { std::slice::from_raw_parts_mut(buf.add(off), len) },
         };
-        Some(s.try_recv(bytes))
-    });
-    outcome(r.flatten())
+        s.try_recv(bytes)
+    })
 }
 
 /// Whether the socket of the handle `h` is usable: 1, or 0 once it is closed

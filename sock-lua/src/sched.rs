@@ -225,10 +225,8 @@ impl LuaThread {
             self.next = Next::Resume(out);
             return Ok(false);
         }
-        if is_mark(vals.front(), mark(WAIT)) {
-            vals.pop_front();
-            self.next = wait_request(lua, vals)?;
-        } else if is_mark(vals.front(), mark(JOIN)) {
+        // (A wait request never comes here: `run` takes every one.)
+        if is_mark(vals.front(), mark(JOIN)) {
             self.next = match vals.get(1) {
                 Some(LuaValue::UserData(ud)) => {
                     Next::Join(ud.borrow::<crate::osthread::LOsThread>()?.finished())
@@ -450,21 +448,20 @@ unsafe fn wait_request_raw(co: *mut ffi::lua_State, nres: c_int) -> Option<Reque
             ffi::LUA_TNUMBER => Some(ffi::lua_tonumber(co, 4)),
             _ => None,
         };
-        match ffi::lua_type(co, 2) {
+        let h = match ffi::lua_type(co, 2) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => return Some(Request::Sleep(expires)),
             // A handle (below 2^53, exact in a Lua number; checked by
             // `wait_on`).
-            ffi::LUA_TNUMBER => {
-                let h = ffi::lua_tonumber(co, 2) as u64;
-                let dir = match ffi::lua_tonumber(co, 3) == 1.0 {
-                    true => sock::Direction::Write,
-                    false => sock::Direction::Read,
-                };
-                Some(Request::Io(h, dir, expires))
-            }
-            ffi::LUA_TNIL | ffi::LUA_TNONE => Some(Request::Sleep(expires)),
-            // Not a request of lua/sock.lua: `step` takes it.
-            _ => None,
-        }
+            ffi::LUA_TNUMBER => ffi::lua_tonumber(co, 2) as u64,
+            // No handle (a private field overwritten): handle 0 names no
+            // socket, and the wait fails with `closed`.
+            _ => 0,
+        };
+        let dir = match ffi::lua_tonumber(co, 3) == 1.0 {
+            true => sock::Direction::Write,
+            false => sock::Direction::Read,
+        };
+        Some(Request::Io(h, dir, expires))
     }
 }
 
@@ -506,33 +503,6 @@ fn wait_on(lua: &Lua, h: u64, dir: sock::Direction, expires: Option<f64>) -> Lua
             lua,
             &sock::Error::new(sock::ErrorKind::Closed),
         )?)),
-    }
-}
-
-/// Parses `handle, dir, expires` (or `nil, nil, t` for a sleep): the wait
-/// requests that [`wait_request_raw`] leaves to this slow path, which
-/// `lua/sock.lua` does not make: a handle that is not a number is no socket,
-/// and anything else is a sleep (or a reschedule).
-fn wait_request(lua: &Lua, vals: LuaMultiValue) -> LuaResult<Next> {
-    let mut it = vals.into_iter();
-    let (obj, dir, expires) = (it.next(), it.next(), it.next());
-    let expires = match expires {
-        Some(LuaValue::Number(t)) => Some(t),
-        Some(LuaValue::Integer(t)) => Some(t as f64),
-        _ => None,
-    };
-    let dir = match dir {
-        Some(LuaValue::Integer(1)) | Some(LuaValue::Number(1.0)) => sock::Direction::Write,
-        _ => sock::Direction::Read,
-    };
-    match obj {
-        Some(LuaValue::Number(h)) => wait_on(lua, h as u64, dir, expires),
-        Some(LuaValue::Integer(h)) => wait_on(lua, h as u64, dir, expires),
-        Some(LuaValue::Nil) | None => Ok(match expires {
-            Some(t) => Next::Sleep(sock::sleep_until(t)),
-            None => Next::Yield(false),
-        }),
-        Some(_) => wait_on(lua, 0, dir, expires),
     }
 }
 
