@@ -90,18 +90,25 @@ local function with_traceback(e)
 end
 
 -- The body of every thread: f(...) under xpcall (one function for all
--- threads, f comes as the first argument: no closure per thread).
+-- threads, f comes as the first argument: no closure per thread). Its first
+-- resume, by newthread, only puts f and its arguments in place: the
+-- scheduler's resumes, the start among them, then carry no values.
 local function body(f, ...)
+	yield()
 	return finish(running(), xpcall(f, with_traceback, ...))
 end
+
+-- This module load's error reporter, by number (src/sched.rs).
+local REPORTER = R.reporter(R.report)
 
 --- sock.newthread(f, ...) -> co: starts f(...) as a sock thread, at once;
 --- returns at its first blocking call.
 function M.newthread(f, ...)
 	if type(f) ~= 'function' then argerr('sock.newthread', 1, 'func', 'function expected') end
 	local co = create(body)
+	co_resume(co, f, ...)
 	active[co] = true
-	R.spawn(co, R.report, f, ...)
+	R.spawn(co, REPORTER)
 	return co
 end
 

@@ -662,7 +662,8 @@ fn run_bulk(a: &Args, r: &mut Report) -> Res<()> {
     // Sends while the window allows; a write is a whole chunk unless the
     // socket is full (then the rest of it first, on EPOLLOUT).
     let fill = |i: usize, sent: &mut [u64], recvd: &[u64]| -> Res<()> {
-        while sent[i] - recvd[i] + (a.size as u64) <= window as u64 || sent[i] % a.size as u64 != 0
+        while sent[i] - recvd[i] + (a.size as u64) <= window as u64
+            || !sent[i].is_multiple_of(a.size as u64)
         {
             let off = (sent[i] % a.size as u64) as usize;
             match sys::send(fds[i], &chunk[off..])? {

@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(t.len(), N);
         let mut removed = 0;
         for (i, id) in ids.iter().enumerate() {
-            if lcg(&mut rng) % 2 == 0 {
+            if lcg(&mut rng).is_multiple_of(2) {
                 assert_eq!(t.remove(*id), Some(i));
                 removed += 1;
             }
