@@ -42,8 +42,11 @@ local function worker(n, port, seconds)
 		return false
 	end
 
+	-- Buffers are reused: a connection takes one from the free list and
+	-- gives it back at its end (no new buffer, no garbage per connection).
+	local free = {}
 	local function serve(c)
-		local buf = ffi.new('uint8_t[?]', BUF)
+		local buf = table.remove(free) or ffi.new('uint8_t[?]', BUF)
 		local len = 0
 		while true do
 			local n = c:recv(buf + len, BUF - len)
@@ -76,6 +79,7 @@ local function worker(n, port, seconds)
 			if len > 0 then ffi.copy(buf, buf + pos, len) end
 		end
 		c:close()
+		free[#free + 1] = buf
 	end
 
 	local l = assert(sock.tcp())

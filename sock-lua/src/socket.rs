@@ -416,7 +416,7 @@ impl LuaUserData for LSock {
                 Ok(()) => true.into_lua_multi(lua),
                 // A usage error: about the name (unknown, read-only) or the value.
                 Err(e) if e.kind() == sock::ErrorKind::InvalidArgument && e.code() == 0 => {
-                    let about_name = !sock::opt::names().any(|n| n == name)
+                    let about_name = !sock::opt::names().any(|n| n == &*name)
                         || e.message().ends_with("read-only");
                     let arg = if about_name {
                         opt
@@ -469,10 +469,11 @@ impl LuaUserData for LSock {
     }
 }
 
-/// An option name: a string (`s:setopt`, `s:getopt`).
-fn opt_name(v: &LuaValue, arg: Arg) -> LuaResult<String> {
+/// An option name: a string (`s:setopt`, `s:getopt`), borrowed from Lua
+/// (no copy per call).
+fn opt_name(v: &LuaValue, arg: Arg) -> LuaResult<mlua::BorrowedStr> {
     match v {
-        LuaValue::String(st) => Ok(st.to_str()?.to_string()),
+        LuaValue::String(st) => Ok(st.to_str()?),
         other => Err(arg.type_error("string", other)),
     }
 }
