@@ -179,17 +179,18 @@ SERVERS = [
     Server("sock-lua", "sock (LuaJIT)", "sock",
            lambda e, h, o: ["luajit", os.path.join(LUA, "sock_server.lua"), str(e), str(h)], buf=16384,
            env=LUA_ENV, check=lua_check("sock", "target/lua/sock.so, scripts/build-lua.sh"),
-           note="the LuaJIT module: a sock thread per connection, 16 KiB cdata buffer"),
+           note="the LuaJIT module: a sock thread per connection, a 16 KiB cdata buffer"
+                " (from a free list, given back when the connection ends)"),
     Server("sock-lua-mc1", "sock (LuaJIT) multicore ×1", "sock", multicore_lua(1), buf=4096,
            echo=False, idle=False, base="sock-lua-mc1", env=LUA_ENV, section="multicore",
            check=multicore_lua_check,
            note="examples/lua/multicore.lua, " + multicore_note(1)
-           + " (cdata); the worker is a sock.osthread, its loop shares the main state's poller"),
+           + " (cdata, reused); the worker is a sock.osthread, its loop shares the main state's poller"),
     Server("sock-lua-mc2", "sock (LuaJIT) multicore ×2", "sock", multicore_lua(2), buf=4096,
            echo=False, idle=False, workers=2, base="sock-lua-mc1", env=LUA_ENV,
            section="multicore", check=multicore_lua_check,
            note="examples/lua/multicore.lua, " + multicore_note(2)
-           + " (cdata); the workers are sock.osthread states whose loops share one poller"),
+           + " (cdata, reused); the workers are sock.osthread states whose loops share one poller"),
     Server("tokio-ct", "tokio current_thread", "tokio",
            lambda e, h, o: [os.path.join(TARGET, "tokio-server"), str(e), str(h), "current_thread"],
            buf=16384, check=lambda: exists(os.path.join(TARGET, "tokio-server"), "tokio-server"),
