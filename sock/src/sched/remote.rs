@@ -126,32 +126,20 @@ impl Remote {
 /// Hands `events` (taken from a shared poller, none of them the caller's) to
 /// the loops of their tokens; events of loops that are gone are dropped.
 pub(crate) fn route(events: &mut Vec<(u16, Event)>) {
-    if events.is_empty() {
-        return;
-    }
     events.sort_unstable_by_key(|&(lp, _)| lp);
-    let mut owners: Vec<(u16, Arc<Remote>)> = Vec::new();
-    {
-        let table = loops();
-        let mut last = None;
-        for &(lp, _) in events.iter() {
-            if last == Some(lp) {
-                continue;
-            }
-            last = Some(lp);
-            if let Some(r) = table
-                .get(usize::from(lp))
-                .and_then(|w| w.as_ref()?.upgrade())
-            {
-                owners.push((lp, r));
-            }
+    let mut rest = &events[..];
+    while let Some(&(lp, _)) = rest.first() {
+        let n = rest.iter().take_while(|&&(l, _)| l == lp).count();
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        // The owner, if its loop is alive; the registry's lock is released
+        // before the push (which takes the owner's inbox lock).
+        let owner = loops()
+            .get(usize::from(lp))
+            .and_then(|w| w.as_ref()?.upgrade());
+        if let Some(r) = owner {
+            r.push(|i| i.events.extend(group.iter().map(|&(_, ev)| ev)));
         }
-    }
-    for (lp, r) in owners {
-        r.push(|i| {
-            i.events
-                .extend(events.iter().filter(|&&(l, _)| l == lp).map(|&(_, ev)| ev))
-        });
     }
     events.clear();
 }
