@@ -45,7 +45,7 @@ class Server:
     """A server of the comparison: how to start it and what it serves."""
 
     def __init__(self, key, label, group, cmd, buf=0, echo=True, idle=True, env=None, check=None,
-                 note="", workers=1, base=None, section="main"):
+                 note="", workers=1, base=None, section="main", listeners=None):
         self.key = key          # short name, used in files and options
         self.label = label      # name in the table and the chart
         self.group = group      # colour in the chart: c, sock, tokio, lua, nginx
@@ -57,6 +57,8 @@ class Server:
         self.check = check      # function () -> None or the reason it is missing
         self.note = note
         self.workers = workers  # worker threads with a loop each: > 1 runs on 2 CPUs
+        # the listening sockets on its HTTP port once it is ready (so_reuseport: one a worker)
+        self.listeners = listeners or workers
         self.base = base        # multicore: the key of the same program with 1 worker
         self.section = section  # "main": in the main tables; "multicore": in Multi-core only
 
@@ -101,11 +103,12 @@ MULTICORE_RS = os.path.join(ROOT, "target", "release", "examples", "multicore")
 MULTICORE_LUA = os.path.join(ROOT, "examples", "lua", "multicore.lua")
 
 
-def multicore_rust(workers, shared=False):
-    """The Rust multicore example: `multicore WORKERS PORT 0 [--shared]` (0:
-    until killed); HTTP only."""
+def multicore_rust(workers, shared=False, one_listener=False):
+    """The Rust multicore example: `multicore WORKERS PORT 0 [--shared]
+    [--one-listener]` (0: until killed); HTTP only."""
     return lambda e, h, o: ([MULTICORE_RS, str(workers), str(h), "0"]
-                            + (["--shared"] if shared else []))
+                            + (["--shared"] if shared else [])
+                            + (["--one-listener"] if one_listener else []))
 
 
 def multicore_lua(workers):
@@ -176,6 +179,15 @@ SERVERS = [
            note="examples/multicore.rs --shared, " + multicore_note(2)
            + "; the workers' loops share one epoll instance (sock::SharedPoller), an event "
              "is handed to the worker that owns the socket"),
+    Server("sock-rust-mc2x", "sock (Rust) multicore ×2 one listener", "sock",
+           multicore_rust(2, one_listener=True), buf=4096, echo=False, idle=False, workers=2,
+           listeners=1,
+           base="sock-rust-mc1", section="multicore",
+           check=lambda: exists(MULTICORE_RS, "the multicore example (examples/multicore.rs)"),
+           note="examples/multicore.rs --one-listener, HTTP only; 2 worker OS threads, each "
+                "with its own loop, accepting from one listener (each loop adopts a clone: "
+                "Tcp::from_listener, registered with EPOLLEXCLUSIVE), a sock thread per "
+                "connection, a 4 KiB buffer in it"),
     Server("sock-lua", "sock (LuaJIT)", "sock",
            lambda e, h, o: ["luajit", os.path.join(LUA, "sock_server.lua"), str(e), str(h)], buf=16384,
            env=LUA_ENV, check=lua_check("sock", "target/lua/sock.so, scripts/build-lua.sh"),
@@ -334,7 +346,7 @@ class Running:
             if self.proc.poll() is not None:
                 return f"exited with status {self.proc.returncode} at start"
             if all(port_open(p) for p in ports) and (
-                    self.server.workers == 1 or (listeners(ports[-1]) or 0) >= self.server.workers):
+                    (listeners(ports[-1]) or 0) >= self.server.listeners):
                 # (every worker listens: so_reuseport spreads the connections
                 # only over the listeners there are when they come)
                 time.sleep(0.05)
@@ -852,11 +864,13 @@ def multicore_section(L, data, agg, servers, multi, wls, env):
     two = f"CPUs {SERVER_CPU} and {LOADGEN_CPU}" if SERVER_CPU != LOADGEN_CPU else f"CPU {SERVER_CPU}"
     L.append("## Multi-core\n")
     L.append("The multicore examples of the repository, HTTP only (W2, W3): "
-             "`examples/multicore.rs` (`multicore N PORT 0 [--shared]`) and "
+             "`examples/multicore.rs` (`multicore N PORT 0 [--shared] [--one-listener]`) and "
              "`examples/lua/multicore.lua`. N worker OS threads, each with its own loop and its "
              "own `so_reuseport` listener on the port (the kernel spreads the connections over "
              "them), a sock thread per connection; with `--shared` the Rust workers' loops share "
-             "one epoll instance and each event is handed to the worker that owns the socket; the "
+             "one epoll instance and each event is handed to the worker that owns the socket; with "
+             "`--one-listener` the Rust workers accept from one listener instead (each loop adopts "
+             "a clone of it, registered with EPOLLEXCLUSIVE: a connection wakes one worker); the "
              "LuaJIT workers are `sock.osthread` states whose loops share one poller. C epoll and "
              "sock's one-loop servers (the tables above) are here for reference.\n")
     L.append(f"Placement: the 1-worker servers are pinned to CPU {SERVER_CPU} like every other "

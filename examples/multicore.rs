@@ -3,7 +3,7 @@
 //! the kernel spreads the connections), a sock thread per connection.
 //!
 //! ```sh
-//! cargo run --release -p sock-examples --example multicore -- [workers] [port] [seconds] [--shared]
+//! cargo run --release -p sock-examples --example multicore -- [workers] [port] [seconds] [--shared] [--one-listener]
 //! # then, for instance: wrk -t2 -c64 http://127.0.0.1:8080/
 //! ```
 //!
@@ -12,6 +12,11 @@
 //! (`sock::SharedPoller`): each event then goes to whichever worker waits and
 //! is handed to the worker that owns the socket, which costs more than each
 //! worker polling its own sockets; it is here to measure that.
+//! With `--one-listener` the workers accept from one listener instead of one
+//! each: every worker's loop adopts a clone of it (`Tcp::from_listener`, an
+//! exclusive registration: a connection wakes one worker), the other way to
+//! spread connections over cores, measured beside `so_reuseport` in the
+//! benchmark harness.
 //!
 //! Each worker prints the requests it answered when it stops.
 
@@ -94,17 +99,30 @@ async fn accept(n: usize, l: Tcp, served: std::rc::Rc<std::cell::Cell<u64>>) {
     }
 }
 
-/// One worker: its listener on `port`, an accepting thread, a thread per
-/// connection; until `seconds` pass (0: forever).
-fn worker(n: usize, port: u16, seconds: f64, poller: Option<sock::SharedPoller>) -> u64 {
+/// One worker: its listener on `port` (or its clone of the one listener), an
+/// accepting thread, a thread per connection; until `seconds` pass (0:
+/// forever).
+fn worker(
+    n: usize,
+    port: u16,
+    seconds: f64,
+    poller: Option<sock::SharedPoller>,
+    one: Option<std::net::TcpListener>,
+) -> u64 {
     if let Some(p) = poller {
         p.join().expect("share the poller");
     }
     let served = std::rc::Rc::new(std::cell::Cell::new(0u64));
-    let l = Tcp::new(Family::Inet).expect("socket");
-    l.setopt("so_reuseaddr", true).expect("so_reuseaddr");
-    l.setopt("so_reuseport", true).expect("so_reuseport");
-    l.listen(Some(1024), ("127.0.0.1", port)).expect("listen");
+    let l = match one {
+        Some(one) => Tcp::from_listener(one).expect("adopt the listener"),
+        None => {
+            let l = Tcp::new(Family::Inet).expect("socket");
+            l.setopt("so_reuseaddr", true).expect("so_reuseaddr");
+            l.setopt("so_reuseport", true).expect("so_reuseport");
+            l.listen(Some(1024), ("127.0.0.1", port)).expect("listen");
+            l
+        }
+    };
     let acceptor = sock::newthread(accept(n, l, served.clone()));
     if seconds > 0.0 {
         sock::newthread(async move {
@@ -121,25 +139,34 @@ fn worker(n: usize, port: u16, seconds: f64, poller: Option<sock::SharedPoller>)
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shared = args.iter().any(|a| a == "--shared");
+    let one_listener = args.iter().any(|a| a == "--one-listener");
     let nums: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = nums.first().and_then(|a| a.parse().ok()).unwrap_or(cpus);
     let port = nums.get(1).and_then(|a| a.parse().ok()).unwrap_or(8080u16);
     let seconds = nums.get(2).and_then(|a| a.parse().ok()).unwrap_or(0.0f64);
     let poller = shared.then(|| sock::SharedPoller::current().expect("an epoll backend"));
+    // (std's listener: SO_REUSEADDR, a backlog of 128.)
+    let one =
+        one_listener.then(|| std::net::TcpListener::bind(("127.0.0.1", port)).expect("listen"));
     println!(
-        "multicore: {workers} workers on http://127.0.0.1:{port}/{}",
-        if shared { " (one shared poller)" } else { "" }
+        "multicore: {workers} workers on http://127.0.0.1:{port}/{}{}",
+        if shared { " (one shared poller)" } else { "" },
+        if one_listener { " (one listener)" } else { "" }
     );
     let threads: Vec<_> = (0..workers)
         .map(|n| {
             let p = poller.clone();
+            let l = one
+                .as_ref()
+                .map(|l| l.try_clone().expect("clone the listener"));
             std::thread::Builder::new()
                 .name(format!("worker {n}"))
-                .spawn(move || worker(n, port, seconds, p))
+                .spawn(move || worker(n, port, seconds, p, l))
                 .expect("spawn")
         })
         .collect();
+    drop(one); // the workers' clones keep it open
     let mut total = 0;
     for (n, t) in threads.into_iter().enumerate() {
         let served = t.join().expect("worker");

@@ -135,8 +135,9 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Registers `fd` with the current loop for both directions.
-    pub(crate) fn new(fd: RawFd) -> Result<Registration> {
+    /// Registers `fd` with the current loop for both directions; `exclusive`:
+    /// see `sys::Poller::add` (a listener that several loops hold).
+    pub(crate) fn new(fd: RawFd, exclusive: bool) -> Result<Registration> {
         crate::sched::with_core(|c| {
             let poller = c.poller()?;
             let gen = c.io_gen.get().wrapping_add(1) & GEN_MASK;
@@ -151,7 +152,7 @@ impl Registration {
             };
             let index = c.io.borrow_mut().insert(slot);
             let token = token(c.index(), index, gen);
-            if let Err(e) = poller.add(fd, token) {
+            if let Err(e) = poller.add(fd, token, exclusive) {
                 c.io.borrow_mut().remove(index);
                 return Err(e.into());
             }

@@ -77,7 +77,44 @@ impl Socket {
         family: Family,
         protocol: Protocol,
     ) -> Result<Socket> {
-        let reg = Registration::new(s.as_raw_fd())?;
+        Socket::register(s, ty, family, protocol, false)
+    }
+
+    /// Wraps a listening TCP socket made elsewhere (non-blocking from now
+    /// on), registered exclusively: other loops may hold the same listener,
+    /// and an arrival wakes one of them.
+    pub(crate) fn adopt_listener(s: socket2::Socket) -> Result<Socket> {
+        let domain = s.local_addr()?.domain();
+        let family = match domain {
+            socket2::Domain::IPV4 => Family::Inet,
+            socket2::Domain::IPV6 => Family::Inet6,
+            _ => {
+                return Err(Error::with_message(
+                    ErrorKind::InvalidArgument,
+                    "not a TCP socket",
+                ))
+            }
+        };
+        if s.r#type()? != socket2::Type::STREAM {
+            return Err(Error::with_message(
+                ErrorKind::InvalidArgument,
+                "not a TCP socket",
+            ));
+        }
+        s.set_nonblocking(true)?;
+        let s = Socket::register(s, SocketType::Tcp, family, Protocol::Tcp, true)?;
+        s.set_flag(BOUND | LISTENING, true);
+        Ok(s)
+    }
+
+    fn register(
+        s: socket2::Socket,
+        ty: SocketType,
+        family: Family,
+        protocol: Protocol,
+        exclusive: bool,
+    ) -> Result<Socket> {
+        let reg = Registration::new(s.as_raw_fd(), exclusive)?;
         Ok(Socket {
             inner: RefCell::new(Some(s)),
             reg,

@@ -200,6 +200,48 @@ impl Tcp {
         Ok(())
     }
 
+    /// Adopts a listening socket made elsewhere into this OS thread's loop:
+    /// the way for several loops, on several OS threads, to accept from one
+    /// listener. Each loop adopts its own clone (`try_clone`) of a
+    /// `std::net::TcpListener`; on Linux's epoll the registration is exclusive
+    /// (`EPOLLEXCLUSIVE`), so that a connection wakes one of the waiting
+    /// loops, not all. The socket becomes non-blocking.
+    ///
+    /// (For servers, one `so_reuseport` listener per loop is the other way:
+    /// the kernel then spreads the connections over the loops' own accept
+    /// queues. `examples/multicore.rs` measures both.)
+    ///
+    /// Errors: `invalid_argument` for a socket that is not IPv4 or IPv6 TCP;
+    /// one that is not listening fails in `accept`.
+    ///
+    /// ```
+    /// use sock::Tcp;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let port = listener.local_addr().unwrap().port();
+    /// let clone = listener.try_clone().unwrap(); // one per loop
+    /// let worker = std::thread::spawn(move || {
+    ///     // The worker's OS thread: its loop accepts from the listener.
+    ///     let l = Tcp::from_listener(clone).unwrap();
+    ///     let t = sock::newthread(async move {
+    ///         l.accept(Some(sock::clock() + 5.0)).await.map(|_| ())
+    ///     });
+    ///     sock::start().unwrap();
+    ///     matches!(t.result(), Some(Ok(Ok(()))))
+    /// });
+    /// let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    /// assert!(worker.join().unwrap());
+    /// ```
+    pub fn from_listener(listener: std::net::TcpListener) -> Result<Tcp> {
+        let s = Socket::adopt_listener(socket2::Socket::from(listener))?;
+        sys::socket::reserve_fd();
+        let local = s.local_addr()?;
+        let specific = local.ip().is_some_and(|ip| !ip.to_std().is_unspecified());
+        Ok(Tcp {
+            s,
+            listen_addr: RefCell::new(specific.then(|| Box::new(local))),
+        })
+    }
+
     /// Accepts a connection: returns it with its remote and local addresses.
     ///
     /// The new socket is non-blocking, close-on-exec, and registered with this

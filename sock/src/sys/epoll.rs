@@ -172,12 +172,18 @@ impl Poller {
         Ok(rustix::io::fcntl_dupfd_cloexec(&self.epoll, 0)?)
     }
 
-    /// Registers `fd` for both directions, edge-triggered.
-    pub(crate) fn add(&self, fd: RawFd, token: usize) -> io::Result<()> {
+    /// Registers `fd` for both directions, edge-triggered. `exclusive`
+    /// (`EPOLLEXCLUSIVE`, for a listener that several epoll instances hold):
+    /// an arrival wakes one of the instances that wait on it, not all; the
+    /// kernel takes no `EPOLLRDHUP` with it, which a listener does not need.
+    pub(crate) fn add(&self, fd: RawFd, token: usize, exclusive: bool) -> io::Result<()> {
         let flags = epoll::EventFlags::IN
             | epoll::EventFlags::OUT
-            | epoll::EventFlags::RDHUP
-            | epoll::EventFlags::ET;
+            | epoll::EventFlags::ET
+            | match exclusive {
+                true => epoll::EventFlags::EXCLUSIVE,
+                false => epoll::EventFlags::RDHUP,
+            };
         epoll::add(
             &self.epoll,
             borrow(fd),

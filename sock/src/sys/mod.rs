@@ -9,9 +9,11 @@
 //!     `Poller::from_shared(fd)` joins one, see `epoll_fd` in the crate root. A
 //!     shared instance delivers any loop's events to whichever loop waits: the
 //!     reactor routes them by the loop in their token.
-//!   - `add(fd, token)` registers a socket once for its whole life, for both
-//!     directions. The epoll backend is edge-triggered; backends that cannot do
-//!     edges register in one-shot mode and rely on `arm`.
+//!   - `add(fd, token, exclusive)` registers a socket once for its whole life,
+//!     for both directions. The epoll backend is edge-triggered; backends that
+//!     cannot do edges register in one-shot mode and rely on `arm`.
+//!     `exclusive` asks that an arrival wake one of the pollers that hold the
+//!     socket, not all (`EPOLLEXCLUSIVE`; ignored where there is no such thing).
 //!   - `arm(fd, token, read, write)` is called when a thread parks on a socket;
 //!     one-shot backends (re-)enable interest there, edge-triggered ones do nothing.
 //!   - `delete(fd)` unregisters before the descriptor is closed.

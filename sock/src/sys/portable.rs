@@ -61,8 +61,9 @@ impl Poller {
         Err(no_sharing())
     }
 
-    /// Registers `fd` in one-shot mode with no interest yet.
-    pub(crate) fn add(&self, fd: RawFd, token: usize) -> io::Result<()> {
+    /// Registers `fd` in one-shot mode with no interest yet. (`exclusive` is
+    /// an epoll feature; the other pollers wake every waiter.)
+    pub(crate) fn add(&self, fd: RawFd, token: usize, _exclusive: bool) -> io::Result<()> {
         // SAFETY: the reactor deletes every registration (`delete`) before the
         // socket's descriptor is closed, as `polling` requires.
         unsafe {
