@@ -84,10 +84,9 @@ impl Socket {
     /// on), registered exclusively: other loops may hold the same listener,
     /// and an arrival wakes one of them.
     pub(crate) fn adopt_listener(s: socket2::Socket) -> Result<Socket> {
-        let domain = s.local_addr()?.domain();
-        let family = match domain {
-            socket2::Domain::IPV4 => Family::Inet,
-            socket2::Domain::IPV6 => Family::Inet6,
+        let family = match (s.local_addr()?.domain(), s.r#type()?) {
+            (socket2::Domain::IPV4, socket2::Type::STREAM) => Family::Inet,
+            (socket2::Domain::IPV6, socket2::Type::STREAM) => Family::Inet6,
             _ => {
                 return Err(Error::with_message(
                     ErrorKind::InvalidArgument,
@@ -95,12 +94,6 @@ impl Socket {
                 ))
             }
         };
-        if s.r#type()? != socket2::Type::STREAM {
-            return Err(Error::with_message(
-                ErrorKind::InvalidArgument,
-                "not a TCP socket",
-            ));
-        }
         s.set_nonblocking(true)?;
         let s = Socket::register(s, SocketType::Tcp, family, Protocol::Tcp, true)?;
         s.set_flag(BOUND | LISTENING, true);

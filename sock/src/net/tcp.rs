@@ -194,6 +194,12 @@ impl Tcp {
         let backlog = backlog.map_or(i32::MAX, |b| b.min(i32::MAX as u32) as i32);
         self.s.call(|s| s.listen(backlog))?;
         self.s.set_listening();
+        self.keep_listen_addr()
+    }
+
+    /// Keeps the listener's local address when it is not a wildcard: every
+    /// accepted connection has it as its local address.
+    fn keep_listen_addr(&self) -> Result<()> {
         let local = self.s.local_addr()?;
         let specific = local.ip().is_some_and(|ip| !ip.to_std().is_unspecified());
         *self.listen_addr.borrow_mut() = specific.then(|| Box::new(local));
@@ -234,12 +240,12 @@ impl Tcp {
     pub fn from_listener(listener: std::net::TcpListener) -> Result<Tcp> {
         let s = Socket::adopt_listener(socket2::Socket::from(listener))?;
         sys::socket::reserve_fd();
-        let local = s.local_addr()?;
-        let specific = local.ip().is_some_and(|ip| !ip.to_std().is_unspecified());
-        Ok(Tcp {
+        let l = Tcp {
             s,
-            listen_addr: RefCell::new(specific.then(|| Box::new(local))),
-        })
+            listen_addr: RefCell::new(None),
+        };
+        l.keep_listen_addr()?;
+        Ok(l)
     }
 
     /// Accepts a connection: returns it with its remote and local addresses.
