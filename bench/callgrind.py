@@ -522,30 +522,27 @@ def write_markdown(path, data, B):
     L.append(f"- Commit {env.get('commit')}; rustc {env['versions'].get('rustc')}, luajit "
              f"{env['versions'].get('luajit')}. Total {data['elapsed_s'] / 60:.1f} min.\n")
 
-    L.append("## Instructions per operation (× the C epoll server)\n")
-    L.append("| server | " + " | ".join(short.get(w, w) for w in wls) + " |")
-    L.append("|---|" + "---|" * len(wls))
-    for s in servers:
-        row = [s.label]
-        for w in wls:
-            v, base = ir_op(w, s.key), ir_op(w, "c")
-            if v is None:
-                row.append(missing(w, s, "callgrind"))
-            else:
-                row.append(f"{num(v)}" + (f" ({v / base:.2f}x)" if base else ""))
-        L.append("| " + " | ".join(row) + " |")
-    L.append("")
+    def summary(title, value):
+        """A table of every server by workload: `value(w, s)` is a cell's text."""
+        L.append(f"## {title}\n")
+        L.append("| server | " + " | ".join(short.get(w, w) for w in wls) + " |")
+        L.append("|---|" + "---|" * len(wls))
+        for s in servers:
+            L.append("| " + " | ".join([s.label] + [value(w, s) for w in wls]) + " |")
+        L.append("")
 
-    L.append("## System calls per operation\n")
-    L.append("| server | " + " | ".join(short.get(w, w) for w in wls) + " |")
-    L.append("|---|" + "---|" * len(wls))
-    for s in servers:
-        row = [s.label]
-        for w in wls:
-            c = cell.get((w, s.key), {}).get("strace", {})
-            row.append(num(c["sys_op"]) if "sys_op" in c else missing(w, s, "strace"))
-        L.append("| " + " | ".join(row) + " |")
-    L.append("")
+    def instructions(w, s):
+        v, base = ir_op(w, s.key), ir_op(w, "c")
+        if v is None:
+            return missing(w, s, "callgrind")
+        return f"{num(v)}" + (f" ({v / base:.2f}x)" if base else "")
+
+    def syscalls(w, s):
+        c = cell.get((w, s.key), {}).get("strace", {})
+        return num(c["sys_op"]) if "sys_op" in c else missing(w, s, "strace")
+
+    summary("Instructions per operation (× the C epoll server)", instructions)
+    summary("System calls per operation", syscalls)
 
     for w in wls:
         L.append(f"## {short.get(w, w)}: one operation is a {OPS[w]}\n")
