@@ -249,32 +249,6 @@ impl Error {
         }
     }
 
-    /// An error from an OS `errno` value, classified and with the OS's message.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let e = sock::Error::from_errno(libc::EADDRINUSE);
-    /// assert_eq!(e.kind(), sock::ErrorKind::AddressAlreadyInUse);
-    /// assert_eq!(e.code(), libc::EADDRINUSE);
-    /// assert!(!e.message().is_empty());
-    /// ```
-    pub fn from_errno(code: i32) -> Self {
-        let kind = crate::sys::error_kind(code);
-        let message = io::Error::from_raw_os_error(code).to_string();
-        // std appends " (os error N)"; the code is kept apart, so drop it.
-        let message = match message.rfind(" (os error ") {
-            Some(i) => message[..i].to_owned(),
-            None => message,
-        };
-        Error {
-            kind,
-            code,
-            message: Cow::Owned(message),
-            done: 0,
-        }
-    }
-
     /// An error with every field given (used for resolver errors).
     pub(crate) fn from_parts(kind: ErrorKind, code: i32, message: String) -> Self {
         Error {

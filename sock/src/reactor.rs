@@ -1,22 +1,19 @@
-//! Socket registrations and the one wait/retry helper every blocking call uses.
+//! The I/O table of a loop: socket registrations, readiness, and who waits.
 //!
 //! A socket is registered with the poller of its loop once, when it is
 //! created, under a token that names its slot in the loop's I/O table and the
-//! slot's generation. The slot records which thread waits to read and which
-//! waits to write. An event wakes the waiter(s) of its directions; an event
-//! whose token is stale (the socket was closed, its slot reused) is recognized
-//! by the generation and dropped, so it never reaches a later socket that got
-//! the same descriptor or slot.
+//! slot's generation. The slot records which waiter (a thread id, to the
+//! scheduler) waits to read and which waits to write. An event hands the
+//! waiter(s) of its directions back to the caller (`dispatch`'s `wake`); an
+//! event whose token is stale (the socket was closed, its slot reused) is
+//! recognized by the generation and dropped, so it never reaches a later
+//! socket that got the same descriptor or slot.
 //!
-//! Every blocking operation is an [`IoOp`]: it tries the syscall first; only on
-//! `EAGAIN` does it park the thread on (socket, direction, deadline), and when
-//! woken it tries the syscall again. `EINTR` is retried at once. Past its
-//! deadline the operation fails with `timeout` and leaves the socket usable;
-//! a deadline never wins over an operation that can complete immediately.
-//!
-//! [`Wait`] is the same parking without the syscall, for code that makes its
-//! own non-blocking attempts (a language binding: try, and on "would block"
-//! wait, then try again).
+//! The reactor knows nothing of threads, timers or deadlines: the scheduler
+//! (`sched::io`) parks its threads here and queues the ones handed back. Every
+//! blocking operation is a step-able state machine (`step::Op`) that the
+//! scheduler drives: try the syscall first ([`Reactor::attempt`]: `EINTR`
+//! retried, `EAGAIN` is "wait"), park only when it would block.
 //!
 //! # Readiness: no syscall that is known to fail
 //!
@@ -34,30 +31,27 @@
 //! one-shot backend (`sys::EDGE_TRIGGERED` is false), which reports events
 //! only while a thread waits.
 
-use std::future::Future;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll};
-use std::time::Instant;
+
+use slab::Slab;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::sched::{timers::TimerId, Core, ThreadId};
 use crate::sys::{Event, Poller};
 
 /// The state of one registered socket in the loop's I/O table.
 #[derive(Debug)]
-pub(crate) struct IoSlot {
+struct IoSlot<W> {
     gen: u32,
     fd: RawFd,
-    reader: Option<ThreadId>,
-    writer: Option<ThreadId>,
+    reader: Option<W>,
+    writer: Option<W>,
     /// Readers that may wait together (acceptors on one listener); none, and
     /// so one pointer, for every other socket. (Boxed: a `Vec` here would be
     /// three words in every socket's slot, for the few listeners.)
     #[allow(clippy::box_collection)]
-    shared: Option<Box<Vec<ThreadId>>>,
+    shared: Option<Box<Vec<W>>>,
     /// Which directions may be ready (`READY_*` bits): see the module docs.
     ready: u8,
 }
@@ -76,7 +70,7 @@ fn ready_bit(dir: Direction) -> u8 {
     }
 }
 
-impl IoSlot {
+impl<W> IoSlot<W> {
     fn has_readers(&self) -> bool {
         self.reader.is_some() || self.shared.as_ref().is_some_and(|v| !v.is_empty())
     }
@@ -127,163 +121,85 @@ pub(crate) fn loop_of(token: usize) -> u16 {
 // Tokens take 64 bits.
 const _: () = assert!(usize::BITS == 64, "sock needs a 64-bit target");
 
-/// A socket's registration with the loop it was made in.
+/// The I/O table of one loop: its registered sockets, by token, with their
+/// readiness and their waiters (`W`: the scheduler's thread ids).
 #[derive(Debug)]
-pub(crate) struct Registration {
-    core: Rc<Core>,
-    token: usize,
+pub(crate) struct Reactor<W> {
+    io: RefCell<Slab<IoSlot<W>>>,
+    gen: Cell<u32>,
 }
 
-impl Registration {
-    /// Registers `fd` with the current loop for both directions; `exclusive`:
-    /// see `sys::Poller::add` (a listener that several loops hold).
-    pub(crate) fn new(fd: RawFd, exclusive: bool) -> Result<Registration> {
-        crate::sched::with_core(|c| {
-            let poller = c.poller()?;
-            let gen = c.io_gen.get().wrapping_add(1) & GEN_MASK;
-            c.io_gen.set(gen);
-            let slot = IoSlot {
-                gen,
-                fd,
-                reader: None,
-                writer: None,
-                shared: None,
-                ready: READY_READ | READY_WRITE,
-            };
-            let index = c.io.borrow_mut().insert(slot);
-            let token = token(c.index(), index, gen);
-            if let Err(e) = poller.add(fd, token, exclusive) {
-                c.io.borrow_mut().remove(index);
-                return Err(e.into());
-            }
-            Ok(Registration {
-                core: Rc::clone(c),
-                token,
-            })
-        })
+impl<W: Copy + PartialEq> Reactor<W> {
+    pub(crate) fn new() -> Reactor<W> {
+        Reactor {
+            io: RefCell::new(Slab::new()),
+            gen: Cell::new(0),
+        }
     }
 
-    /// Unregisters the socket (before its descriptor is closed) and wakes the
-    /// threads parked on it; they retry their syscall and see the socket closed.
-    pub(crate) fn deregister(&self) {
-        let c = &self.core;
-        let (index, gen) = untoken(self.token);
+    /// Registers `fd` with `poller` for both directions, for the loop `lp`
+    /// (the token routes its events there); `exclusive`: see
+    /// `sys::Poller::add` (a listener that several loops hold).
+    pub(crate) fn register(
+        &self,
+        poller: &Poller,
+        lp: u16,
+        fd: RawFd,
+        exclusive: bool,
+    ) -> Result<usize> {
+        let gen = self.gen.get().wrapping_add(1) & GEN_MASK;
+        self.gen.set(gen);
+        let slot = IoSlot {
+            gen,
+            fd,
+            reader: None,
+            writer: None,
+            shared: None,
+            ready: READY_READ | READY_WRITE,
+        };
+        let index = self.io.borrow_mut().insert(slot);
+        let token = token(lp, index, gen);
+        if let Err(e) = poller.add(fd, token, exclusive) {
+            self.io.borrow_mut().remove(index);
+            return Err(e.into());
+        }
+        Ok(token)
+    }
+
+    /// Unregisters the socket of `token` (before its descriptor is closed)
+    /// and hands its waiters to `wake`: they retry and see the socket closed.
+    pub(crate) fn deregister(
+        &self,
+        poller: Option<&Poller>,
+        token: usize,
+        mut wake: impl FnMut(W),
+    ) {
+        let (index, gen) = untoken(token);
         let slot = {
-            let mut io = c.io.borrow_mut();
+            let mut io = self.io.borrow_mut();
             match io.get(index) {
                 Some(s) if s.gen == gen => Some(io.remove(index)),
                 _ => None,
             }
         };
         if let Some(slot) = slot {
-            if let Ok(p) = c.poller() {
+            if let Some(p) = poller {
                 let _ = p.delete(slot.fd);
             }
-            for id in [slot.reader, slot.writer]
+            for w in [slot.reader, slot.writer]
                 .into_iter()
                 .flatten()
                 .chain(slot.shared.into_iter().flat_map(|v| *v))
             {
-                c.wake(id);
+                wake(w);
             }
         }
     }
 
-    /// Whether an attempt in `dir` may succeed: false only inside a thread of
-    /// this loop, when no event came since the last attempt found nothing (see
-    /// the module docs). A closed socket is "ready": the attempt reports it.
-    pub(crate) fn is_ready(&self, dir: Direction) -> bool {
-        self.core.current().is_none() || self.core.io_ready(self.token, dir)
-    }
-
-    /// Records that an attempt in `dir` found nothing to do (`EAGAIN`, or a
-    /// short read on a stream): until the next event, attempts in that
-    /// direction park without their syscall.
-    pub(crate) fn clear_ready(&self, dir: Direction) {
-        self.core.io_clear_ready(self.token, dir);
-    }
-
-    /// One attempt in `dir`, whatever the readiness: see [`Core::attempt`].
-    #[inline]
-    pub(crate) fn attempt<A: Attempt>(
-        &self,
-        dir: Direction,
-        a: &mut A,
-    ) -> io::Result<Option<A::Output>> {
-        self.core.attempt(self.token, dir, a)
-    }
-
-    /// The `not_in_thread` error outside the threads of this loop.
-    pub(crate) fn require_thread(&self) -> Result<()> {
-        match self.core.current() {
-            Some(_) => Ok(()),
-            None => Err(Error::new(ErrorKind::NotInThread)),
-        }
-    }
-
-    /// Waits for `attempt` to succeed until `deadline` (an invalid deadline
-    /// is the future's error): see [`IoOp`].
-    pub(crate) fn io<A: Attempt>(
-        &self,
-        dir: Direction,
-        deadline: Result<Option<Instant>>,
-        attempt: A,
-    ) -> IoOp<'_, A> {
-        let (deadline, invalid) = split(deadline);
-        IoOp {
-            core: &self.core,
-            parking: Parking::new(self.token, dir, deadline),
-            invalid,
-            attempt,
-        }
-    }
-
-    /// A wait for readiness alone: see [`Wait`].
-    pub(crate) fn wait(&self, dir: Direction, deadline: Result<Option<Instant>>) -> Wait {
-        let (deadline, invalid) = split(deadline);
-        Wait {
-            core: Rc::clone(&self.core),
-            parking: Parking::new(self.token, dir, deadline),
-            invalid,
-            started: false,
-        }
-    }
-}
-
-/// A deadline as the futures keep it: the deadline, and whether it was
-/// invalid (NaN: `time::deadline`'s error, reported when the future is polled).
-fn split(deadline: Result<Option<Instant>>) -> (Option<Instant>, bool) {
-    match deadline {
-        Ok(d) => (d, false),
-        Err(_) => (None, true),
-    }
-}
-
-impl Core {
-    /// One attempt of `a` on the socket of `token`: `EINTR` is retried, and
-    /// `EAGAIN` is `Ok(None)` and clears the direction's readiness.
-    #[inline]
-    fn attempt<A: Attempt>(
-        &self,
-        token: usize,
-        dir: Direction,
-        a: &mut A,
-    ) -> io::Result<Option<A::Output>> {
-        loop {
-            match a.attempt() {
-                Ok(v) => return Ok(Some(v)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.io_clear_ready(token, dir);
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// [`Registration::is_ready`] inside a thread.
-    fn io_ready(&self, token: usize, dir: Direction) -> bool {
+    /// Whether an attempt in `dir` may succeed: false when no event came
+    /// since the last attempt found nothing (see the module docs). A closed
+    /// socket is "ready": the attempt reports it.
+    pub(crate) fn is_ready(&self, token: usize, dir: Direction) -> bool {
         let (index, gen) = untoken(token);
         match self.io.borrow().get(index) {
             Some(slot) if slot.gen == gen => slot.is_ready(dir),
@@ -291,10 +207,13 @@ impl Core {
         }
     }
 
-    /// [`Registration::clear_ready`]; nothing with a one-shot backend, whose
-    /// events come only while a thread waits (a thread that tries and then
-    /// sleeps instead of waiting would never see its socket ready again).
-    fn io_clear_ready(&self, token: usize, dir: Direction) {
+    /// Records that an attempt in `dir` found nothing to do (`EAGAIN`, or a
+    /// short read on a stream): until the next event, attempts in that
+    /// direction park without their syscall. Nothing with a one-shot
+    /// backend, whose events come only while a thread waits (a thread that
+    /// tries and then sleeps instead of waiting would never see its socket
+    /// ready again).
+    pub(crate) fn clear_ready(&self, token: usize, dir: Direction) {
         if !crate::sys::EDGE_TRIGGERED {
             return;
         }
@@ -305,332 +224,154 @@ impl Core {
             }
         }
     }
-}
 
-/// Handles one readiness event: wakes the waiters of the ready directions.
-/// Events of closed sockets (stale generation) are dropped.
-pub(crate) fn dispatch(c: &Core, poller: &Poller, ev: Event) {
-    let (index, gen) = untoken(ev.token);
-    let mut io = c.io.borrow_mut();
-    let Some(slot) = io.get_mut(index) else {
-        return;
-    };
-    if slot.gen != gen {
-        return;
-    }
-    slot.ready |= (ev.readable as u8 * READY_READ)
-        | (ev.writable as u8 * READY_WRITE)
-        | (ev.hangup as u8 * READY_HUP);
-    let r = if ev.readable {
-        slot.reader.take()
-    } else {
-        None
-    };
-    let w = if ev.writable {
-        slot.writer.take()
-    } else {
-        None
-    };
-    if let Some(shared) = slot
-        .shared
-        .as_mut()
-        .filter(|v| ev.readable && !v.is_empty())
-    {
-        // Everyone retries; the order rotates so that the work spreads.
-        shared.rotate_left(1);
-        for &id in shared.iter() {
-            c.wake(id);
-        }
-        shared.clear();
-    }
-    if slot.has_readers() || slot.writer.is_some() {
-        // One-shot backends disabled the whole registration when it fired.
-        let _ = poller.arm(slot.fd, ev.token, slot.has_readers(), slot.writer.is_some());
-    }
-    drop(io);
-    for id in [r, w].into_iter().flatten() {
-        c.wake(id);
-    }
-}
-
-/// A thread parked (or about to park) on one direction of a socket, with a
-/// deadline: the bookkeeping shared by [`IoOp`] and [`Wait`].
-#[derive(Debug)]
-struct Parking {
-    token: usize,
-    dir: Direction,
-    deadline: Option<Instant>,
-    timer: Option<TimerId>,
-    /// The thread this parking registered as a waiter, if any.
-    parked: Option<ThreadId>,
-    /// Several threads may wait together (read direction only).
-    shared: bool,
-}
-
-impl Parking {
-    fn new(token: usize, dir: Direction, deadline: Option<Instant>) -> Parking {
-        Parking {
-            token,
-            dir,
-            deadline,
-            timer: None,
-            parked: None,
-            shared: false,
+    /// One attempt of `f` on the socket of `token`: `EINTR` is retried, and
+    /// `EAGAIN` is `Ok(None)` and clears the direction's readiness.
+    #[inline]
+    pub(crate) fn attempt<T>(
+        &self,
+        token: usize,
+        dir: Direction,
+        mut f: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<Option<T>> {
+        loop {
+            match f() {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.clear_ready(token, dir);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
-    fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Parks the current thread on this socket's direction and deadline.
-    fn park(&mut self, c: &Core, me: ThreadId) -> Result<()> {
-        let (index, gen) = untoken(self.token);
-        let mut io = c.io.borrow_mut();
+    /// Parks `w` on the direction `dir` of the socket of `token` (`shared`:
+    /// among the readers that wait together, acceptors on one listener), and
+    /// arms the poller. `closed` if the socket is gone, `busy` if another
+    /// waiter has that direction.
+    pub(crate) fn park(
+        &self,
+        poller: &Poller,
+        token: usize,
+        dir: Direction,
+        shared: bool,
+        w: W,
+    ) -> Result<()> {
+        let (index, gen) = untoken(token);
+        let mut io = self.io.borrow_mut();
         let slot = match io.get_mut(index) {
             Some(s) if s.gen == gen => s,
             _ => return Err(Error::new(ErrorKind::Closed)),
         };
-        if self.shared {
-            let shared = slot.shared.get_or_insert_with(Box::default);
-            if !shared.contains(&me) {
-                shared.push(me);
+        if shared {
+            let list = slot.shared.get_or_insert_with(Box::default);
+            if !list.contains(&w) {
+                list.push(w);
             }
         } else {
-            let waiter = match self.dir {
+            let waiter = match dir {
                 Direction::Read => &mut slot.reader,
                 Direction::Write => &mut slot.writer,
             };
             match *waiter {
-                Some(other) if other != me => return Err(Error::new(ErrorKind::Busy)),
-                _ => *waiter = Some(me),
+                Some(other) if other != w => return Err(Error::new(ErrorKind::Busy)),
+                _ => *waiter = Some(w),
             }
         }
         let (fd, read, write) = (slot.fd, slot.has_readers(), slot.writer.is_some());
         drop(io);
-        c.poller()?.arm(fd, self.token, read, write)?;
-        self.parked = Some(me);
-        if let (Some(d), None) = (self.deadline, self.timer) {
-            self.timer = Some(c.timers.borrow_mut().insert(d, me));
-        }
+        poller.arm(fd, token, read, write)?;
         Ok(())
     }
 
-    /// Whether the thread is still registered as a waiter (`Some(true)`), was
-    /// taken by an event (`Some(false)`), or the socket is gone (`None`).
-    fn still_parked(&self, c: &Core) -> Option<bool> {
-        let (index, gen) = untoken(self.token);
-        let io = c.io.borrow();
+    /// Whether `w` still waits on the socket (`Some(true)`), was handed back
+    /// by an event (`Some(false)`), or the socket is gone (`None`).
+    pub(crate) fn is_parked(
+        &self,
+        token: usize,
+        dir: Direction,
+        shared: bool,
+        w: W,
+    ) -> Option<bool> {
+        let (index, gen) = untoken(token);
+        let io = self.io.borrow();
         let slot = io.get(index).filter(|s| s.gen == gen)?;
-        let Some(me) = self.parked else {
-            return Some(false);
-        };
-        Some(match (self.shared, self.dir) {
-            (true, _) => slot.shared.as_ref().is_some_and(|v| v.contains(&me)),
-            (false, Direction::Read) => slot.reader == Some(me),
-            (false, Direction::Write) => slot.writer == Some(me),
+        Some(match (shared, dir) {
+            (true, _) => slot.shared.as_ref().is_some_and(|v| v.contains(&w)),
+            (false, Direction::Read) => slot.reader == Some(w),
+            (false, Direction::Write) => slot.writer == Some(w),
         })
     }
 
-    /// Clears the waiter entry and the deadline, if this parking set them.
-    fn unpark(&mut self, c: &Core) {
-        if let Some(t) = self.timer.take() {
-            c.timers.borrow_mut().remove(t);
-        }
-        let Some(me) = self.parked.take() else { return };
-        let (index, gen) = untoken(self.token);
-        if let Some(slot) = c.io.borrow_mut().get_mut(index) {
-            if slot.gen == gen {
-                if self.shared {
-                    if let Some(v) = slot.shared.as_mut() {
-                        v.retain(|&id| id != me);
-                    }
-                    return;
-                }
-                let waiter = match self.dir {
-                    Direction::Read => &mut slot.reader,
-                    Direction::Write => &mut slot.writer,
-                };
-                if *waiter == Some(me) {
-                    *waiter = None;
-                }
-            }
-        }
-    }
-}
-
-/// One non-blocking attempt of a blocking operation: what [`IoOp`] repeats.
-/// A closure `FnMut() -> io::Result<T>` is one; operations that keep state
-/// between attempts (`sendall`, `recvall`) are structs that also say when
-/// there is nothing left to do and add what they did to an error.
-pub(crate) trait Attempt {
-    /// The result of the operation.
-    type Output;
-
-    /// One attempt: `WouldBlock` parks the thread until the next event.
-    fn attempt(&mut self) -> io::Result<Self::Output>;
-
-    /// Whether the attempt has work for the socket: when false it runs at
-    /// once, whatever the readiness (an empty `sendall` does not wait).
-    fn has_work(&self) -> bool {
-        true
-    }
-
-    /// The error to report (`sendall` and `recvall` add the bytes done).
-    fn failed(&self, e: Error) -> Error {
-        e
-    }
-}
-
-impl<T, F: FnMut() -> io::Result<T>> Attempt for F {
-    type Output = T;
-
-    fn attempt(&mut self) -> io::Result<T> {
-        self()
-    }
-}
-
-/// A blocking operation: try the attempt, park on `EAGAIN`, retry when woken.
-///
-/// A named future rather than an `async fn` so that a thread parked in it
-/// holds only this (the socket's loop, the parking and the attempt's
-/// captures): the state of an idle connection's thread is mostly this.
-#[derive(Debug)]
-#[must_use = "futures do nothing unless awaited"]
-pub(crate) struct IoOp<'a, A> {
-    core: &'a Core,
-    parking: Parking,
-    /// The deadline given was invalid (NaN, `time::deadline`'s error).
-    invalid: bool,
-    attempt: A,
-}
-
-impl<A: Attempt + Unpin> Future for IoOp<'_, A> {
-    type Output = Result<A::Output>;
-
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let c = this.core;
-        if this.invalid {
-            return Poll::Ready(Err(this.attempt.failed(crate::time::invalid_expires())));
-        }
-        let Some(me) = c.current() else {
-            let e = Error::new(ErrorKind::NotInThread);
-            return Poll::Ready(Err(this.attempt.failed(e)));
+    /// Removes `w` from the waiters of the socket, if it is there.
+    pub(crate) fn unpark(&self, token: usize, dir: Direction, shared: bool, w: W) {
+        let (index, gen) = untoken(token);
+        let mut io = self.io.borrow_mut();
+        let Some(slot) = io.get_mut(index).filter(|s| s.gen == gen) else {
+            return;
         };
-        let dir = this.parking.dir;
-        // Nothing to try until an event says so (a deadline that has passed
-        // still gets its attempt: it never wins over data that is there).
-        if c.io_ready(this.parking.token, dir) || this.parking.expired() || !this.attempt.has_work()
+        if shared {
+            if let Some(v) = slot.shared.as_mut() {
+                v.retain(|&id| id != w);
+            }
+            return;
+        }
+        let waiter = match dir {
+            Direction::Read => &mut slot.reader,
+            Direction::Write => &mut slot.writer,
+        };
+        if *waiter == Some(w) {
+            *waiter = None;
+        }
+    }
+
+    /// Handles one readiness event: hands the waiters of the ready
+    /// directions to `wake`. Events of closed sockets (stale generation) are
+    /// dropped.
+    pub(crate) fn dispatch(&self, poller: &Poller, ev: Event, mut wake: impl FnMut(W)) {
+        let (index, gen) = untoken(ev.token);
+        let mut io = self.io.borrow_mut();
+        let Some(slot) = io.get_mut(index) else {
+            return;
+        };
+        if slot.gen != gen {
+            return;
+        }
+        slot.ready |= (ev.readable as u8 * READY_READ)
+            | (ev.writable as u8 * READY_WRITE)
+            | (ev.hangup as u8 * READY_HUP);
+        let r = if ev.readable {
+            slot.reader.take()
+        } else {
+            None
+        };
+        let w = if ev.writable {
+            slot.writer.take()
+        } else {
+            None
+        };
+        if let Some(shared) = slot
+            .shared
+            .as_mut()
+            .filter(|v| ev.readable && !v.is_empty())
         {
-            match c.attempt(this.parking.token, dir, &mut this.attempt) {
-                Ok(Some(v)) => {
-                    this.parking.unpark(c);
-                    return Poll::Ready(Ok(v));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    this.parking.unpark(c);
-                    return Poll::Ready(Err(this.attempt.failed(e.into())));
-                }
+            // Everyone retries; the order rotates so that the work spreads.
+            shared.rotate_left(1);
+            for &id in shared.iter() {
+                wake(id);
             }
+            shared.clear();
         }
-        if this.parking.expired() {
-            this.parking.unpark(c);
-            let e = Error::new(ErrorKind::Timeout);
-            return Poll::Ready(Err(this.attempt.failed(e)));
+        if slot.has_readers() || slot.writer.is_some() {
+            // One-shot backends disabled the whole registration when it fired.
+            let _ = poller.arm(slot.fd, ev.token, slot.has_readers(), slot.writer.is_some());
         }
-        match this.parking.park(c, me) {
-            Ok(()) => Poll::Pending,
-            Err(e) => {
-                this.parking.unpark(c);
-                Poll::Ready(Err(this.attempt.failed(e)))
-            }
+        drop(io);
+        for id in [r, w].into_iter().flatten() {
+            wake(id);
         }
-    }
-}
-
-impl<F> Drop for IoOp<'_, F> {
-    fn drop(&mut self) {
-        self.parking.unpark(self.core);
-    }
-}
-
-/// Waits until one direction of a socket may be ready, or its deadline passes:
-/// the parking of a blocking call without its syscall, for code that makes its
-/// own non-blocking attempts (such as a language binding). Get one from a
-/// socket's `wait` method.
-///
-/// It resolves to `Ok(())` when an event arrived for that direction: the
-/// caller tries its operation again, which may still find nothing to do, and
-/// then waits again. It fails with `closed` if the socket was closed meanwhile,
-/// with `timeout` once the deadline has passed (at once if it had already
-/// passed), with `busy` if another thread waits in that direction, and with
-/// `not_in_thread` outside sock threads.
-#[derive(Debug)]
-#[must_use = "futures do nothing unless awaited"]
-pub struct Wait {
-    core: Rc<Core>,
-    parking: Parking,
-    /// The deadline given was invalid (NaN, `time::deadline`'s error).
-    invalid: bool,
-    started: bool,
-}
-
-impl Wait {
-    /// Lets several threads wait together (see [`Tcp::accept`](crate::Tcp::accept)).
-    pub(crate) fn shared(mut self) -> Self {
-        self.parking.shared = true;
-        self
-    }
-}
-
-impl Future for Wait {
-    type Output = Result<()>;
-
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let this = self.get_mut();
-        if std::mem::take(&mut this.invalid) {
-            return Poll::Ready(Err(crate::time::invalid_expires()));
-        }
-        let c = Rc::clone(&this.core);
-        let Some(me) = c.current() else {
-            return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
-        };
-        if !std::mem::replace(&mut this.started, true) {
-            if this.parking.expired() {
-                return Poll::Ready(Err(Error::new(ErrorKind::Timeout)));
-            }
-            return match this.parking.park(&c, me) {
-                Ok(()) => Poll::Pending,
-                Err(e) => {
-                    this.parking.unpark(&c);
-                    Poll::Ready(Err(e))
-                }
-            };
-        }
-        match this.parking.still_parked(&c) {
-            Some(true) => {}
-            Some(false) => {
-                this.parking.unpark(&c);
-                return Poll::Ready(Ok(()));
-            }
-            None => {
-                this.parking.unpark(&c);
-                return Poll::Ready(Err(Error::new(ErrorKind::Closed)));
-            }
-        }
-        if this.parking.expired() {
-            this.parking.unpark(&c);
-            return Poll::Ready(Err(Error::new(ErrorKind::Timeout)));
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for Wait {
-    fn drop(&mut self) {
-        self.parking.unpark(&self.core);
     }
 }
 

@@ -18,7 +18,9 @@ use std::time::Instant;
 use crate::addr::{AddrFlags, Family, Hints, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::opt::{self, OptVal};
-use crate::reactor::{Attempt, Direction, IoOp, Registration, Wait};
+use crate::reactor::Direction;
+use crate::sched::io::{Drive, Registration, Wait};
+use crate::step::{Op, Step};
 use crate::sys;
 
 const BOUND: u8 = 1;
@@ -239,24 +241,28 @@ impl Socket {
         self.call(|s| s.peer_addr()).map(SockAddr::from)
     }
 
-    /// Waits for `op` on this socket: see [`IoOp`].
+    /// The future that drives `op` on this socket until `deadline`: see
+    /// [`Drive`]. On a listener, readers wait together (several threads may
+    /// accept).
+    pub(crate) fn drive<O: Op>(&self, op: O, deadline: Result<Option<Instant>>) -> Drive<O> {
+        self.reg.drive(op, deadline, self.flag(LISTENING))
+    }
+
+    /// The blocking call of the single attempt `op` in `dir`.
     pub(crate) fn io<'a, T>(
         &'a self,
         dir: Direction,
         deadline: Result<Option<Instant>>,
-        mut op: impl FnMut(&socket2::Socket) -> io::Result<T> + Unpin + 'a,
-    ) -> IoOp<'a, impl Attempt<Output = T> + Unpin + 'a> {
-        self.reg.io(dir, deadline, move || self.with(&mut op))
+        op: impl FnMut(&socket2::Socket) -> io::Result<T> + Unpin + 'a,
+    ) -> Drive<impl Op<Output = T> + Unpin + 'a> {
+        self.drive(Attempt { s: self, dir, op }, deadline)
     }
 
     /// A wait for readiness alone: see [`Wait`]. On a listener, readers wait
     /// together (several threads may accept).
     pub(crate) fn wait(&self, dir: Direction, expires: Option<f64>) -> Wait {
-        let w = self.reg.wait(dir, crate::time::deadline(expires));
-        match (dir, self.flag(LISTENING)) {
-            (Direction::Read, true) => w.shared(),
-            _ => w,
-        }
+        let shared = dir == Direction::Read && self.flag(LISTENING);
+        self.reg.wait(dir, crate::time::deadline(expires), shared)
     }
 
     /// Marks the socket as a listener (after `listen(2)`).
@@ -269,25 +275,24 @@ impl Socket {
         self.reg.require_thread()
     }
 
-    /// One non-blocking attempt in `dir`: `Ok(None)` if it would block
-    /// (`EINTR` is retried). Inside a thread of the loop, a direction that no
-    /// event made ready since the last `EAGAIN` answers `Ok(None)` without the
-    /// syscall (see the reactor's readiness).
-    pub(crate) fn try_io<T>(
+    /// One step of the single attempt `op` in `dir` (`EINTR` is retried):
+    /// `Wait(dir)` if it would block. Inside a thread of the loop, a
+    /// direction that no event made ready since the last `EAGAIN` answers
+    /// `Wait(dir)` without the syscall (see the reactor's readiness), unless
+    /// `force`.
+    #[inline]
+    pub(crate) fn step<T>(
         &self,
         dir: Direction,
+        force: bool,
         mut op: impl FnMut(&socket2::Socket) -> io::Result<T>,
-    ) -> Result<Option<T>> {
-        if !self.reg.is_ready(dir) {
-            return Ok(None);
-        }
-        let mut attempt = || self.with(&mut op);
-        Ok(self.reg.attempt(dir, &mut attempt)?)
+    ) -> Step<T> {
+        self.reg.step(dir, force, || self.with(&mut op))
     }
 
     /// One read from a stream; a short one emptied the receive queue, so the
     /// next read waits for an event first.
-    fn read_stream(&self, s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read_stream(&self, s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
         let mut s = s;
         let n = s.read(buf)?;
         if n > 0 && n < buf.len() {
@@ -296,16 +301,16 @@ impl Socket {
         Ok(n)
     }
 
-    /// One non-blocking read from a stream.
-    pub(crate) fn try_recv_stream(&self, buf: &mut [u8]) -> Result<Option<usize>> {
-        self.try_io(Direction::Read, |s| self.read_stream(s, buf))
+    /// One step of a read from a stream.
+    pub(crate) fn step_recv_stream(&self, buf: &mut [u8], force: bool) -> Step<usize> {
+        self.step(Direction::Read, force, |s| self.read_stream(s, buf))
     }
 
     pub(crate) fn send<'a>(
         &'a self,
         buf: &'a [u8],
         deadline: Result<Option<Instant>>,
-    ) -> IoOp<'a, impl Attempt<Output = usize> + Unpin + 'a> {
+    ) -> Drive<impl Op<Output = usize> + Unpin + 'a> {
         self.io(Direction::Write, deadline, |s| {
             s.send_with_flags(buf, sys::socket::SEND_FLAGS)
         })
@@ -315,37 +320,8 @@ impl Socket {
         &'a self,
         buf: &'a mut [u8],
         deadline: Result<Option<Instant>>,
-    ) -> IoOp<'a, impl Attempt<Output = usize> + Unpin + 'a> {
+    ) -> Drive<impl Op<Output = usize> + Unpin + 'a> {
         self.io(Direction::Read, deadline, |s| self.read_stream(s, buf))
-    }
-
-    /// Sends all of `buf` (on error, [`Error::done`] tells how much went).
-    pub(crate) fn send_all<'a>(
-        &'a self,
-        buf: &'a [u8],
-        deadline: Result<Option<Instant>>,
-    ) -> IoOp<'a, SendAll<'a>> {
-        let all = SendAll {
-            sock: self,
-            buf,
-            done: 0,
-        };
-        self.reg.io(Direction::Write, deadline, all)
-    }
-
-    /// Fills all of `buf`: `eof` if the stream ends first (on error,
-    /// [`Error::done`] tells how much came).
-    pub(crate) fn recv_all<'a>(
-        &'a self,
-        buf: &'a mut [u8],
-        deadline: Result<Option<Instant>>,
-    ) -> IoOp<'a, RecvAll<'a>> {
-        let all = RecvAll {
-            sock: self,
-            buf,
-            done: 0,
-        };
-        self.reg.io(Direction::Read, deadline, all)
     }
 
     /// One non-blocking step of `connect(2)`: `Ok(true)` once connected,
@@ -383,24 +359,6 @@ impl Socket {
         self.set_flag(CONNECTING, false);
         self.set_flag(CONNECTED, connected);
         Ok(true)
-    }
-
-    /// Connects to one address, waiting for completion until `deadline`.
-    pub(crate) async fn connect_one(&self, sa: &SockAddr, deadline: Option<Instant>) -> Result<()> {
-        loop {
-            match self.try_connect(sa) {
-                Ok(true) => return Ok(()),
-                Ok(false) => self.reg.wait(Direction::Write, Ok(deadline)).await?,
-                // A full Unix backlog: try again shortly, within the deadline.
-                Err(e) if e.kind() == ErrorKind::TryAgain => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(Error::new(ErrorKind::Timeout));
-                    }
-                    crate::sched::sleep(0.001).await?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 }
 
@@ -478,104 +436,57 @@ impl Socket {
         truncation(cap, r.await?)
     }
 
-    /// One non-blocking [`recv_datagram`](Self::recv_datagram).
-    pub(crate) fn try_recv_datagram(
+    /// One step of [`recv_datagram`](Self::recv_datagram) (see
+    /// [`step`](Self::step) for `force`).
+    pub(crate) fn step_recv_datagram(
         &self,
         buf: &mut [u8],
         from: bool,
-    ) -> Result<Option<(usize, Option<SockAddr>)>> {
+        force: bool,
+    ) -> Step<(usize, Option<SockAddr>)> {
         let cap = buf.len();
-        match self.try_io(Direction::Read, |s| {
+        self.step(Direction::Read, force, |s| {
             sys::socket::recv_datagram(s, buf, from)
-        })? {
-            Some(got) => truncation(cap, got).map(Some),
-            None => Ok(None),
-        }
+        })
+        .and_then(|got| truncation(cap, got))
     }
 
-    /// One non-blocking `sendto`.
-    pub(crate) fn try_send_to(&self, addr: &SockAddr, buf: &[u8]) -> Result<Option<usize>> {
+    /// One step of a `sendto`.
+    pub(crate) fn step_send_to(&self, addr: &SockAddr, buf: &[u8], force: bool) -> Step<usize> {
         let sa = addr.as_socket2();
-        self.try_io(Direction::Write, |s| {
+        self.step(Direction::Write, force, |s| {
             s.send_to_with_flags(buf, sa, sys::socket::SEND_FLAGS)
         })
     }
 
-    /// One non-blocking `send`.
-    pub(crate) fn try_send(&self, buf: &[u8]) -> Result<Option<usize>> {
-        self.try_io(Direction::Write, |s| {
+    /// One step of a `send`.
+    pub(crate) fn step_send(&self, buf: &[u8], force: bool) -> Step<usize> {
+        self.step(Direction::Write, force, |s| {
             s.send_with_flags(buf, sys::socket::SEND_FLAGS)
         })
     }
 }
 
-/// The attempts of `sendall`: as many sends as the kernel takes.
-#[derive(Debug)]
-pub(crate) struct SendAll<'a> {
-    sock: &'a Socket,
-    buf: &'a [u8],
-    done: usize,
+/// A single attempt as an [`Op`]: the blocking `send`, `recv`, `sendto`, ...
+/// of every socket type.
+struct Attempt<'a, F> {
+    s: &'a Socket,
+    dir: Direction,
+    op: F,
 }
 
-impl Attempt for SendAll<'_> {
-    type Output = ();
+impl<T, F: FnMut(&socket2::Socket) -> io::Result<T>> Op for Attempt<'_, F> {
+    type Output = T;
 
-    fn attempt(&mut self) -> io::Result<()> {
-        while self.done < self.buf.len() {
-            let rest = &self.buf[self.done..];
-            self.done += self
-                .sock
-                .with(|s| s.send_with_flags(rest, sys::socket::SEND_FLAGS))?;
-        }
-        Ok(())
-    }
-
-    fn has_work(&self) -> bool {
-        self.done < self.buf.len()
-    }
-
-    fn failed(&self, e: Error) -> Error {
-        e.with_done(self.done)
-    }
-}
-
-/// The attempts of `recvall`: reads until the buffer is full.
-#[derive(Debug)]
-pub(crate) struct RecvAll<'a> {
-    sock: &'a Socket,
-    buf: &'a mut [u8],
-    done: usize,
-}
-
-impl Attempt for RecvAll<'_> {
-    type Output = ();
-
-    fn attempt(&mut self) -> io::Result<()> {
-        while self.done < self.buf.len() {
-            let rest = &mut self.buf[self.done..];
-            match self.sock.with(|s| self.sock.read_stream(s, rest))? {
-                0 => return Err(eof()),
-                n => self.done += n,
-            }
-        }
-        Ok(())
-    }
-
-    fn has_work(&self) -> bool {
-        self.done < self.buf.len()
-    }
-
-    fn failed(&self, e: Error) -> Error {
-        match e.kind() {
-            ErrorKind::Eof => Error::new(ErrorKind::Eof).with_done(self.done),
-            _ => e.with_done(self.done),
-        }
+    #[inline]
+    fn step(&mut self, force: bool) -> Step<T> {
+        self.s.step(self.dir, force, &mut self.op)
     }
 }
 
 /// The end of a stream before `recvall` was done, as an I/O error that
 /// [`Error`] turns into `eof`.
-fn eof() -> io::Error {
+pub(crate) fn eof() -> io::Error {
     io::Error::from(io::ErrorKind::UnexpectedEof)
 }
 
@@ -733,6 +644,37 @@ macro_rules! socket_common {
             pub fn as_raw_fd(&self) -> Option<std::os::fd::RawFd> {
                 self.s.raw_fd()
             }
+
+            /// Drives `op`, an operation on this socket, until it is over or
+            /// `expires` passes: parks the thread where a step asks and steps
+            /// again when woken (see [`op`]($crate::op)). A step past the
+            /// deadline is forced; if it still asks to wait, the result is
+            /// `timeout` (through [`Op::fail`]($crate::op::Op::fail)).
+            ///
+            /// ```
+            /// use sock::op::{Op, Step};
+            #[doc = concat!("let s = ", $new, ";")]
+            /// struct Never;
+            /// impl Op for Never {
+            ///     type Output = ();
+            ///     fn step(&mut self, _force: bool) -> Step<()> {
+            ///         Step::Wait(sock::Direction::Read)
+            ///     }
+            /// }
+            /// let t = sock::newthread(async move {
+            ///     let e = s.drive(Never, Some(sock::clock() + 0.01)).await.unwrap_err();
+            ///     assert_eq!(e.name(), "timeout");
+            /// });
+            /// sock::start().unwrap();
+            /// assert!(matches!(t.result(), Some(Ok(()))));
+            /// ```
+            pub fn drive<O: $crate::op::Op + Unpin>(
+                &self,
+                op: O,
+                expires: Option<f64>,
+            ) -> $crate::op::Drive<O> {
+                self.s.drive(op, $crate::time::deadline(expires))
+            }
         }
     };
 }
@@ -848,7 +790,7 @@ macro_rules! datagram_common {
             /// assert_eq!(s.try_send(b"x").unwrap_err().name(), "destination_required");
             /// ```
             pub fn try_send(&self, buf: &[u8]) -> $crate::Result<Option<usize>> {
-                self.s.try_send(buf)
+                self.step_send(buf, false).ready()
             }
 
             /// One non-blocking [`recv`](Self::recv): `None` if nothing is there.
@@ -859,7 +801,7 @@ macro_rules! datagram_common {
             /// assert_eq!(s.try_recv(&mut [0u8; 8]).unwrap(), None);
             /// ```
             pub fn try_recv(&self, buf: &mut [u8]) -> $crate::Result<Option<usize>> {
-                Ok(self.s.try_recv_datagram(buf, false)?.map(|(n, _)| n))
+                self.step_recv(buf, false).ready()
             }
 
             /// One non-blocking [`sendto`](Self::sendto) to a resolved address.
@@ -874,7 +816,7 @@ macro_rules! datagram_common {
                 addr: &$crate::SockAddr,
                 buf: &[u8],
             ) -> $crate::Result<Option<usize>> {
-                self.s.try_send_to(addr, buf)
+                self.step_sendto(addr, buf, false).ready()
             }
 
             /// One non-blocking [`recvnext`](Self::recvnext): `None` if nothing is there.
@@ -888,8 +830,64 @@ macro_rules! datagram_common {
                 &self,
                 buf: &mut [u8],
             ) -> $crate::Result<Option<(usize, $crate::SockAddr)>> {
-                let got = self.s.try_recv_datagram(buf, true)?;
-                Ok(got.map(|(n, from)| (n, from.expect("recvfrom gives an address"))))
+                self.step_recvnext(buf, false).ready()
+            }
+
+            /// One step of [`send`](Self::send), for an [`Op`]($crate::op::Op):
+            /// `force` makes the attempt whatever the readiness.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// let r = s.step_send(b"x", false).ready();
+            /// assert_eq!(r.unwrap_err().name(), "destination_required");
+            /// ```
+            pub fn step_send(&self, buf: &[u8], force: bool) -> $crate::op::Step<usize> {
+                self.s.step_send(buf, force)
+            }
+
+            /// One step of [`recv`](Self::recv), for an [`Op`]($crate::op::Op).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.connect(("127.0.0.1", 9)).unwrap(); // nobody sends from there
+            /// assert!(!s.step_recv(&mut [0u8; 8], true).is_ready());
+            /// ```
+            pub fn step_recv(&self, buf: &mut [u8], force: bool) -> $crate::op::Step<usize> {
+                self.s.step_recv_datagram(buf, false, force).map(|(n, _)| n)
+            }
+
+            /// One step of [`sendto`](Self::sendto) to a resolved address, for
+            /// an [`Op`]($crate::op::Op).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// let to: sock::SockAddr = "127.0.0.1:9".parse().unwrap();
+            /// assert!(s.step_sendto(&to, &[8, 0, 0xf7, 0xff, 0, 0, 0, 0], false).is_ready());
+            /// ```
+            pub fn step_sendto(
+                &self,
+                addr: &$crate::SockAddr,
+                buf: &[u8],
+                force: bool,
+            ) -> $crate::op::Step<usize> {
+                self.s.step_send_to(addr, buf, force)
+            }
+
+            /// One step of [`recvnext`](Self::recvnext), for an [`Op`]($crate::op::Op).
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.connect(("127.0.0.1", 9)).unwrap(); // nobody sends from there
+            /// assert!(!s.step_recvnext(&mut [0u8; 8], true).is_ready());
+            /// ```
+            pub fn step_recvnext(
+                &self,
+                buf: &mut [u8],
+                force: bool,
+            ) -> $crate::op::Step<(usize, $crate::SockAddr)> {
+                self.s
+                    .step_recv_datagram(buf, true, force)
+                    .map(|(n, from)| (n, from.expect("recvfrom gives an address")))
             }
         }
     };

@@ -5,10 +5,11 @@ use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 
-use crate::addr::{AddrFlags, Family, Protocol, SockAddr, SocketType, ToAddr};
+use crate::addr::{AddrFlags, AddrList, Family, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reactor::Direction;
-use crate::socket::{socket_common, Socket};
+use crate::socket::{eof, socket_common, Socket};
+use crate::step::{Op, Step};
 use crate::sys;
 use crate::time::deadline;
 
@@ -164,17 +165,23 @@ impl Tcp {
         let deadline = deadline(expires)?;
         self.s.require_thread()?;
         let list = addr.to_addr(&self.s.hints(AddrFlags::empty()))?;
-        let mut last = None;
-        for ai in list.addrs() {
-            match self.s.connect_one(ai.addr(), deadline).await {
-                Ok(()) => return Ok(()),
-                Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Closed) => {
-                    return Err(e)
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::new(ErrorKind::HostNotFound)))
+        let op = ConnectOn {
+            tcp: self,
+            connect: Connect::new(list.as_ref()),
+        };
+        self.s.drive(op, Ok(deadline)).await
+    }
+
+    /// The hints this socket resolves addresses with (its family, type and
+    /// protocol): for a [`Connect`] made from a host and port.
+    ///
+    /// ```
+    /// let t = sock::Tcp::new(sock::Family::Inet6).unwrap();
+    /// let list = sock::addr_with("::1", 80, &t.hints()).unwrap();
+    /// assert_eq!(list.first().family(), sock::Family::Inet6);
+    /// ```
+    pub fn hints(&self) -> crate::Hints {
+        self.s.hints(AddrFlags::empty())
     }
 
     /// Puts the socket in listening mode (`tcp:listen([backlog, ]host, port)`),
@@ -279,14 +286,9 @@ impl Tcp {
     /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
     /// ```
     pub async fn accept(&self, expires: Option<f64>) -> Result<(Tcp, SockAddr, SockAddr)> {
-        deadline(expires)?;
+        let deadline = deadline(expires)?;
         self.s.require_thread()?;
-        loop {
-            if let Some(accepted) = self.try_accept()? {
-                return Ok(accepted);
-            }
-            self.s.wait(Direction::Read, expires).await?;
-        }
+        self.s.drive(AcceptOn(self), Ok(deadline)).await
     }
 
     /// Sends bytes; returns how many the kernel took (at least one, unless
@@ -397,7 +399,12 @@ impl Tcp {
         buf: &'a [u8],
         expires: Option<f64>,
     ) -> impl Future<Output = Result<()>> + 'a {
-        self.s.send_all(buf, deadline(expires))
+        let op = AllOn {
+            tcp: self,
+            all: SendAll::new(),
+            buf,
+        };
+        self.s.drive(op, deadline(expires))
     }
 
     /// Fills all of `buf`, repeating `recv` under one deadline. If the stream
@@ -430,7 +437,12 @@ impl Tcp {
         buf: &'a mut [u8],
         expires: Option<f64>,
     ) -> impl Future<Output = Result<()>> + 'a {
-        self.s.recv_all(buf, deadline(expires))
+        let op = AllOn {
+            tcp: self,
+            all: RecvAll::new(),
+            buf,
+        };
+        self.s.drive(op, deadline(expires))
     }
 
     /// One non-blocking `accept`: the connection with its remote and local
@@ -443,22 +455,37 @@ impl Tcp {
     /// assert!(l.try_accept().unwrap().is_none());
     /// ```
     pub fn try_accept(&self) -> Result<Option<(Tcp, SockAddr, SockAddr)>> {
-        let Some((conn, remote)) = self
-            .s
-            .try_io(crate::Direction::Read, sys::socket::accept_or_shed)?
-        else {
-            return Ok(None);
-        };
-        let s = Socket::from_socket2(conn, SocketType::Tcp, self.s.family(), self.s.protocol())?;
-        let conn = Tcp {
-            s,
-            listen_addr: RefCell::new(None),
-        };
-        let local = match &*self.listen_addr.borrow() {
-            Some(a) => SockAddr::clone(a),
-            None => conn.local_addr()?,
-        };
-        Ok(Some((conn, SockAddr::from(remote), local)))
+        self.step_accept(false).ready()
+    }
+
+    /// One step of [`accept`](Self::accept), for an [`Op`]: `force` makes
+    /// the attempt whatever the readiness.
+    ///
+    /// ```
+    /// let l = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// assert!(!l.step_accept(true).is_ready()); // nobody connects
+    /// ```
+    pub fn step_accept(&self, force: bool) -> Step<(Tcp, SockAddr, SockAddr)> {
+        self.s
+            .step(Direction::Read, force, sys::socket::accept_or_shed)
+            .and_then(|(conn, remote)| {
+                let s = Socket::from_socket2(
+                    conn,
+                    SocketType::Tcp,
+                    self.s.family(),
+                    self.s.protocol(),
+                )?;
+                let conn = Tcp {
+                    s,
+                    listen_addr: RefCell::new(None),
+                };
+                let local = match &*self.listen_addr.borrow() {
+                    Some(a) => SockAddr::clone(a),
+                    None => conn.local_addr()?,
+                };
+                Ok((conn, SockAddr::from(remote), local))
+            })
     }
 
     /// One non-blocking step of connecting to `addr`: `Ok(true)` once
@@ -489,7 +516,17 @@ impl Tcp {
     /// # let _ = "broken_pipe on Linux, not_connected elsewhere";
     /// ```
     pub fn try_send(&self, buf: &[u8]) -> Result<Option<usize>> {
-        self.s.try_send(buf)
+        self.s.step_send(buf, false).ready()
+    }
+
+    /// One step of [`send`](Self::send), for an [`Op`].
+    ///
+    /// ```
+    /// let t = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// assert!(t.step_send(b"x", false).ready().is_err()); // not connected
+    /// ```
+    pub fn step_send(&self, buf: &[u8], force: bool) -> Step<usize> {
+        self.s.step_send(buf, force)
     }
 
     /// One non-blocking `recv`: the bytes read (0 at end of stream), or
@@ -501,7 +538,17 @@ impl Tcp {
     /// assert_eq!(t.try_recv(&mut buf).unwrap_err().name(), "not_connected");
     /// ```
     pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<usize>> {
-        self.s.try_recv_stream(buf)
+        self.s.step_recv_stream(buf, false).ready()
+    }
+
+    /// One step of [`recv`](Self::recv), for an [`Op`].
+    ///
+    /// ```
+    /// let t = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// assert!(t.step_recv(&mut [0u8; 4], false).ready().is_err()); // not connected
+    /// ```
+    pub fn step_recv(&self, buf: &mut [u8], force: bool) -> Step<usize> {
+        self.s.step_recv_stream(buf, force)
     }
 
     /// Waits until the socket may be ready in `dir`, or `expires` passes: the
@@ -561,5 +608,255 @@ impl Tcp {
             Shutdown::Both => std::net::Shutdown::Both,
         };
         self.s.call(|s| s.shutdown(how))
+    }
+}
+
+/// Connecting over a list of resolved addresses as an [`Op`]'s state: each
+/// address in turn, under the one deadline of the driver.
+///
+/// An address that fails (refused, unreachable, ...) passes to the next; the
+/// last error is the result if every one fails (`host_not_found` for an
+/// empty list). A timeout or a closed socket ends the whole operation. A full
+/// Unix listener backlog (`try_again`, which no readiness announces) is tried
+/// again every millisecond. `L` is the list, owned or borrowed.
+///
+/// ```
+/// use sock::op::{Connect, Op, Step};
+/// use sock::{Family, Tcp};
+///
+/// // A connect of one's own, driven on its socket.
+/// struct Dial<'a> {
+///     tcp: &'a Tcp,
+///     connect: Connect<sock::AddrList>,
+/// }
+/// impl Op for Dial<'_> {
+///     type Output = ();
+///     fn step(&mut self, force: bool) -> Step<()> {
+///         self.connect.step(self.tcp, force)
+///     }
+/// }
+///
+/// let l = Tcp::new(Family::Inet).unwrap();
+/// l.listen(None, ("127.0.0.1", 0)).unwrap();
+/// let port = l.local_addr().unwrap().port();
+/// let t = sock::newthread(async move {
+///     let tcp = Tcp::new(Family::Inet)?;
+///     let list = sock::addr_with("127.0.0.1", port, &tcp.hints())?;
+///     let dial = Dial { tcp: &tcp, connect: Connect::new(list) };
+///     tcp.drive(dial, Some(sock::clock() + 5.0)).await?;
+///     sock::Result::Ok(tcp.peer_addr()?.port())
+/// });
+/// sock::start().unwrap();
+/// assert!(matches!(t.result(), Some(Ok(Ok(p))) if p == port));
+/// ```
+#[derive(Debug)]
+pub struct Connect<L> {
+    list: L,
+    next: usize,
+    last: Option<Error>,
+}
+
+impl<L: std::borrow::Borrow<AddrList>> Connect<L> {
+    /// A connect to the addresses of `list`, from the first.
+    pub fn new(list: L) -> Connect<L> {
+        Connect {
+            list,
+            next: 0,
+            last: None,
+        }
+    }
+
+    /// The index of the address being tried.
+    pub fn address(&self) -> usize {
+        self.next
+    }
+
+    /// One step on `tcp`: connected, wait until writable (in progress), or
+    /// sleep (a full Unix backlog). `force` needs nothing here: the
+    /// connect's own syscall reports its outcome.
+    pub fn step(&mut self, tcp: &Tcp, _force: bool) -> Step<()> {
+        loop {
+            let Some(ai) = self.list.borrow().addrs().nth(self.next) else {
+                let e = self.last.take();
+                return Step::Ready(Err(e.unwrap_or_else(|| Error::new(ErrorKind::HostNotFound))));
+            };
+            match tcp.s.try_connect(ai.addr()) {
+                Ok(true) => return Step::Ready(Ok(())),
+                Ok(false) => return Step::Wait(Direction::Write),
+                Err(e) if e.kind() == ErrorKind::TryAgain => {
+                    let soon = std::time::Instant::now() + std::time::Duration::from_millis(1);
+                    return Step::Sleep(soon);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Closed) => {
+                    return Step::Ready(Err(e))
+                }
+                Err(e) => {
+                    self.last = Some(e);
+                    self.next += 1;
+                }
+            }
+        }
+    }
+}
+
+/// [`Connect`] on its socket, for [`Tcp::connect`].
+struct ConnectOn<'a, L> {
+    tcp: &'a Tcp,
+    connect: Connect<L>,
+}
+
+impl<L: std::borrow::Borrow<AddrList>> Op for ConnectOn<'_, L> {
+    type Output = ();
+
+    fn step(&mut self, force: bool) -> Step<()> {
+        self.connect.step(self.tcp, force)
+    }
+}
+
+/// [`Tcp::step_accept`] as an [`Op`], for [`Tcp::accept`].
+struct AcceptOn<'a>(&'a Tcp);
+
+impl Op for AcceptOn<'_> {
+    type Output = (Tcp, SockAddr, SockAddr);
+
+    fn step(&mut self, force: bool) -> Step<Self::Output> {
+        self.0.step_accept(force)
+    }
+}
+
+/// Sending all of a buffer as an [`Op`]'s state: as many sends as the kernel
+/// takes, resumed where the last step stopped. Its errors carry the bytes
+/// sent ([`Error::done`]).
+///
+/// ```
+/// let all = sock::op::SendAll::new();
+/// assert_eq!(all.done(), 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct SendAll {
+    done: usize,
+}
+
+impl SendAll {
+    /// A send of a whole buffer, none of it sent yet.
+    pub fn new() -> SendAll {
+        SendAll { done: 0 }
+    }
+
+    /// The bytes sent so far.
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
+    /// One step on `tcp` with `buf` (the same buffer at every step): sends
+    /// until all of it went, or the kernel takes no more.
+    pub fn step(&mut self, tcp: &Tcp, buf: &[u8], force: bool) -> Step<()> {
+        if self.done >= buf.len() {
+            return Step::Ready(Ok(()));
+        }
+        let done = &mut self.done;
+        let s = &tcp.s;
+        let step = s.step(Direction::Write, force, |sk| {
+            while *done < buf.len() {
+                *done += sk.send_with_flags(&buf[*done..], sys::socket::SEND_FLAGS)?;
+            }
+            Ok(())
+        });
+        match step {
+            Step::Ready(Err(e)) => Step::Ready(Err(self.fail(e))),
+            other => other,
+        }
+    }
+
+    /// `e` with the bytes sent.
+    pub fn fail(&self, e: Error) -> Error {
+        e.with_done(self.done)
+    }
+}
+
+/// Filling a buffer as an [`Op`]'s state: reads until it is full, resumed
+/// where the last step stopped; `eof` if the stream ends first. Its errors
+/// carry the bytes received ([`Error::done`]).
+///
+/// ```
+/// let all = sock::op::RecvAll::new();
+/// assert_eq!(all.done(), 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct RecvAll {
+    done: usize,
+}
+
+impl RecvAll {
+    /// A receive into a whole buffer, none of it filled yet.
+    pub fn new() -> RecvAll {
+        RecvAll { done: 0 }
+    }
+
+    /// The bytes received so far.
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
+    /// One step on `tcp` into `buf` (the same buffer at every step).
+    pub fn step(&mut self, tcp: &Tcp, buf: &mut [u8], force: bool) -> Step<()> {
+        if self.done >= buf.len() {
+            return Step::Ready(Ok(()));
+        }
+        let done = &mut self.done;
+        let s = &tcp.s;
+        let step = s.step(Direction::Read, force, |sk| {
+            while *done < buf.len() {
+                match s.read_stream(sk, &mut buf[*done..])? {
+                    0 => return Err(eof()),
+                    n => *done += n,
+                }
+            }
+            Ok(())
+        });
+        match step {
+            Step::Ready(Err(e)) => Step::Ready(Err(self.fail(e))),
+            other => other,
+        }
+    }
+
+    /// `e` with the bytes received (the end of the stream as plain `eof`).
+    pub fn fail(&self, e: Error) -> Error {
+        match e.kind() {
+            ErrorKind::Eof => Error::new(ErrorKind::Eof).with_done(self.done),
+            _ => e.with_done(self.done),
+        }
+    }
+}
+
+/// [`SendAll`] or [`RecvAll`] on its socket and buffer, for
+/// [`Tcp::sendall`] and [`Tcp::recvall`].
+struct AllOn<'a, A, B> {
+    tcp: &'a Tcp,
+    all: A,
+    buf: B,
+}
+
+impl Op for AllOn<'_, SendAll, &[u8]> {
+    type Output = ();
+
+    fn step(&mut self, force: bool) -> Step<()> {
+        self.all.step(self.tcp, self.buf, force)
+    }
+
+    fn fail(&self, e: Error) -> Error {
+        self.all.fail(e)
+    }
+}
+
+impl Op for AllOn<'_, RecvAll, &mut [u8]> {
+    type Output = ();
+
+    fn step(&mut self, force: bool) -> Step<()> {
+        self.all.step(self.tcp, self.buf, force)
+    }
+
+    fn fail(&self, e: Error) -> Error {
+        self.all.fail(e)
     }
 }

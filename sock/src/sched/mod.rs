@@ -19,6 +19,7 @@
 //! `RefCell`s of a thread-local, and only wake-ups from other OS threads go
 //! through a mutex.
 
+pub(crate) mod io;
 pub(crate) mod remote;
 mod task;
 pub(crate) mod timers;
@@ -37,7 +38,7 @@ use std::time::Instant;
 use slab::Slab;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::reactor::IoSlot;
+use crate::reactor::{loop_of, Reactor};
 use crate::sys::{Events, Poller, WAKE_TOKEN};
 use remote::{Inbox, Remote};
 use task::{JoinState, TaskBody, TaskSlot, TaskWaker};
@@ -51,8 +52,11 @@ pub(crate) struct Core {
     poller: OnceCell<Poller>,
     /// An epoll instance to join instead of creating one (see [`set_epoll_fd`]).
     shared_fd: Cell<Option<RawFd>>,
-    pub(crate) io: RefCell<Slab<IoSlot>>,
-    pub(crate) io_gen: Cell<u32>,
+    /// The I/O table: registered sockets and the threads parked on them.
+    pub(crate) reactor: Reactor<ThreadId>,
+    /// The loop's time: read once per iteration (after the wait), and when a
+    /// thread starts outside the loop; deadlines are checked against it.
+    now: Cell<Instant>,
     tasks: RefCell<Slab<TaskSlot>>,
     task_gen: Cell<u32>,
     run_queue: RefCell<VecDeque<ThreadId>>,
@@ -107,8 +111,8 @@ impl Core {
         Core {
             poller: OnceCell::new(),
             shared_fd: Cell::new(None),
-            io: RefCell::new(Slab::new()),
-            io_gen: Cell::new(0),
+            reactor: Reactor::new(),
+            now: Cell::new(Instant::now()),
             tasks: RefCell::new(Slab::new()),
             task_gen: Cell::new(0),
             run_queue: RefCell::new(VecDeque::new()),
@@ -174,6 +178,18 @@ impl Core {
 
     pub(crate) fn current(&self) -> Option<ThreadId> {
         self.current.get()
+    }
+
+    /// The loop's time (see the field).
+    pub(crate) fn now(&self) -> Instant {
+        self.now.get()
+    }
+
+    /// Reads the clock into the loop's time.
+    fn update_now(&self) -> Instant {
+        let now = Instant::now();
+        self.now.set(now);
+        now
     }
 
     /// Adds a thread; `future` reports its own output and panics (`Finish`).
@@ -262,7 +278,8 @@ impl Core {
             Some(std::time::Duration::ZERO)
         } else {
             let next = self.timers.borrow().next_deadline();
-            let until_timer = next.map(|d| d.saturating_duration_since(Instant::now()));
+            let now = self.update_now();
+            let until_timer = next.map(|d| d.saturating_duration_since(now));
             match (max_wait, until_timer) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -277,14 +294,15 @@ impl Core {
                     poller.drain_notifications();
                     continue;
                 }
-                match crate::reactor::loop_of(ev.token) {
-                    lp if lp == self.remote.index => crate::reactor::dispatch(self, poller, ev),
+                match loop_of(ev.token) {
+                    lp if lp == self.remote.index => self.dispatch(poller, ev),
                     lp => foreign.push((lp, ev)),
                 }
             }
             remote::route(&mut foreign);
         }
         self.take_remote();
+        self.update_now();
         self.fire_timers();
         // Run the threads queued so far; those queued meanwhile wait for the
         // next iteration, so a thread that keeps yielding cannot starve I/O.
@@ -310,14 +328,19 @@ impl Core {
         if !inbox.events.is_empty() {
             if let Ok(poller) = self.poller() {
                 for ev in inbox.events.drain(..) {
-                    crate::reactor::dispatch(self, poller, ev);
+                    self.dispatch(poller, ev);
                 }
             }
         }
     }
 
+    /// Queues the threads that the reactor hands back for an event.
+    fn dispatch(&self, poller: &Poller, ev: crate::sys::Event) {
+        self.reactor.dispatch(poller, ev, |id| self.wake(id));
+    }
+
     fn fire_timers(&self) {
-        let now = Instant::now();
+        let now = self.now();
         loop {
             let expired = self.timers.borrow_mut().pop_expired(now);
             match expired {
@@ -482,6 +505,10 @@ where
     with_core(|c| {
         let id = c.spawn(body);
         state.id.set(Some(id));
+        if !c.polling.get() {
+            // Started outside the loop: its deadlines see the current time.
+            c.update_now();
+        }
         c.run(id);
         Thread { id, state }
     })

@@ -23,7 +23,8 @@
 //!     blocked `wait` from any OS thread; the wake-up shows up as an event with
 //!     `WAKE_TOKEN`.
 //! * `Events`: a reusable batch; `iter()` yields [`Event`]s.
-//! * `error_kind(errno)`: the one table from OS codes to normalized error kinds.
+//! * `Error::from_errno` (in `unix::errno`): the one table from OS codes to
+//!   normalized error kinds, and the constructor that reads it.
 //! * `socket`: the few socket calls that `socket2` does not cover (`accept4` with
 //!   flags, the send flags that suppress `SIGPIPE`).
 //! * `addr`: `getaddrinfo`. `sockopt`: options by name.

@@ -1,6 +1,8 @@
 //! `errno` values to normalized [`ErrorKind`]s: the one table for Unix.
 
-use crate::error::ErrorKind;
+use std::io;
+
+use crate::error::{Error, ErrorKind};
 
 /// Classifies an `errno` value.
 pub(crate) fn error_kind(code: i32) -> ErrorKind {
@@ -34,5 +36,30 @@ pub(crate) fn error_kind(code: i32) -> ErrorKind {
         | libc::EPROTOTYPE => ErrorKind::NotSupported,
         libc::EINVAL | libc::ENOTSOCK | libc::EFAULT => ErrorKind::InvalidArgument,
         _ => ErrorKind::Other,
+    }
+}
+
+// The constructor lives beside the table it reads, so that the error type
+// does not depend on the platform layer.
+impl Error {
+    /// An error from an OS `errno` value, classified and with the OS's message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = sock::Error::from_errno(libc::EADDRINUSE);
+    /// assert_eq!(e.kind(), sock::ErrorKind::AddressAlreadyInUse);
+    /// assert_eq!(e.code(), libc::EADDRINUSE);
+    /// assert!(!e.message().is_empty());
+    /// ```
+    pub fn from_errno(code: i32) -> Self {
+        let kind = error_kind(code);
+        let message = io::Error::from_raw_os_error(code).to_string();
+        // std appends " (os error N)"; the code is kept apart, so drop it.
+        let message = match message.rfind(" (os error ") {
+            Some(i) => message[..i].to_owned(),
+            None => message,
+        };
+        Error::from_parts(kind, code, message)
     }
 }

@@ -1,0 +1,361 @@
+//! Threads meet sockets: registrations with a loop's reactor, and the futures
+//! that drive blocking operations ([`Drive`]) or wait for readiness alone
+//! ([`Wait`]).
+//!
+//! [`Drive`] is the one driver of every blocking call of the Rust API (and
+//! of the operations a language binding hands it): it steps the operation
+//! (`step::Op`), parks the thread on the direction a step asks for, under the
+//! operation's deadline, and steps again when woken. "Now" for deadlines is
+//! the loop's cached time ([`Core::now`]), read once per iteration.
+//!
+//! # Readiness: no syscall that is known to fail
+//!
+//! Inside a thread of the loop, an attempt in a direction that the reactor
+//! does not consider ready parks at once instead of making the syscall that
+//! would return `EAGAIN` ([`Registration::step`]). Outside the loop's
+//! threads (code that polls by itself) every attempt makes its syscall.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use super::timers::TimerId;
+use super::{Core, ThreadId};
+use crate::error::{Error, ErrorKind, Result};
+use crate::reactor::Direction;
+use crate::step::{Op, Step};
+
+/// A socket's registration with the loop it was made in.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    core: Rc<Core>,
+    token: usize,
+}
+
+impl Registration {
+    /// Registers `fd` with the current loop for both directions; `exclusive`:
+    /// see `sys::Poller::add` (a listener that several loops hold).
+    pub(crate) fn new(fd: RawFd, exclusive: bool) -> Result<Registration> {
+        super::with_core(|c| {
+            let token = c.reactor.register(c.poller()?, c.index(), fd, exclusive)?;
+            Ok(Registration {
+                core: Rc::clone(c),
+                token,
+            })
+        })
+    }
+
+    /// Unregisters the socket (before its descriptor is closed) and wakes the
+    /// threads parked on it; they step again and see the socket closed.
+    pub(crate) fn deregister(&self) {
+        let c = &self.core;
+        c.reactor
+            .deregister(c.poller().ok(), self.token, |id| c.wake(id));
+    }
+
+    /// Whether an attempt in `dir` may succeed: false only inside a thread of
+    /// this loop, when no event came since the last attempt found nothing.
+    pub(crate) fn is_ready(&self, dir: Direction) -> bool {
+        self.core.current().is_none() || self.core.reactor.is_ready(self.token, dir)
+    }
+
+    /// Records that an attempt in `dir` found nothing to do (see
+    /// `Reactor::clear_ready`).
+    pub(crate) fn clear_ready(&self, dir: Direction) {
+        self.core.reactor.clear_ready(self.token, dir);
+    }
+
+    /// One step of a single attempt `f` in `dir`: `Wait(dir)` without the
+    /// syscall when the direction is not ready (unless `force`), `Wait(dir)`
+    /// on `EAGAIN`, else its result (`EINTR` is retried).
+    #[inline]
+    pub(crate) fn step<T>(
+        &self,
+        dir: Direction,
+        force: bool,
+        f: impl FnMut() -> io::Result<T>,
+    ) -> Step<T> {
+        if !force && !self.is_ready(dir) {
+            return Step::Wait(dir);
+        }
+        match self.core.reactor.attempt(self.token, dir, f) {
+            Ok(Some(v)) => Step::Ready(Ok(v)),
+            Ok(None) => Step::Wait(dir),
+            Err(e) => Step::Ready(Err(e.into())),
+        }
+    }
+
+    /// The `not_in_thread` error outside the threads of this loop.
+    pub(crate) fn require_thread(&self) -> Result<()> {
+        match self.core.current() {
+            Some(_) => Ok(()),
+            None => Err(Error::new(ErrorKind::NotInThread)),
+        }
+    }
+
+    /// The future that drives `op` on this socket until `deadline` (an
+    /// invalid deadline is the future's error); `shared`: waits to read
+    /// together with other threads (acceptors on one listener).
+    pub(crate) fn drive<O: Op>(
+        &self,
+        op: O,
+        deadline: Result<Option<Instant>>,
+        shared: bool,
+    ) -> Drive<O> {
+        let (deadline, invalid) = split(deadline);
+        let mut parking = Parking::new(Rc::clone(&self.core), self.token, deadline);
+        parking.shared = shared;
+        Drive {
+            parking,
+            invalid,
+            op,
+        }
+    }
+
+    /// A wait for readiness alone: see [`Wait`].
+    pub(crate) fn wait(
+        &self,
+        dir: Direction,
+        deadline: Result<Option<Instant>>,
+        shared: bool,
+    ) -> Wait {
+        let (deadline, invalid) = split(deadline);
+        let mut parking = Parking::new(Rc::clone(&self.core), self.token, deadline);
+        parking.dir = dir;
+        parking.shared = shared;
+        Wait {
+            parking,
+            invalid,
+            started: false,
+        }
+    }
+}
+
+/// A deadline as the futures keep it: the deadline, and whether it was
+/// invalid (NaN: `time::deadline`'s error, reported when the future is polled).
+fn split(deadline: Result<Option<Instant>>) -> (Option<Instant>, bool) {
+    match deadline {
+        Ok(d) => (d, false),
+        Err(_) => (None, true),
+    }
+}
+
+/// A thread parked (or about to park) on one direction of a socket, with a
+/// deadline: the bookkeeping shared by [`Drive`] and [`Wait`].
+#[derive(Debug)]
+struct Parking {
+    core: Rc<Core>,
+    token: usize,
+    dir: Direction,
+    deadline: Option<Instant>,
+    timer: Option<TimerId>,
+    /// The timer of a [`Step::Sleep`].
+    nap: Option<TimerId>,
+    /// The thread this parking registered as a waiter, if any.
+    parked: Option<ThreadId>,
+    /// Several threads may wait together (read direction only).
+    shared: bool,
+}
+
+impl Parking {
+    fn new(core: Rc<Core>, token: usize, deadline: Option<Instant>) -> Parking {
+        Parking {
+            core,
+            token,
+            dir: Direction::Read,
+            deadline,
+            timer: None,
+            nap: None,
+            parked: None,
+            shared: false,
+        }
+    }
+
+    /// Whether the deadline has passed, by the loop's time.
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| self.core.now() >= d)
+    }
+
+    /// Arms the deadline's timer for `me`, once.
+    fn arm_deadline(&mut self, me: ThreadId) {
+        if let (Some(d), None) = (self.deadline, self.timer) {
+            self.timer = Some(self.core.timers.borrow_mut().insert(d, me));
+        }
+    }
+
+    /// Whether this parking waits among readers that wait together.
+    fn shares(&self) -> bool {
+        self.shared && self.dir == Direction::Read
+    }
+
+    /// Parks the current thread on this socket's direction `dir` and deadline.
+    fn park(&mut self, dir: Direction, me: ThreadId) -> Result<()> {
+        if dir != self.dir {
+            self.unpark_io();
+            self.dir = dir;
+        }
+        let c = &self.core;
+        c.reactor
+            .park(c.poller()?, self.token, dir, self.shares(), me)?;
+        self.parked = Some(me);
+        self.arm_deadline(me);
+        Ok(())
+    }
+
+    /// Sleeps the current thread until `t` (or its deadline).
+    fn nap(&mut self, t: Instant, me: ThreadId) {
+        self.unpark_io();
+        self.nap = Some(self.core.timers.borrow_mut().insert(t, me));
+        self.arm_deadline(me);
+    }
+
+    /// Removes the waiter entry, if this parking set it.
+    fn unpark_io(&mut self) {
+        if let Some(me) = self.parked.take() {
+            self.core
+                .reactor
+                .unpark(self.token, self.dir, self.shares(), me);
+        }
+    }
+
+    /// Removes the timer of a nap, if any.
+    fn unnap(&mut self) {
+        if let Some(t) = self.nap.take() {
+            self.core.timers.borrow_mut().remove(t);
+        }
+    }
+
+    /// Clears the waiter entry and the timers, if this parking set them.
+    fn unpark(&mut self) {
+        if let Some(t) = self.timer.take() {
+            self.core.timers.borrow_mut().remove(t);
+        }
+        self.unnap();
+        self.unpark_io();
+    }
+}
+
+impl Drop for Parking {
+    fn drop(&mut self) {
+        self.unpark();
+    }
+}
+
+/// Drives a blocking operation ([`Op`]) on a socket: steps it, parks the
+/// thread where a step asks, and steps again when woken, until the operation
+/// is over or its deadline has passed (one last forced step, then `timeout`).
+///
+/// A named future rather than an `async fn` so that a thread parked in it
+/// holds only this (the socket's loop, the parking and the operation): the
+/// state of an idle connection's thread is mostly this. Get one from a
+/// socket's `drive` method, or from any of its blocking calls.
+///
+/// It fails with `not_in_thread` outside sock threads, with `busy` if another
+/// thread waits in the same direction, with `closed` if the socket is gone.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Drive<O> {
+    parking: Parking,
+    /// The deadline given was invalid (NaN, `time::deadline`'s error).
+    invalid: bool,
+    op: O,
+}
+
+impl<O> Drive<O> {
+    /// The operation (its progress: the bytes a `sendall` moved, say).
+    pub fn op(&self) -> &O {
+        &self.op
+    }
+}
+
+impl<O: Op + Unpin> Future for Drive<O> {
+    type Output = Result<O::Output>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.invalid {
+            return Poll::Ready(Err(this.op.fail(crate::time::invalid_expires())));
+        }
+        let Some(me) = this.parking.core.current() else {
+            let e = Error::new(ErrorKind::NotInThread);
+            return Poll::Ready(Err(this.op.fail(e)));
+        };
+        this.parking.unnap();
+        let expired = this.parking.expired();
+        let e = match this.op.step(expired) {
+            Step::Ready(r) => {
+                this.parking.unpark();
+                return Poll::Ready(r);
+            }
+            _ if expired => Error::new(ErrorKind::Timeout),
+            Step::Wait(dir) => match this.parking.park(dir, me) {
+                Ok(()) => return Poll::Pending,
+                Err(e) => e,
+            },
+            Step::Sleep(t) => {
+                this.parking.nap(t, me);
+                return Poll::Pending;
+            }
+        };
+        this.parking.unpark();
+        Poll::Ready(Err(this.op.fail(e)))
+    }
+}
+
+/// Waits until one direction of a socket may be ready, or its deadline passes:
+/// the parking of a blocking call without its syscall, for code that makes its
+/// own non-blocking attempts. Get one from a socket's `wait` method.
+///
+/// It resolves to `Ok(())` when an event arrived for that direction: the
+/// caller tries its operation again, which may still find nothing to do, and
+/// then waits again. It fails with `closed` if the socket was closed meanwhile,
+/// with `timeout` once the deadline has passed (at once if it had already
+/// passed), with `busy` if another thread waits in that direction, and with
+/// `not_in_thread` outside sock threads.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Wait {
+    parking: Parking,
+    /// The deadline given was invalid (NaN, `time::deadline`'s error).
+    invalid: bool,
+    started: bool,
+}
+
+impl Future for Wait {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if std::mem::take(&mut this.invalid) {
+            return Poll::Ready(Err(crate::time::invalid_expires()));
+        }
+        let p = &mut this.parking;
+        let Some(me) = p.core.current() else {
+            return Poll::Ready(Err(Error::new(ErrorKind::NotInThread)));
+        };
+        if !std::mem::replace(&mut this.started, true) {
+            if p.expired() {
+                return Poll::Ready(Err(Error::new(ErrorKind::Timeout)));
+            }
+            return match p.park(p.dir, me) {
+                Ok(()) => Poll::Pending,
+                Err(e) => {
+                    p.unpark();
+                    Poll::Ready(Err(e))
+                }
+            };
+        }
+        let r = match p.core.reactor.is_parked(p.token, p.dir, p.shares(), me) {
+            Some(true) if !p.expired() => return Poll::Pending,
+            Some(true) => Err(Error::new(ErrorKind::Timeout)),
+            Some(false) => Ok(()),
+            None => Err(Error::new(ErrorKind::Closed)),
+        };
+        p.unpark();
+        Poll::Ready(r)
+    }
+}
