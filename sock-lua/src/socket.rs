@@ -16,7 +16,9 @@
 
 use mlua::prelude::*;
 
-use sock::{Direction, Family, Protocol, Raw, Shutdown, SocketType, Tcp, Udp};
+use sock::{
+    Direction, Family, Opt, OptType, OptVal, Protocol, Raw, Shutdown, SocketType, Tcp, Udp,
+};
 
 use crate::addr::{self, Addr};
 use crate::error::{fail, fail_with, Arg};
@@ -397,49 +399,38 @@ impl LuaUserData for LSock {
         });
         m.add_method("setopt", |lua, s, (name, val): (LuaValue, LuaValue)| {
             let s = s.live("s:setopt")?;
-            let opt = Arg::new("s:setopt", 2, "opt");
-            let name = opt_name(&name, opt)?;
-            let v = match &val {
-                LuaValue::Boolean(b) => sock::OptVal::Bool(*b),
-                LuaValue::Integer(i) => sock::OptVal::Int(*i),
-                LuaValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
-                    sock::OptVal::Int(*n as i64)
-                }
-                LuaValue::Number(n) => sock::OptVal::Secs(*n),
-                LuaValue::String(st) => sock::OptVal::from(st.to_str()?.to_string()),
-                other => {
-                    return Err(Arg::new("s:setopt", 3, "value")
-                        .type_error("boolean, number or string", other))
-                }
-            };
-            match any!(s, x => x.setopt(&name, v)) {
+            let opt_arg = Arg::new("s:setopt", 2, "opt");
+            let val_arg = Arg::new("s:setopt", 3, "value");
+            let name = opt_name(&name, opt_arg)?;
+            let v = lua_optval(&val, val_arg)?;
+            let opt = find_opt(&name, opt_arg)?;
+            if !opt.writable() {
+                return Err(opt_arg.error(opt.read_only().message()));
+            }
+            let v = setopt_value(opt, v).map_err(|e| val_arg.error(e.message()))?;
+            match any!(s, x => x.setopt(opt.name(), v)) {
                 Ok(()) => true.into_lua_multi(lua),
-                // A usage error: about the name (unknown, read-only) or the value.
+                // The name, its access and the value's type are checked above:
+                // a usage error left is about the value (out of range, ...).
                 Err(e) if e.kind() == sock::ErrorKind::InvalidArgument && e.code() == 0 => {
-                    let about_name = !sock::opt::names().any(|n| n == &*name)
-                        || e.message().ends_with("read-only");
-                    let arg = if about_name {
-                        opt
-                    } else {
-                        Arg::new("s:setopt", 3, "value")
-                    };
-                    Err(arg.error(e.message()))
+                    Err(val_arg.error(e.message()))
                 }
                 Err(e) => fail(lua, &e),
             }
         });
         m.add_method("getopt", |lua, s, name: LuaValue| {
             let s = s.live("s:getopt")?;
-            let opt = Arg::new("s:getopt", 2, "opt");
-            let name = opt_name(&name, opt)?;
-            match any!(s, x => x.getopt(&name)) {
-                Ok(sock::OptVal::Bool(b)) => b.into_lua_multi(lua),
-                Ok(sock::OptVal::Int(i)) => (i as f64).into_lua_multi(lua),
-                Ok(sock::OptVal::Secs(x)) => x.into_lua_multi(lua),
-                Ok(sock::OptVal::Str(st)) => st.as_ref().into_lua_multi(lua),
-                Err(e) if e.kind() == sock::ErrorKind::InvalidArgument && e.code() == 0 => {
-                    Err(opt.error(e.message()))
-                }
+            let opt_arg = Arg::new("s:getopt", 2, "opt");
+            let name = opt_name(&name, opt_arg)?;
+            let opt = find_opt(&name, opt_arg)?;
+            if !opt.readable() {
+                return Err(opt_arg.error(opt.write_only().message()));
+            }
+            match any!(s, x => x.getopt(opt.name())) {
+                Ok(OptVal::Bool(b)) => b.into_lua_multi(lua),
+                Ok(OptVal::Int(i)) => (i as f64).into_lua_multi(lua),
+                Ok(OptVal::Secs(x)) => x.into_lua_multi(lua),
+                Ok(OptVal::Str(st)) => st.as_ref().into_lua_multi(lua),
                 Err(e) => fail(lua, &e),
             }
         });
@@ -476,6 +467,42 @@ fn opt_name(v: &LuaValue, arg: Arg) -> LuaResult<mlua::BorrowedStr> {
         LuaValue::String(st) => Ok(st.to_str()?),
         other => Err(arg.type_error("string", other)),
     }
+}
+
+/// The option named `name`, or the core's "unknown socket option" error at `arg`.
+fn find_opt(name: &str, arg: Arg) -> LuaResult<Opt> {
+    Opt::find(name).ok_or_else(|| arg.error(sock::opt::unknown_option(name).message()))
+}
+
+/// The value of `s:setopt` as its Lua type gives it: a boolean is `Bool`, a
+/// whole number `Int`, another number `Secs`, a string `Str`; anything else is
+/// a type error at `arg`. [`setopt_value`] then fits it to the option.
+fn lua_optval(v: &LuaValue, arg: Arg) -> LuaResult<OptVal> {
+    Ok(match v {
+        LuaValue::Boolean(b) => OptVal::Bool(*b),
+        LuaValue::Integer(i) => OptVal::Int(*i),
+        LuaValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => OptVal::Int(*n as i64),
+        LuaValue::Number(n) => OptVal::Secs(*n),
+        LuaValue::String(st) => OptVal::from(st.to_str()?.to_string()),
+        other => return Err(arg.type_error("boolean, number or string", other)),
+    })
+}
+
+/// The value `v` for option `opt`, by the option's value type: a flag takes a
+/// boolean or a whole number (non-zero is true), an integer a whole number,
+/// seconds any number, a linger `false` or a number of seconds, an address or a
+/// group a string. Otherwise the core's bad-value error for `opt`.
+fn setopt_value(opt: Opt, v: OptVal) -> Result<OptVal, sock::Error> {
+    Ok(match (opt.value_type(), v) {
+        (OptType::Bool, v @ (OptVal::Bool(_) | OptVal::Int(_))) => v,
+        (OptType::Int, v @ OptVal::Int(_)) => v,
+        (OptType::Secs, OptVal::Int(n)) => OptVal::Secs(n as f64),
+        (OptType::Secs, v @ OptVal::Secs(_)) => v,
+        (OptType::Linger, v @ (OptVal::Bool(false) | OptVal::Int(_) | OptVal::Secs(_))) => v,
+        (OptType::Addr | OptType::Group | OptType::Group6, v @ OptVal::Str(_)) => v,
+        // (A Name option is read-only: refused before its value is looked at.)
+        (_, v) => return Err(opt.bad_value(&v)),
+    })
 }
 
 /// `R.socket(type, family, protocol)`: makes a socket in this state's loop.

@@ -127,7 +127,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use net::raw::Raw;
 pub use net::tcp::{Shutdown, Tcp};
 pub use net::udp::Udp;
-pub use opt::OptVal;
+pub use opt::{Opt, OptType, OptVal};
 pub use reactor::Direction;
 pub use sched::io::Wait;
 pub use sched::{

@@ -32,6 +32,15 @@
 //! socket, is `not_supported`; a group that is not a multicast address is
 //! `invalid_argument` with `EINVAL`).
 //!
+//! A caller that checks its arguments before calling (a binding to another
+//! language, which reports a bad name and a bad value at different argument
+//! positions) finds the option with [`Opt::find`], converts its own value by
+//! [`Opt::value_type`], and builds its errors with [`unknown_option`],
+//! [`Opt::read_only`], [`Opt::write_only`] and [`Opt::bad_value`]: the very
+//! errors, with the same messages, that `setopt` and `getopt` return. After
+//! those checks, an `invalid_argument` error of `setopt` with `code` 0 is about
+//! the value (out of range, not an address, ...).
+//!
 //! # Options
 //!
 //! | name               | value  | access | meaning |
@@ -216,21 +225,37 @@ impl From<Duration> for OptVal {
     }
 }
 
-/// How an option's value is represented, both in C and as an [`OptVal`].
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    /// A C `int` used as a flag; [`OptVal::Bool`].
+/// The type of an option's value: how it is represented in C, and which
+/// [`OptVal`] it takes and gives (see the [module documentation](self)).
+///
+/// [`Opt::value_type`] tells the type of an option, so that a caller (such as a
+/// binding to another language) can convert a value of its own to the right
+/// [`OptVal`] before calling `setopt`.
+///
+/// ```
+/// use sock::opt::{Opt, OptType};
+///
+/// assert_eq!(Opt::find("tcp_nodelay").unwrap().value_type(), OptType::Bool);
+/// assert_eq!(Opt::find("so_rcvtimeo").unwrap().value_type(), OptType::Secs);
+/// assert_eq!(OptType::Int.expected(), "an integer");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OptType {
+    /// A C `int` used as a flag: [`OptVal::Bool`] (`setopt` also takes an
+    /// [`OptVal::Int`], non-zero meaning `true`).
     Bool,
-    /// A C `int`; [`OptVal::Int`].
+    /// A C `int`: [`OptVal::Int`], in the range of a C `int`.
     Int,
-    /// A `struct timeval`; [`OptVal::Secs`].
+    /// A `struct timeval`: [`OptVal::Secs`] (`setopt` also takes an
+    /// [`OptVal::Int`] of whole seconds), not negative; 0 is none.
     Secs,
-    /// A `struct linger`; `Bool(false)` (off) or `Int` seconds (on).
+    /// A `struct linger`: `Bool(false)` (off), or `Int`/`Secs` seconds (on);
+    /// `getopt` gives `Bool(false)` or `Int`.
     Linger,
-    /// A C `int` shown as a name by the given map ([`OptVal::Str`]), or as
+    /// A C `int` shown as a name ([`OptVal::Str`], e.g. `"tcp"`), or as an
     /// [`OptVal::Int`] when the number has no name. Read-only.
-    Name(fn(c_int) -> Option<&'static str>),
-    /// A `struct in_addr`; [`OptVal::Str`] holding an IPv4 address.
+    Name,
+    /// A `struct in_addr`: [`OptVal::Str`] holding an IPv4 address.
     Addr,
     /// A `struct ip_mreq`: [`OptVal::Str`] `"group [interface]"` of IPv4
     /// addresses. Write-only.
@@ -238,6 +263,30 @@ enum Kind {
     /// A `struct ipv6_mreq`: [`OptVal::Str`] `"group [interface_index]"`.
     /// Write-only.
     Group6,
+}
+
+impl OptType {
+    /// What `setopt` takes for an option of this type, as a phrase that follows
+    /// "takes" in the message of a bad value (`"a boolean"`, `"an integer"`,
+    /// `"seconds"`, ...).
+    ///
+    /// ```
+    /// assert_eq!(sock::opt::OptType::Bool.expected(), "a boolean");
+    /// ```
+    pub fn expected(self) -> &'static str {
+        match self {
+            OptType::Bool => "a boolean",
+            OptType::Int => "an integer",
+            OptType::Secs => "seconds",
+            OptType::Linger => "false or seconds",
+            OptType::Name => "no value (it is read-only)",
+            OptType::Addr => "an IPv4 address string",
+            OptType::Group => "a string \"group\" or \"group interface\" of IPv4 addresses",
+            OptType::Group6 => {
+                "a string \"group\" or \"group interface_index\" (an IPv6 address and a number)"
+            }
+        }
+    }
 }
 
 /// Whether an option can be read, written, or both.
@@ -248,85 +297,103 @@ enum Access {
     ReadWrite,
 }
 
+/// The map of a [`OptType::Name`] option from the C `int` to its name.
+type NameMap = fn(c_int) -> Option<&'static str>;
+
 /// One row of the table of options.
-#[derive(Clone, Copy, Debug)]
-struct Opt {
+#[derive(Debug)]
+struct OptRow {
     name: &'static str,
-    kind: Kind,
+    kind: OptType,
     access: Access,
+    /// The names of the values, for [`OptType::Name`] rows only (a test checks it).
+    names: Option<NameMap>,
 }
 
 /// A read-write option.
-const fn rw(name: &'static str, kind: Kind) -> Opt {
-    Opt {
+const fn rw(name: &'static str, kind: OptType) -> OptRow {
+    OptRow {
         name,
         kind,
         access: Access::ReadWrite,
+        names: None,
     }
 }
 
 /// A read-only option.
-const fn ro(name: &'static str, kind: Kind) -> Opt {
-    Opt {
+const fn ro(name: &'static str, kind: OptType) -> OptRow {
+    OptRow {
         name,
         kind,
         access: Access::Read,
+        names: None,
+    }
+}
+
+/// A read-only option of type [`OptType::Name`], its values named by `names`.
+const fn ro_name(name: &'static str, names: NameMap) -> OptRow {
+    OptRow {
+        name,
+        kind: OptType::Name,
+        access: Access::Read,
+        names: Some(names),
     }
 }
 
 /// A write-only option (an action, such as joining a multicast group).
-const fn wo(name: &'static str, kind: Kind) -> Opt {
-    Opt {
+const fn wo(name: &'static str, kind: OptType) -> OptRow {
+    OptRow {
         name,
         kind,
         access: Access::Write,
+        names: None,
     }
 }
 
 /// Every option, sorted by name (a test checks it). The platform numbers are in
 /// `sys::sockopt`, by the same names.
-static OPTS: &[Opt] = &[
-    wo("ip_add_membership", Kind::Group),
-    wo("ip_drop_membership", Kind::Group),
-    rw("ip_multicast_if", Kind::Addr),
-    rw("ip_multicast_loop", Kind::Bool),
-    rw("ip_multicast_ttl", Kind::Int),
-    rw("ip_tos", Kind::Int),
-    rw("ip_ttl", Kind::Int),
-    wo("ipv6_join_group", Kind::Group6),
-    wo("ipv6_leave_group", Kind::Group6),
-    rw("ipv6_multicast_hops", Kind::Int),
-    rw("ipv6_multicast_if", Kind::Int),
-    rw("ipv6_multicast_loop", Kind::Bool),
-    rw("ipv6_unicast_hops", Kind::Int),
-    rw("ipv6_v6only", Kind::Bool),
-    ro("so_acceptconn", Kind::Bool),
-    rw("so_broadcast", Kind::Bool),
-    ro("so_domain", Kind::Name(sockopt::domain_name)),
-    rw("so_dontroute", Kind::Bool),
-    ro("so_error", Kind::Int),
-    rw("so_keepalive", Kind::Bool),
-    rw("so_linger", Kind::Linger),
-    rw("so_oobinline", Kind::Bool),
-    rw("so_priority", Kind::Int),
-    ro("so_protocol", Kind::Name(sockopt::protocol_name)),
-    rw("so_rcvbuf", Kind::Int),
-    rw("so_rcvlowat", Kind::Int),
-    rw("so_rcvtimeo", Kind::Secs),
-    rw("so_reuseaddr", Kind::Bool),
-    rw("so_reuseport", Kind::Bool),
-    rw("so_sndbuf", Kind::Int),
-    rw("so_sndlowat", Kind::Int),
-    rw("so_sndtimeo", Kind::Secs),
-    ro("so_type", Kind::Name(sockopt::type_name)),
-    rw("tcp_cork", Kind::Bool),
-    rw("tcp_keepcnt", Kind::Int),
-    rw("tcp_keepidle", Kind::Int),
-    rw("tcp_keepintvl", Kind::Int),
-    rw("tcp_maxseg", Kind::Int),
-    rw("tcp_nodelay", Kind::Bool),
-    rw("tcp_quickack", Kind::Bool),
-    rw("tcp_user_timeout", Kind::Int),
+static OPTS: &[OptRow] = &[
+    wo("ip_add_membership", OptType::Group),
+    wo("ip_drop_membership", OptType::Group),
+    rw("ip_multicast_if", OptType::Addr),
+    rw("ip_multicast_loop", OptType::Bool),
+    rw("ip_multicast_ttl", OptType::Int),
+    rw("ip_tos", OptType::Int),
+    rw("ip_ttl", OptType::Int),
+    wo("ipv6_join_group", OptType::Group6),
+    wo("ipv6_leave_group", OptType::Group6),
+    rw("ipv6_multicast_hops", OptType::Int),
+    rw("ipv6_multicast_if", OptType::Int),
+    rw("ipv6_multicast_loop", OptType::Bool),
+    rw("ipv6_unicast_hops", OptType::Int),
+    rw("ipv6_v6only", OptType::Bool),
+    ro("so_acceptconn", OptType::Bool),
+    rw("so_broadcast", OptType::Bool),
+    ro_name("so_domain", sockopt::domain_name),
+    rw("so_dontroute", OptType::Bool),
+    ro("so_error", OptType::Int),
+    rw("so_keepalive", OptType::Bool),
+    rw("so_linger", OptType::Linger),
+    rw("so_oobinline", OptType::Bool),
+    rw("so_priority", OptType::Int),
+    ro_name("so_protocol", sockopt::protocol_name),
+    rw("so_rcvbuf", OptType::Int),
+    rw("so_rcvlowat", OptType::Int),
+    rw("so_rcvtimeo", OptType::Secs),
+    rw("so_reuseaddr", OptType::Bool),
+    rw("so_reuseport", OptType::Bool),
+    rw("so_sndbuf", OptType::Int),
+    rw("so_sndlowat", OptType::Int),
+    rw("so_sndtimeo", OptType::Secs),
+    ro_name("so_type", sockopt::type_name),
+    rw("tcp_cork", OptType::Bool),
+    rw("tcp_keepcnt", OptType::Int),
+    rw("tcp_keepidle", OptType::Int),
+    rw("tcp_keepintvl", OptType::Int),
+    rw("tcp_maxseg", OptType::Int),
+    rw("tcp_nodelay", OptType::Bool),
+    rw("tcp_quickack", OptType::Bool),
+    rw("tcp_user_timeout", OptType::Int),
 ];
 
 /// Every valid option name, sorted.
@@ -338,85 +405,193 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     OPTS.iter().map(|o| o.name)
 }
 
-/// The row of `name`, or `invalid_argument` listing the valid names.
-fn lookup(name: &str) -> Result<&'static Opt> {
-    match OPTS.binary_search_by(|o| o.name.cmp(name)) {
-        Ok(i) => Ok(&OPTS[i]),
-        Err(_) => Err(Error::with_message(
-            ErrorKind::InvalidArgument,
-            format!(
-                "unknown socket option {name:?}; valid options: {}",
-                names().collect::<Vec<_>>().join(", ")
-            ),
-        )),
+/// An option of the table, found by its name with [`Opt::find`]: its
+/// [`name`](Opt::name), the [type of its value](Opt::value_type), whether it
+/// can be [read](Opt::readable) and [written](Opt::writable), and the errors of
+/// its misuse (the same errors, with the same messages, as `setopt` and
+/// `getopt` give).
+///
+/// ```
+/// use sock::opt::{Opt, OptType};
+/// use sock::OptVal;
+///
+/// let o = Opt::find("so_type").unwrap();
+/// assert_eq!((o.name(), o.value_type()), ("so_type", OptType::Name));
+/// assert!(o.readable() && !o.writable());
+/// assert!(Opt::find("so_bogus").is_none());
+/// assert_eq!(sock::opt::unknown_option("so_bogus").name(), "invalid_argument");
+///
+/// let nodelay = Opt::find("tcp_nodelay").unwrap();
+/// let e = nodelay.bad_value(&OptVal::from("yes"));
+/// assert_eq!(e.message(), r#"socket option tcp_nodelay takes a boolean, not Str("yes")"#);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Opt(&'static OptRow);
+
+impl Opt {
+    /// The option named `name` (lower case, as [`names`] lists them), or `None`
+    /// when there is no such option (see [`unknown_option`] for its error).
+    pub fn find(name: &str) -> Option<Opt> {
+        row(name).map(Opt)
     }
+
+    /// The name of the option, e.g. `"so_rcvbuf"`.
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    /// The type of the option's value.
+    pub fn value_type(self) -> OptType {
+        self.0.kind
+    }
+
+    /// Whether `getopt` can read the option (every option but the write-only
+    /// actions such as `ip_add_membership`).
+    pub fn readable(self) -> bool {
+        self.0.access != Access::Write
+    }
+
+    /// Whether `setopt` can set the option (every option but the read-only ones
+    /// such as `so_type`).
+    pub fn writable(self) -> bool {
+        self.0.access != Access::Read
+    }
+
+    /// The `invalid_argument` error of `setopt` on this option with a value of
+    /// the wrong type, e.g. `"socket option tcp_nodelay takes a boolean, not
+    /// Str(\"yes\")"` (see [`OptType::expected`]).
+    pub fn bad_value(self, val: &OptVal) -> Error {
+        bad_value(self.0.name, self.0.kind, val)
+    }
+
+    /// The `invalid_argument` error of `setopt` on this option when it is
+    /// read-only: `"socket option so_type is read-only"`.
+    pub fn read_only(self) -> Error {
+        Error::with_message(
+            ErrorKind::InvalidArgument,
+            format!("socket option {} is read-only", self.0.name),
+        )
+    }
+
+    /// The `invalid_argument` error of `getopt` on this option when it is
+    /// write-only: `"socket option ip_add_membership is write-only"`.
+    pub fn write_only(self) -> Error {
+        Error::with_message(
+            ErrorKind::InvalidArgument,
+            format!("socket option {} is write-only", self.0.name),
+        )
+    }
+}
+
+impl std::fmt::Debug for Opt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opt")
+            .field("name", &self.0.name)
+            .field("value_type", &self.0.kind)
+            .field("access", &self.0.access)
+            .finish()
+    }
+}
+
+impl PartialEq for Opt {
+    fn eq(&self, other: &Opt) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Opt {}
+
+/// The `invalid_argument` error of `setopt` and `getopt` for an unknown option
+/// name: `"unknown socket option \"so_bogus\"; valid options: ip_add_membership,
+/// ..."` (every name of [`names`]).
+///
+/// ```
+/// let e = sock::opt::unknown_option("so_bogus");
+/// assert_eq!(e.kind(), sock::ErrorKind::InvalidArgument);
+/// assert!(e.message().starts_with("unknown socket option \"so_bogus\"; valid options: "));
+/// ```
+pub fn unknown_option(name: &str) -> Error {
+    Error::with_message(
+        ErrorKind::InvalidArgument,
+        format!(
+            "unknown socket option {name:?}; valid options: {}",
+            names().collect::<Vec<_>>().join(", ")
+        ),
+    )
+}
+
+/// The row of `name`, if there is one.
+fn row(name: &str) -> Option<&'static OptRow> {
+    OPTS.binary_search_by(|o| o.name.cmp(name))
+        .ok()
+        .map(|i| &OPTS[i])
+}
+
+/// The row of `name`, or `invalid_argument` listing the valid names.
+fn lookup(name: &str) -> Result<&'static OptRow> {
+    row(name).ok_or_else(|| unknown_option(name))
 }
 
 /// Sets option `name` of the socket `fd` to `val`.
 pub(crate) fn setopt(fd: BorrowedFd<'_>, name: &str, val: &OptVal) -> Result<()> {
-    let opt = lookup(name)?;
-    let read_only = || {
-        Error::with_message(
-            ErrorKind::InvalidArgument,
-            format!("socket option {name} is read-only"),
-        )
-    };
-    if opt.access == Access::Read {
-        return Err(read_only());
+    let row = lookup(name)?;
+    let opt = Opt(row);
+    if !opt.writable() {
+        return Err(opt.read_only());
     }
-    match opt.kind {
-        Kind::Bool => sockopt::set_int(fd, opt.name, bool_arg(opt.name, val)?.into()),
-        Kind::Int => sockopt::set_int(fd, opt.name, int_arg(opt.name, val)?),
-        Kind::Secs => sockopt::set_timeval(fd, opt.name, secs_arg(opt.name, val)?),
-        Kind::Linger => sockopt::set_linger(fd, opt.name, linger_arg(opt.name, val)?),
+    let name = row.name;
+    match row.kind {
+        OptType::Bool => sockopt::set_int(fd, name, bool_arg(name, val)?.into()),
+        OptType::Int => sockopt::set_int(fd, name, int_arg(name, val)?),
+        OptType::Secs => sockopt::set_timeval(fd, name, secs_arg(name, val)?),
+        OptType::Linger => sockopt::set_linger(fd, name, linger_arg(name, val)?),
         // Unreachable: every Name row is read-only (a test checks it).
-        Kind::Name(_) => Err(read_only()),
-        Kind::Addr => sockopt::set_in_addr(fd, opt.name, addr_arg(opt.name, val)?),
-        Kind::Group => {
-            let (group, interface) = group_arg(opt.name, val)?;
-            sockopt::set_ip_mreq(fd, opt.name, group, interface)
+        OptType::Name => Err(opt.read_only()),
+        OptType::Addr => sockopt::set_in_addr(fd, name, addr_arg(name, val)?),
+        OptType::Group => {
+            let (group, interface) = group_arg(name, val)?;
+            sockopt::set_ip_mreq(fd, name, group, interface)
         }
-        Kind::Group6 => {
-            let (group, index) = group6_arg(opt.name, val)?;
-            sockopt::set_ipv6_mreq(fd, opt.name, group, index)
+        OptType::Group6 => {
+            let (group, index) = group6_arg(name, val)?;
+            sockopt::set_ipv6_mreq(fd, name, group, index)
         }
     }
 }
 
 /// Reads option `name` of the socket `fd`.
 pub(crate) fn getopt(fd: BorrowedFd<'_>, name: &str) -> Result<OptVal> {
-    let opt = lookup(name)?;
-    let write_only = || {
-        Error::with_message(
-            ErrorKind::InvalidArgument,
-            format!("socket option {name} is write-only"),
-        )
-    };
-    if opt.access == Access::Write {
-        return Err(write_only());
+    let row = lookup(name)?;
+    let opt = Opt(row);
+    if !opt.readable() {
+        return Err(opt.write_only());
     }
-    Ok(match opt.kind {
-        Kind::Bool => OptVal::Bool(sockopt::get_int(fd, opt.name)? != 0),
-        Kind::Int => OptVal::Int(sockopt::get_int(fd, opt.name)?.into()),
-        Kind::Secs => OptVal::Secs(sockopt::get_timeval(fd, opt.name)?.as_secs_f64()),
-        Kind::Linger => match sockopt::get_linger(fd, opt.name)? {
+    let name = row.name;
+    Ok(match row.kind {
+        OptType::Bool => OptVal::Bool(sockopt::get_int(fd, name)? != 0),
+        OptType::Int => OptVal::Int(sockopt::get_int(fd, name)?.into()),
+        OptType::Secs => OptVal::Secs(sockopt::get_timeval(fd, name)?.as_secs_f64()),
+        OptType::Linger => match sockopt::get_linger(fd, name)? {
             None => OptVal::Bool(false),
             Some(secs) => OptVal::Int(secs.into()),
         },
-        Kind::Name(to_name) => {
-            let n = sockopt::get_int(fd, opt.name)?;
-            to_name(n).map_or(OptVal::Int(n.into()), OptVal::from)
+        OptType::Name => {
+            let n = sockopt::get_int(fd, name)?;
+            row.names
+                .and_then(|to_name| to_name(n))
+                .map_or(OptVal::Int(n.into()), OptVal::from)
         }
-        Kind::Addr => OptVal::from(sockopt::get_in_addr(fd, opt.name)?.to_string()),
+        OptType::Addr => OptVal::from(sockopt::get_in_addr(fd, name)?.to_string()),
         // Unreachable: every Group row is write-only (a test checks it).
-        Kind::Group | Kind::Group6 => return Err(write_only()),
+        OptType::Group | OptType::Group6 => return Err(opt.write_only()),
     })
 }
 
-fn bad_value(name: &str, expected: &str, val: &OptVal) -> Error {
+/// The one message of a value of the wrong type for option `name` of type `ty`.
+fn bad_value(name: &str, ty: OptType, val: &OptVal) -> Error {
     Error::with_message(
         ErrorKind::InvalidArgument,
-        format!("socket option {name} takes {expected}, not {val:?}"),
+        format!("socket option {name} takes {}, not {val:?}", ty.expected()),
     )
 }
 
@@ -425,7 +600,7 @@ fn bool_arg(name: &str, val: &OptVal) -> Result<bool> {
     match *val {
         OptVal::Bool(b) => Ok(b),
         OptVal::Int(n) => Ok(n != 0),
-        _ => Err(bad_value(name, "a boolean", val)),
+        _ => Err(bad_value(name, OptType::Bool, val)),
     }
 }
 
@@ -438,7 +613,7 @@ fn int_arg(name: &str, val: &OptVal) -> Result<c_int> {
                 format!("socket option {name}: {n} is out of range"),
             )
         }),
-        _ => Err(bad_value(name, "an integer", val)),
+        _ => Err(bad_value(name, OptType::Int, val)),
     }
 }
 
@@ -447,7 +622,7 @@ fn secs_arg(name: &str, val: &OptVal) -> Result<Duration> {
     let secs = match *val {
         OptVal::Secs(s) => s,
         OptVal::Int(n) => n as f64,
-        _ => return Err(bad_value(name, "seconds", val)),
+        _ => return Err(bad_value(name, OptType::Secs, val)),
     };
     if secs < 0.0 {
         return Err(Error::with_message(
@@ -483,7 +658,7 @@ fn linger_arg(name: &str, val: &OptVal) -> Result<Option<u32>> {
         },
         OptVal::Secs(s) if (0.0..=f64::from(c_int::MAX)).contains(&s) => Ok(Some(s.ceil() as u32)),
         OptVal::Secs(_) => Err(out_of_range()),
-        _ => Err(bad_value(name, "false or seconds", val)),
+        _ => Err(bad_value(name, OptType::Linger, val)),
     }
 }
 
@@ -491,7 +666,7 @@ fn linger_arg(name: &str, val: &OptVal) -> Result<Option<u32>> {
 fn addr_arg(name: &str, val: &OptVal) -> Result<Ipv4Addr> {
     match val {
         OptVal::Str(s) => ipv4_word(name, s.trim(), val),
-        _ => Err(bad_value(name, "an IPv4 address string", val)),
+        _ => Err(bad_value(name, OptType::Addr, val)),
     }
 }
 
@@ -499,8 +674,7 @@ fn addr_arg(name: &str, val: &OptVal) -> Result<Ipv4Addr> {
 /// IPv4 addresses separated by spaces or a comma; the interface defaults to
 /// `0.0.0.0` (any). Whether the group is a multicast address is left to the OS.
 fn group_arg(name: &str, val: &OptVal) -> Result<(Ipv4Addr, Ipv4Addr)> {
-    const EXPECTED: &str = "a string \"group\" or \"group interface\" of IPv4 addresses";
-    let (group, interface) = two_words(name, val, EXPECTED)?;
+    let (group, interface) = two_words(name, val, OptType::Group)?;
     let group = ipv4_word(name, group, val)?;
     let interface = match interface {
         Some(w) => ipv4_word(name, w, val)?,
@@ -513,9 +687,7 @@ fn group_arg(name: &str, val: &OptVal) -> Result<(Ipv4Addr, Ipv4Addr)> {
 /// `Str("group interface_index")`, separated by spaces or a comma; the index
 /// defaults to 0 (any). It must fit a C `int` (an index is never larger).
 fn group6_arg(name: &str, val: &OptVal) -> Result<(Ipv6Addr, u32)> {
-    const EXPECTED: &str =
-        "a string \"group\" or \"group interface_index\" (an IPv6 address and a number)";
-    let (group, index) = two_words(name, val, EXPECTED)?;
+    let (group, index) = two_words(name, val, OptType::Group6)?;
     let group: Ipv6Addr = group.parse().map_err(|_| {
         Error::with_message(
             ErrorKind::InvalidArgument,
@@ -539,20 +711,16 @@ fn group6_arg(name: &str, val: &OptVal) -> Result<(Ipv6Addr, u32)> {
 }
 
 /// The one or two words of a `Str` value, separated by spaces or a comma.
-fn two_words<'a>(
-    name: &str,
-    val: &'a OptVal,
-    expected: &str,
-) -> Result<(&'a str, Option<&'a str>)> {
+fn two_words<'a>(name: &str, val: &'a OptVal, ty: OptType) -> Result<(&'a str, Option<&'a str>)> {
     let OptVal::Str(s) = val else {
-        return Err(bad_value(name, expected, val));
+        return Err(bad_value(name, ty, val));
     };
     let mut words = s
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|w| !w.is_empty());
     match (words.next(), words.next(), words.next()) {
         (Some(first), second, None) => Ok((first, second)),
-        _ => Err(bad_value(name, expected, val)),
+        _ => Err(bad_value(name, ty, val)),
     }
 }
 
@@ -657,10 +825,104 @@ mod tests {
     fn name_kinds_are_read_only_and_group_kinds_write_only() {
         for o in OPTS {
             match o.kind {
-                Kind::Name(_) => assert_eq!(o.access, Access::Read, "{}", o.name),
-                Kind::Group | Kind::Group6 => assert_eq!(o.access, Access::Write, "{}", o.name),
+                OptType::Name => assert_eq!(o.access, Access::Read, "{}", o.name),
+                OptType::Group | OptType::Group6 => {
+                    assert_eq!(o.access, Access::Write, "{}", o.name)
+                }
                 _ => {}
             }
+        }
+    }
+
+    #[test]
+    fn name_rows_and_only_they_have_a_name_map() {
+        for o in OPTS {
+            let is_name = o.kind == OptType::Name;
+            assert_eq!(o.names.is_some(), is_name, "{}", o.name);
+        }
+    }
+
+    #[test]
+    fn opt_handle_agrees_with_the_table() {
+        for o in OPTS {
+            let opt = Opt::find(o.name).unwrap();
+            assert_eq!(opt.name(), o.name);
+            assert_eq!(opt.value_type(), o.kind, "{}", o.name);
+            assert_eq!(opt.readable(), o.access != Access::Write, "{}", o.name);
+            assert_eq!(opt.writable(), o.access != Access::Read, "{}", o.name);
+            assert!(opt.readable() || opt.writable(), "{}", o.name);
+            assert_eq!(opt, Opt::find(o.name).unwrap());
+        }
+        for bad in ["so_bogus", "SO_RCVBUF", "", "so_rcvbuf "] {
+            assert!(Opt::find(bad).is_none(), "{bad:?}");
+        }
+        let o = Opt::find("so_type").unwrap();
+        assert_eq!(
+            format!("{o:?}"),
+            "Opt { name: \"so_type\", value_type: Name, access: Read }"
+        );
+        assert_ne!(o, Opt::find("so_domain").unwrap());
+    }
+
+    #[test]
+    fn every_type_says_what_it_expects() {
+        for ty in [
+            OptType::Bool,
+            OptType::Int,
+            OptType::Secs,
+            OptType::Linger,
+            OptType::Name,
+            OptType::Addr,
+            OptType::Group,
+            OptType::Group6,
+        ] {
+            let phrase = ty.expected();
+            assert!(!phrase.is_empty() && !phrase.ends_with('.'), "{ty:?}");
+        }
+        assert_eq!(OptType::Secs.expected(), "seconds");
+    }
+
+    /// The errors of the handle are the errors of `setopt`/`getopt` (kind, code
+    /// and message), so a caller that checks first reports the same thing.
+    #[test]
+    fn opt_errors_are_the_errors_of_setopt_and_getopt() {
+        let same = |a: &Error, b: &Error| {
+            assert_eq!(
+                (a.kind(), a.code(), a.message()),
+                (b.kind(), b.code(), b.message())
+            );
+        };
+        let s = tcp4();
+        same(&unknown_option("so_bogus"), &set_err(&s, "so_bogus", 1));
+        same(
+            &unknown_option("so_bogus"),
+            &getopt(s.as_fd(), "so_bogus").unwrap_err(),
+        );
+        let so_type = Opt::find("so_type").unwrap();
+        same(&so_type.read_only(), &set_err(&s, "so_type", 1));
+        let join = Opt::find("ip_add_membership").unwrap();
+        same(
+            &join.write_only(),
+            &getopt(s.as_fd(), "ip_add_membership").unwrap_err(),
+        );
+        for (name, bad) in [
+            ("tcp_nodelay", OptVal::from("yes")),
+            ("tcp_nodelay", OptVal::Secs(1.5)),
+            ("so_rcvbuf", OptVal::Secs(1.5)),
+            ("so_rcvbuf", OptVal::Bool(true)),
+            ("so_rcvtimeo", OptVal::from("1")),
+            ("so_linger", OptVal::Bool(true)),
+            ("so_linger", OptVal::from("off")),
+            ("ip_multicast_if", OptVal::Int(1)),
+            ("ip_add_membership", OptVal::Int(1)),
+            ("ipv6_join_group", OptVal::Bool(false)),
+        ] {
+            let opt = Opt::find(name).unwrap();
+            let e = opt.bad_value(&bad);
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert_eq!(e.code(), 0);
+            assert!(e.message().contains(opt.value_type().expected()), "{e}");
+            same(&e, &set_err(&s, name, bad));
         }
     }
 

@@ -191,6 +191,50 @@ t.test('bad arguments of socket methods raise', function()
 	s:close(); d:close()
 end)
 
+t.test('setopt/getopt: a bad name raises at #2, a bad value at #3, with the core messages', function()
+	local s = assert(sock.tcp())
+	local d = assert(sock.udp())
+	u.raises_at([[s:setopt: bad argument #2 'opt' (unknown socket option "so_bogus"; valid options: ip_add_membership, ]],
+		s.setopt, s, 'so_bogus', 1)
+	u.raises_at([[s:getopt: bad argument #2 'opt' (unknown socket option "SO_TYPE"; valid options: ]],
+		s.getopt, s, 'SO_TYPE')
+	-- The Lua type of the value is checked first, then the name.
+	u.raises_at("s:setopt: bad argument #3 'value' (boolean, number or string expected, got table)",
+		s.setopt, s, 'so_bogus', {})
+	u.raises_at("s:setopt: bad argument #3 'value' (boolean, number or string expected, got nil)",
+		s.setopt, s, 'so_type')
+	u.raises_at("s:getopt: bad argument #2 'opt' (socket option ip_add_membership is write-only)",
+		d.getopt, d, 'ip_add_membership')
+	-- A value of the wrong type for the option.
+	u.raises_at("s:setopt: bad argument #3 'value' (socket option so_rcvbuf takes an integer, not Secs(1.5))",
+		s.setopt, s, 'so_rcvbuf', 1.5)
+	u.raises_at([[s:setopt: bad argument #3 'value' (socket option tcp_nodelay takes a boolean, not Str("yes"))]],
+		s.setopt, s, 'tcp_nodelay', 'yes')
+	u.raises_at("s:setopt: bad argument #3 'value' (socket option tcp_nodelay takes a boolean, not Secs(0.5))",
+		s.setopt, s, 'tcp_nodelay', 0.5)
+	u.raises_at("s:setopt: bad argument #3 'value' (socket option so_linger takes false or seconds, not Bool(true))",
+		s.setopt, s, 'so_linger', true)
+	u.raises_at([[s:setopt: bad argument #3 'value' (socket option so_sndtimeo takes seconds, not Str("1"))]],
+		s.setopt, s, 'so_sndtimeo', '1')
+	u.raises_at("s:setopt: bad argument #3 'value' (socket option ip_add_membership takes a string",
+		d.setopt, d, 'ip_add_membership', 1)
+	-- A value of the right type that the core refuses is a bad value too.
+	u.raises_at("s:setopt: bad argument #3 'value' (socket option so_rcvbuf: 1099511627776 is out of range)",
+		s.setopt, s, 'so_rcvbuf', 2^40)
+	u.raises_at("s:setopt: bad argument #3 'value' (socket option so_sndtimeo: -1 s is negative)",
+		s.setopt, s, 'so_sndtimeo', -1)
+	u.raises_at([[s:setopt: bad argument #3 'value' (socket option ip_multicast_if: "lo" is not an IPv4 address]],
+		d.setopt, d, 'ip_multicast_if', 'lo')
+	-- Seconds take a whole number too; a flag takes a number (non-zero is true).
+	t.eq(s:setopt('so_sndtimeo', 2), true)
+	t.eq(s:getopt'so_sndtimeo', 2)
+	t.eq(s:setopt('tcp_nodelay', 3), true)
+	t.eq(s:getopt'tcp_nodelay', true)
+	t.eq(s:setopt('so_linger', 0.5), true, 'a fraction rounds up')
+	t.eq(s:getopt'so_linger', 1)
+	s:close(); d:close()
+end)
+
 t.test('a NaN expires, sleep or sleep_until raises', function()
 	local s = assert(sock.tcp())
 	local d = assert(sock.udp())
