@@ -2,12 +2,13 @@
 -- Called by the module's loader as chunk(M, R): M is the module table being
 -- built, R the Rust primitives (src/sched.rs, src/socket.rs).
 --
--- Every blocking call is a loop: one non-blocking attempt (send and recv:
--- through the FFI fast path of src/fast.rs, the rest through a Rust
--- primitive: a result, `false` for "would block", or nil, err, code, msg), and
--- on "would block" a yield of the wait request to the scheduler, which parks
--- this thread on the socket (or a deadline) and resumes it with `true` (try
--- again) or nil, err, code, msg (timeout, closed).
+-- Every blocking call is a core operation (src/socket/op.rs): its first step
+-- is one call into Rust (send, recv, sendall, recvall: through the FFI fast
+-- path of src/socket/fast.rs; the rest: a method of the socket userdata),
+-- which returns the results, or PENDING when the call would block. Then this
+-- layer yields `OP, expires` to the scheduler, which drives the call with the
+-- core's driver (its waits, deadline, retries) and resumes the thread with
+-- the call's results. What is left here: the argument checks and the yield.
 local M, R = ...
 
 local ffi = require'ffi'
@@ -18,8 +19,8 @@ local co_resume, co_wrap = R.co_resume, R.co_wrap
 local type, error, select, tonumber, setmetatable = type, error, select, tonumber, setmetatable
 local traceback, xpcall = debug.traceback, xpcall
 
-local WAIT, TRANSFER, FAILED, JOIN = R.WAIT, R.TRANSFER, R.FAILED, R.JOIN
-local READ, WRITE = 0, 1
+local OP, SLEEP, TRANSFER, FAILED, JOIN = R.OP, R.SLEEP, R.TRANSFER, R.FAILED, R.JOIN
+local PENDING = R.PENDING
 
 -- The coroutines that sock threads are running now: the threads, and the
 -- generators they resumed through the trampoline, until those yield back.
@@ -41,16 +42,15 @@ local function in_thread()
 	return co and active[co]
 end
 
--- The wait of every blocking call: true, or nil, err, code, msg. `h`: the
--- handle (`_h`) of the socket to wait on, or nil for a sleep until `expires`
--- (the scheduler checks the handle, src/fast.rs: one that names no socket
--- fails the wait with 'closed').
-local function wait(h, dir, expires)
-	if not in_thread() then
-		return nil, 'not_in_thread', 0,
-			'I/O called outside a sock thread (start one with sock.newthread)'
-	end
-	return yield(WAIT, h, dir, expires)
+-- The end of every blocking call whose first step would block: the yield
+-- that has the scheduler drive the state's pending call, which resumes this
+-- thread with the call's results. Outside sock threads: not_in_thread (and
+-- the pending call is dropped).
+local not_in_thread = R.not_in_thread
+
+local function pending(expires)
+	if not in_thread() then return not_in_thread(true) end
+	return yield(OP, expires)
 end
 
 -- threads -------------------------------------------------------------------
@@ -134,7 +134,8 @@ M.clock = R.clock
 function M.sleep_until(t)
 	if type(t) ~= 'number' then argerr('sock.sleep_until', 1, 't', 'number expected') end
 	if t ~= t then argerr('sock.sleep_until', 1, 't', 'NaN') end
-	local ok, err, code, msg = wait(nil, nil, t)
+	if not in_thread() then return not_in_thread(false) end
+	local ok, err, code, msg = yield(SLEEP, t)
 	if err then return nil, err, code, msg end
 end
 
@@ -327,7 +328,7 @@ local function bufarg(func, pos, buf, len, recv)
 	argerr(func, pos, 'buf', (recv and 'cdata' or 'string or cdata') .. ' expected, got ' .. t, 1)
 end
 
--- A buffer from bufarg, as the mlua methods (try_sendto, try_recvnext) take
+-- A buffer from bufarg, as the mlua methods (sendto, recvnext) take
 -- it: a string, array or struct cdata (lua_topointer is its address), or an
 -- address as a number.
 local function mlua_buf(buf)
@@ -357,24 +358,38 @@ end
 
 -- sockets -----------------------------------------------------------------------
 
--- A socket object is a table {_s = the Rust userdata (src/socket.rs), _h =
--- its handle for the FFI fast path}: a number naming the socket in the
--- handle table of src/fast.rs, which checks it on every call (a handle that
--- names no live socket acts as a closed socket).
+-- A socket object is a table {_s = the Rust userdata (src/socket/mod.rs),
+-- _h = its handle}: a number naming the socket in this state's handle table
+-- (T, src/handles.rs), which Rust checks on every call (a handle that names
+-- no live socket acts as a closed socket).
 --
--- The fast path: send and recv attempts as FFI calls (compiled by the JIT to
--- plain calls), each returning n >= 0 (bytes), WOULD_BLOCK, CLOSED (raise),
--- or FAILED: R.failed(func, [done]) then gives nil, err, code, msg[, done].
-local fast_io = ffi.typeof'int (*)(uint64_t, const void *, size_t, size_t)'
+-- The fast path: the first steps of send, recv, sendall and recvall as FFI
+-- calls (compiled by the JIT to plain calls), each returning n >= 0 (bytes,
+-- or 0 for sendall/recvall: done), PENDING (yield), CLOSED (raise), or
+-- FAILED: R.failed(func) then gives nil, err, code, msg[, done].
+local T = ffi.cast('void *', R.sockets)
+local fast_io = ffi.typeof'int (*)(void *, uint64_t, const void *, size_t)'
 local fast_send = ffi.cast(fast_io, R.fast.send)
 local fast_recv = ffi.cast(fast_io, R.fast.recv)
-local fast_live = ffi.cast(ffi.typeof'int (*)(uint64_t)', R.fast.live)
-local WOULD_BLOCK, CLOSED = R.fast.WOULD_BLOCK, R.fast.CLOSED
+local fast_sendall = ffi.cast(fast_io, R.fast.sendall)
+local fast_recvall = ffi.cast(fast_io, R.fast.recvall)
+local fast_live = ffi.cast(ffi.typeof'int (*)(void *, uint64_t)', R.fast.live)
+local FAST_PENDING, CLOSED = R.fast.PENDING, R.fast.CLOSED
 local failed = R.failed
 
 -- As the mlua methods raise it (no position: the text starts with func).
 local function closed_error(func)
 	error(func .. ": bad argument #1 'self' (socket is closed)", 0)
+end
+
+-- The result r of a fast-path call: n, the pending call's results, or the
+-- failure. (A function of its own: the code right after a resume runs in
+-- the interpreter until it calls compiled code, so the common case, r >= 0,
+-- is tested inline by the callers first.)
+local function fast_result(func, r, expires)
+	if r == FAST_PENDING then return pending(expires) end
+	if r == CLOSED then closed_error(func) end
+	return failed(func)
 end
 
 local socket = {} -- methods shared by tcp, udp, raw
@@ -390,7 +405,7 @@ for name, mt in pairs(mts) do
 	mt.__tostring = function(self) return 'sock.' .. name .. ' (' .. tostring(self._s:fd()) .. ')' end
 end
 
--- s: the userdata, h: its handle (R.socket and try_accept give both).
+-- s: the userdata, h: its handle (R.socket and accept give both).
 local function wrap(kind, s, h)
 	return setmetatable({_s = s, _h = h}, mts[kind])
 end
@@ -428,103 +443,36 @@ function socket:bind(host, port, af)
 	return self_s(self, 's:bind'):bind(host, port, af)
 end
 
--- The blocking calls: an attempt, and on WOULD_BLOCK a wait and another
--- attempt, until one does not block.
---
--- The send/recv family (fast path) is shaped for LuaJIT's JIT compiler:
---
--- * the first attempt is inline, and the rest is in a *_wait function (the
---   wait, then the next attempt) that goes on by tail calls rather than a
---   loop: the JIT compiles a call from its entry, and a function whose entry
---   trace meets a loop that is not hot ("inner loop in root trace") is
---   blacklisted after a few tries and then runs in the interpreter, FFI calls
---   and all;
--- * the attempt after a wait is in a function of its own (*_again): the code
---   that runs right after a resume is interpreted until it calls into
---   compiled code, and an FFI call from the interpreter costs several times a
---   compiled one (about 15 % of the user time of a ping-pong).
---
--- f: fast_send or fast_recv, dir: READ or WRITE (its wait), func: the name
--- for errors, h: the handle, n: the result of the attempt that blocked or
--- failed.
-
-local io_wait
-
-local function io_again(f, dir, func, h, buf, len, expires)
-	return io_wait(f, dir, func, h, buf, len, expires, f(h, buf, 0, len))
-end
-
-function io_wait(f, dir, func, h, buf, len, expires, n)
-	if n >= 0 then return n end
-	if n ~= WOULD_BLOCK then
-		if n == CLOSED then closed_error(func) end
-		return failed(func)
-	end
-	local ok, err, code, msg = wait(h, dir, expires)
-	if not ok then return nil, err, code, msg end
-	return io_again(f, dir, func, h, buf, len, expires)
-end
-
--- The same for sendall/recvall: done, the bytes moved so far.
-local all_wait
-
-local function all_again(f, dir, func, h, buf, len, expires, done)
-	return all_wait(f, dir, func, h, buf, len, expires, done, f(h, buf, done, len - done))
-end
-
-function all_wait(f, dir, func, h, buf, len, expires, done, n)
-	if n > 0 then
-		done = done + n
-		if done == len then return true end
-	elseif n == 0 then
-		if dir == READ then
-			return nil, 'eof', 0, 'end of stream before all bytes were received', done
-		end
-	elseif n ~= WOULD_BLOCK then
-		if n == CLOSED then closed_error(func) end
-		return failed(func, done)
-	else
-		local ok, e, c, m = wait(h, dir, expires)
-		if not ok then return nil, e, c, m, done end
-	end
-	return all_again(f, dir, func, h, buf, len, expires, done)
-end
-
--- The rest (accept, sendto, recvnext) makes its attempts through an mlua
--- method: attempt(a, ...) gives its results, false (would block), or nil,
--- err, code, msg.
-local function blocking(h, dir, expires, attempt, a, b, c, d, e, f)
-	while true do
-		local r1, r2, r3, r4, r5 = attempt(a, b, c, d, e, f)
-		if r1 ~= false then return r1, r2, r3, r4, r5 end
-		local ok, err, code, msg = wait(h, dir, expires)
-		if not ok then return nil, err, code, msg end
-	end
-end
+-- The blocking calls: the first step, and on PENDING the yield.
 
 --- s:send(s|buf, [len], [expires]) -> len
 function socket:send(buf, len, expires, flags)
 	self_s(self, 's:send')
-	buf, len = bufarg('s:send', 2, buf, len)
+	local b, n = bufarg('s:send', 2, buf, len)
 	expiresarg('s:send', 4, expires)
 	flagsarg('s:send', 5, flags)
-	local h = self._h
-	local n = fast_send(h, buf, 0, len)
-	if n >= 0 then return n end
-	return io_wait(fast_send, WRITE, 's:send', h, buf, len, expires, n)
+	local r = fast_send(T, self._h, b, n)
+	if r >= 0 then return r end
+	return fast_result('s:send', r, expires)
 end
 
 --- s:recv(buf, len, [expires]) -> len (0 at end of stream for TCP)
 function socket:recv(buf, len, expires, flags)
 	self_s(self, 's:recv')
 	if len == nil then argerr('s:recv', 3, 'len', 'number expected') end
-	buf, len = bufarg('s:recv', 2, buf, len, true)
+	local b, n = bufarg('s:recv', 2, buf, len, true)
 	expiresarg('s:recv', 4, expires)
 	flagsarg('s:recv', 5, flags)
-	local h = self._h
-	local n = fast_recv(h, buf, 0, len)
-	if n >= 0 then return n end
-	return io_wait(fast_recv, READ, 's:recv', h, buf, len, expires, n)
+	local r = fast_recv(T, self._h, b, n)
+	if r >= 0 then return r end
+	return fast_result('s:recv', r, expires)
+end
+
+-- The rest: an mlua method makes the first step, with its results, PENDING,
+-- or nil, err, code, msg.
+local function blocking(expires, a, ...)
+	if a == PENDING then return pending(expires) end
+	return a, ...
 end
 
 -- tcp -------------------------------------------------------------------------
@@ -534,29 +482,7 @@ end
 function tcp:connect(host, port, expires, af)
 	local s = self_s(self, 'tcp:connect')
 	expiresarg('tcp:connect', 4, expires)
-	local ai, err, code, msg = s:resolve(host, port, af)
-	if not ai then return nil, err, code, msg end
-	local addrs = ai.addrs and ai:addrs() or function() local a = ai; ai = nil; return a end
-	for a in addrs do
-		while true do
-			local done, e, c, m = s:try_connect(a)
-			if done then return true end
-			if done == nil then
-				if e == 'try_again' then -- a full Unix backlog: try again shortly
-					local ok, e2, c2, m2 = wait(nil, nil, R.clock() + 0.001)
-					if ok == nil and e2 then return nil, e2, c2, m2 end
-					if expires and R.clock() >= expires then return nil, 'timeout', 0, 'operation timed out' end
-				else
-					err, code, msg = e, c, m
-					break
-				end
-			else
-				local ok, e2, c2, m2 = wait(self._h, WRITE, expires)
-				if not ok then return nil, e2, c2, m2 end
-			end
-		end
-	end
-	return nil, err, code, msg
+	return blocking(expires, s:connect(host, port, af))
 end
 
 --- tcp:listen([backlog, ]host, port, [af])
@@ -568,50 +494,48 @@ function tcp:listen(backlog, host, port, af)
 	return s:listen(backlog, host, port, af)
 end
 
--- One accept attempt: the new socket object, its addresses. The listener
--- keeps the local address it returned last (_local), which Rust returns
--- again when it has not changed: one sa object for all its connections.
-local function accept_once(s, self)
-	local c, remote, loc, h = s:try_accept(self._local)
-	if c then
-		self._local = loc
-		return wrap('tcp', c, h), remote, loc
-	end
-	return c, remote, loc, h -- false, or nil, err, code, msg
+-- An accepted connection's values: the new socket object and its
+-- addresses. Rust gives the local address as nil when it is the one this
+-- listener's last accept returned, kept here (by listener object, out of
+-- reach of other code): one sa object for all its connections.
+local last_local = setmetatable({}, {__mode = 'k'})
+
+local function accepted(self, c, remote, loc, h)
+	if not c then return c, remote, loc, h end -- nil, err, code, msg
+	if loc then last_local[self] = loc else loc = last_local[self] end
+	return wrap('tcp', c, h), remote, loc
 end
 
 --- tcp:accept([expires]) -> ctcp, remote_addr, local_addr
 function tcp:accept(expires)
 	local s = self_s(self, 'tcp:accept')
 	expiresarg('tcp:accept', 2, expires)
-	return blocking(self._h, READ, expires, accept_once, s, self)
+	return accepted(self, blocking(expires, s:accept()))
 end
 
 --- tcp:sendall(s|buf, [len], [expires]) -> true | nil, err, code, msg, sent
 function tcp:sendall(buf, len, expires)
 	self_s(self, 'tcp:sendall')
 	local h = self._h
-	if fast_live(h) == 0 then closed_error('tcp:sendall') end
-	buf, len = bufarg('tcp:sendall', 2, buf, len)
+	if fast_live(T, h) == 0 then closed_error('tcp:sendall') end
+	local b, n = bufarg('tcp:sendall', 2, buf, len)
 	expiresarg('tcp:sendall', 4, expires)
-	if len == 0 then return true end
-	local n = fast_send(h, buf, 0, len)
-	if n == len then return true end
-	return all_wait(fast_send, WRITE, 'tcp:sendall', h, buf, len, expires, 0, n)
+	local r = fast_sendall(T, h, b, n)
+	if r == 0 then return true end
+	return fast_result('tcp:sendall', r, expires)
 end
 
 --- tcp:recvall(buf, len, [expires]) -> true | nil, err, code, msg, received
 function tcp:recvall(buf, len, expires)
 	self_s(self, 'tcp:recvall')
 	local h = self._h
-	if fast_live(h) == 0 then closed_error('tcp:recvall') end
+	if fast_live(T, h) == 0 then closed_error('tcp:recvall') end
 	if len == nil then argerr('tcp:recvall', 3, 'len', 'number expected') end
-	buf, len = bufarg('tcp:recvall', 2, buf, len, true)
+	local b, n = bufarg('tcp:recvall', 2, buf, len, true)
 	expiresarg('tcp:recvall', 4, expires)
-	if len == 0 then return true end
-	local n = fast_recv(h, buf, 0, len)
-	if n == len then return true end
-	return all_wait(fast_recv, READ, 'tcp:recvall', h, buf, len, expires, 0, n)
+	local r = fast_recvall(T, h, b, n)
+	if r == 0 then return true end
+	return fast_result('tcp:recvall', r, expires)
 end
 
 --- tcp:shutdown('r'|'w'|'rw', [expires])
@@ -630,18 +554,18 @@ end
 --- udp:sendto(host, port, s|buf, [len], [expires], [flags], [af]) -> len
 function udp:sendto(host, port, buf, len, expires, flags, af)
 	local s = self_s(self, 'udp:sendto')
-	buf, len = bufarg('udp:sendto', 4, buf, len)
+	local b, n = bufarg('udp:sendto', 4, buf, len)
 	expiresarg('udp:sendto', 6, expires)
 	flagsarg('udp:sendto', 7, flags)
-	return blocking(self._h, WRITE, expires, s.try_sendto, s, host, port, mlua_buf(buf), len, af)
+	return blocking(expires, s:sendto(host, port, mlua_buf(b), n, af))
 end
 
 --- udp:recvnext(buf, len, [expires], [flags]) -> len, sa
 function udp:recvnext(buf, len, expires, flags)
 	local s = self_s(self, 'udp:recvnext')
 	if len == nil then argerr('udp:recvnext', 3, 'len', 'number expected') end
-	buf, len = bufarg('udp:recvnext', 2, buf, len, true)
+	local b, n = bufarg('udp:recvnext', 2, buf, len, true)
 	expiresarg('udp:recvnext', 4, expires)
 	flagsarg('udp:recvnext', 5, flags)
-	return blocking(self._h, READ, expires, s.try_recvnext, s, mlua_buf(buf), len)
+	return blocking(expires, s:recvnext(mlua_buf(b), n))
 end

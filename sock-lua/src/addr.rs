@@ -499,15 +499,6 @@ pub(crate) fn new_sa(lua: &Lua, sa: SockAddr) -> LuaResult<LuaAnyUserData> {
     lua.create_userdata(Sa(sa))
 }
 
-/// `cached` if it is an `sa` of the address `sa` (sa objects are immutable,
-/// so one can stand for every equal address), else a new `sa`.
-pub(crate) fn reuse_sa(lua: &Lua, cached: LuaValue, sa: SockAddr) -> LuaResult<LuaAnyUserData> {
-    match cached {
-        LuaValue::UserData(ud) if ud.borrow::<Sa>().is_ok_and(|c| c.0 == sa) => Ok(ud),
-        _ => new_sa(lua, sa),
-    }
-}
-
 /// `ip`: an IPv4 or IPv6 address.
 #[derive(Debug)]
 struct Ip(sock::Ip);

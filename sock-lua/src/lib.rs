@@ -14,11 +14,31 @@
 //!
 //! `R` is not reachable from Lua code other than the chunks.
 //!
-//! The hot paths skip mlua: `send` and `recv` attempts are plain C functions
-//! that the Lua layer calls through LuaJIT's FFI (`fast.rs`: the handle they
-//! take, their results, their safety contract), and the scheduler resumes a
-//! waiting thread and reads its next wait request on the raw C API
-//! (`sched.rs`, "The switch, on the raw C API").
+//! # Layers
+//!
+//! Each part uses only the parts above it in this list (no circles):
+//!
+//! | part | what it holds |
+//! |------|---------------|
+//! | `error.rs`, `handles.rs`, `state.rs` | error conventions; checked handles; the state's loop |
+//! | `addr.rs` | `ai`, `sa`, `ip` objects, the address arguments |
+//! | `socket/` | the socket userdata, the state's handle table, the blocking calls as core operations (`op.rs`) and their FFI fast path (`fast.rs`) |
+//! | `osthread.rs` | OS threads with a state of their own |
+//! | `sched.rs` | sock threads: coroutines resumed by the core's loop, driving the pending calls |
+//! | `lib.rs` | the module: the parts, then the Lua chunks |
+//!
+//! The policy of every blocking call (retries, deadlines, the walk over the
+//! resolved addresses of a connect, the messages) is the core's: a call is a
+//! core operation (`sock::op`) that the binding steps once and, if it would
+//! block, hands to the core's driver. The Lua layer checks arguments and
+//! yields.
+//!
+//! The hot paths skip mlua: the first steps of `send`, `recv`, `sendall` and
+//! `recvall` are plain C functions that the Lua layer calls through LuaJIT's
+//! FFI (`socket/fast.rs`: the table and handle they take, their results,
+//! their safety contract), and the scheduler resumes a waiting thread and
+//! reads its next request on the raw C API (`sched.rs`, "The switch, on the
+//! raw C API").
 //!
 //! # Per-state data
 //!
@@ -26,8 +46,10 @@
 //! twice (`package.loaded.sock = nil; require'sock'`). So nothing that belongs to
 //! a Lua state is kept in a `thread_local!` or a `static`: each part keeps its
 //! per-state data in the state's app data ([`mlua::Lua::set_app_data`], one slot
-//! per Rust type), and a reload replaces it. Never hold an app data borrow across
-//! a call into Lua (which may re-enter the module).
+//! per Rust type: the loop, the socket table, the scheduler's thread table),
+//! made by the first load and kept by a reload, whose module shares the
+//! threads and sockets of the first. Never hold an app data borrow across a
+//! call into Lua (which may re-enter the module).
 //!
 //! # Conventions
 //!
@@ -44,10 +66,11 @@ use mlua::prelude::*;
 
 mod addr;
 mod error;
-mod fast;
+mod handles;
 mod osthread;
 mod sched;
 mod socket;
+mod state;
 
 /// The function each Rust part exports: adds its primitives to `R`.
 type Register = fn(&Lua, &LuaTable) -> LuaResult<()>;
@@ -55,10 +78,9 @@ type Register = fn(&Lua, &LuaTable) -> LuaResult<()>;
 /// The Rust parts, registered in this order.
 const PARTS: &[Register] = &[
     addr::register,
-    sched::register,
     socket::register,
-    fast::register_lua,
-    osthread::register,
+    sched::register,
+    |lua, r| osthread::register(lua, r, open),
 ];
 
 /// The Lua chunks, `(chunk name, source)`, run in this order after every part
@@ -81,6 +103,7 @@ const CHUNKS: &[(&str, &str)] = &[
 pub fn open(lua: &Lua) -> LuaResult<LuaTable> {
     let m = lua.create_table()?;
     let r = lua.create_table()?;
+    state::init(lua);
     for register in PARTS {
         register(lua, &r)?;
     }

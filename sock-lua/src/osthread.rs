@@ -149,17 +149,27 @@ impl LuaUserData for LOsThread {
 
 /// The body of the OS thread: a new state, `sock` in it, the shared poller,
 /// the chunk called with the arguments.
-fn run(code: Vec<u8>, name: String, args: Vec<Val>, poller: Option<sock::SharedPoller>) -> Outcome {
+/// The function that builds the module in a state (`crate::open`, handed
+/// down by the module so that this layer does not reach up to it).
+pub(crate) type Open = fn(&Lua) -> LuaResult<LuaTable>;
+
+fn run(
+    open: Open,
+    code: Vec<u8>,
+    name: String,
+    args: Vec<Val>,
+    poller: Option<sock::SharedPoller>,
+) -> Outcome {
     // SAFETY: an unrestricted state (FFI, debug, C modules), as the state
     // that started the thread is: `sock` itself needs the FFI. The state is
     // used on this OS thread only and closed before the thread ends.
     let lua = unsafe { Lua::unsafe_new_with(LuaStdLib::ALL, LuaOptions::new()) };
     let outcome = (|| -> LuaResult<Outcome> {
-        let m = crate::open(&lua)?;
+        let m = open(&lua)?;
         let loaded: LuaTable = lua.globals().get::<LuaTable>("package")?.get("loaded")?;
         loaded.set("sock", &m)?;
         if let Some(p) = poller {
-            crate::sched::lp(&lua)?
+            crate::state::lp(&lua)?
                 .enter(|| p.join())
                 .map_err(|e| usage_error("sock.osthread", e))?;
         }
@@ -203,6 +213,7 @@ fn run(code: Vec<u8>, name: String, args: Vec<Val>, poller: Option<sock::SharedP
 /// (source or bytecode), `name` its chunk name for messages.
 fn start(
     lua: &Lua,
+    open: Open,
     (code, name, args): (LuaString, String, LuaMultiValue),
 ) -> LuaResult<LOsThread> {
     let mut vals = Vec::with_capacity(args.len());
@@ -218,7 +229,7 @@ fn start(
     }
     // The poller of this state's loop, for the new one (none with the
     // portable backend: the new loop then polls on its own).
-    let poller = crate::sched::lp(lua)?
+    let poller = crate::state::lp(lua)?
         .enter(sock::SharedPoller::current)
         .ok();
     let code = code.as_bytes().to_vec();
@@ -228,7 +239,7 @@ fn start(
         .name("sock.osthread".into())
         .spawn(move || {
             // A panic (a bug) must still publish, or a join would wait forever.
-            let run = std::panic::AssertUnwindSafe(|| run(code, name, vals, poller));
+            let run = std::panic::AssertUnwindSafe(|| run(open, code, name, vals, poller));
             let outcome = std::panic::catch_unwind(run)
                 .unwrap_or_else(|_| Err("sock.osthread: the OS thread panicked".to_owned()));
             let waker = {
@@ -248,8 +259,9 @@ fn start(
     })
 }
 
-/// Adds `R.osthread` to `R`.
-pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
-    r.set("osthread", lua.create_function(start)?)?;
+/// Adds `R.osthread` to `R`; its OS threads build the module with `open`.
+pub(crate) fn register(lua: &Lua, r: &LuaTable, open: Open) -> LuaResult<()> {
+    let f = lua.create_function(move |lua, args| start(lua, open, args))?;
+    r.set("osthread", f)?;
     Ok(())
 }

@@ -1,20 +1,16 @@
 //! Threads: Lua coroutines scheduled by the core's loop.
 //!
-//! Each Lua state gets its own [`sock::Loop`] (in its app data), entered around
-//! every call that starts threads, makes sockets or runs the loop, so that two
-//! states on one OS thread never run each other's threads.
-//!
 //! A sock thread is a core thread whose future ([`LuaThread`]) resumes a Lua
-//! coroutine. Rust never yields: the Lua layer (`lua/sock.lua`) makes a
-//! non-blocking attempt through a primitive and, when it would block, yields
-//! the request to this future (approach "c2" of the binding notes):
+//! coroutine, in the loop of its Lua state (`state.rs`). Rust never yields:
+//! the Lua layer (`lua/sock.lua`) yields requests to this future (approach
+//! "c2" of the binding notes):
 //!
-//! * `yield(WAIT, handle, dir, expires)`: park on the direction of the socket
-//!   whose fast-path handle (`fast.rs`) this is, with a deadline (a core
-//!   [`sock::Wait`]); resumed with `true` (try again) or `nil, err, code, msg`
-//!   (`timeout`, `closed`, `busy`);
-//! * `yield(WAIT, nil, nil, t)`: sleep until `t` (a core [`sock::Sleep`]); with
-//!   `t` nil, yield once to the other threads;
+//! * `yield(OP, expires)`: drive the state's pending call (`socket/op.rs`: a
+//!   blocking call whose first step would block) with the core's driver
+//!   ([`sock::op::Drive`]) until it is over or `expires` passes; resumed with
+//!   the call's results (`n`, `true`, ... or `nil, err, code, msg`);
+//! * `yield(SLEEP, t)`: sleep until `t` (a core [`sock::Sleep`]); with `t`
+//!   nil, yield once to the other threads;
 //! * `yield(JOIN, t)`: wait until the OS thread `t` (`osthread.rs`) has
 //!   finished; resumed with `true`;
 //! * `yield(TRANSFER, co, ...)`: resume the generator `co` on behalf of the
@@ -39,8 +35,10 @@
 //! own `Thread::resume` and LuaJIT's `coroutine.resume` do, and reads a wait
 //! request from the coroutine's stack in place ([`wait_request_raw`]). No
 //! mlua reference, protected call, `LuaMultiValue` or registry lookup is made
-//! on that path; the request names the socket by its handle (a number, see
-//! `fast.rs`), not by its userdata, so no userdata borrow either. The resume
+//! on that path; the pending call names its socket by its handle (a number,
+//! see `handles.rs`), not by its userdata, so no userdata borrow either, and
+//! a call that moved bytes resumes its thread with the count on the same
+//! raw path. The resume
 //! leaves an error value as it was raised, like `coroutine.resume`, so it
 //! reaches the consumer (or `sock.onerror`) unchanged.
 //!
@@ -74,11 +72,14 @@ use mlua::ffi;
 use mlua::prelude::*;
 
 use crate::error::{fail, usage_error};
+use crate::socket::op::{values, values_of_error, Driven, Out};
+use crate::socket::Table;
+use crate::state::lp;
 
 /// The per-state data of the scheduler.
 pub(crate) struct State {
-    /// The loop of this Lua state.
-    pub(crate) lp: Rc<sock::Loop>,
+    /// The state's socket table (its pending call).
+    sockets: Rc<Table>,
     /// The key of the next thread in the registry table [`THREADS`].
     next_id: Cell<i64>,
     /// The registry table [`THREADS`], kept here: a thread's start and end
@@ -90,14 +91,6 @@ pub(crate) struct State {
 fn threads(lua: &Lua) -> LuaResult<LuaTable> {
     match lua.app_data_ref::<State>() {
         Some(s) => Ok(s.threads.clone()),
-        None => Err(usage_error("sock", "module not initialized")),
-    }
-}
-
-/// The loop of `lua`'s state.
-pub(crate) fn lp(lua: &Lua) -> LuaResult<Rc<sock::Loop>> {
-    match lua.app_data_ref::<State>() {
-        Some(s) => Ok(Rc::clone(&s.lp)),
         None => Err(usage_error("sock", "module not initialized")),
     }
 }
@@ -116,7 +109,8 @@ enum Next {
     /// and arguments in place (`lua/sock.lua`'s `newthread`).
     Start,
     Resume(LuaMultiValue),
-    Io(sock::Wait),
+    /// `yield(OP, expires)`: the pending call, driven by the core.
+    Op(sock::op::Drive<Driven>),
     Sleep(sock::Sleep),
     Yield(bool),
     /// `yield(JOIN, t)`: until the OS thread `t` has finished.
@@ -143,6 +137,8 @@ struct LuaThread {
     co: *mut ffi::lua_State,
     depth: usize,
     reporter: i64,
+    /// The state's socket table: where its pending calls wait.
+    sockets: Rc<Table>,
     next: Next,
 }
 
@@ -325,6 +321,13 @@ impl LuaThread {
                 unsafe { ffi::lua_pushboolean(co, 1) };
                 1
             }
+            Args::Number(n) => {
+                if unsafe { ffi::lua_checkstack(co, 1) } == 0 {
+                    return Err(usage_error("sock", "coroutine stack overflow"));
+                }
+                unsafe { ffi::lua_pushnumber(co, n) };
+                1
+            }
             Args::Values(v) => {
                 let mut n = None;
                 // SAFETY: `exec_raw` runs the closure in a protected call with
@@ -351,10 +354,10 @@ impl LuaThread {
             return Ok(true);
         }
         if ret == ffi::LUA_YIELD {
-            if let Some(request) = unsafe { wait_request_raw(co, nres) } {
+            if let Some(request) = unsafe { request_raw(co, nres) } {
                 unsafe { ffi::lua_settop(co, 0) };
                 self.next = match request {
-                    Request::Io(h, dir, expires) => wait_on(lua, h, dir, expires)?,
+                    Request::Op(expires) => self.drive(lua, expires)?,
                     Request::Sleep(Some(t)) => Next::Sleep(sock::sleep_until(t)),
                     Request::Sleep(None) => Next::Yield(false),
                 };
@@ -378,6 +381,24 @@ impl LuaThread {
         self.finish_step(lua, r)
     }
 
+    /// `yield(OP, expires)`: the core's driver of the state's pending call (or
+    /// `closed` at once if its socket is gone).
+    fn drive(&self, lua: &Lua, expires: Option<f64>) -> LuaResult<Next> {
+        let closed = sock::Error::new(sock::ErrorKind::Closed);
+        let Some(p) = self.sockets.take_pending() else {
+            // Only `lua/sock.lua` yields OP, right after a call left one.
+            return Ok(Next::Resume(fail(lua, &closed)?));
+        };
+        match p.drive(&self.sockets, expires) {
+            Ok(d) => Ok(Next::Op(d)),
+            Err(p) => Ok(Next::Resume(values_of_error(
+                lua,
+                &p.op().fail(closed),
+                p.op().moves_all(),
+            )?)),
+        }
+    }
+
     /// [`step`](Self::step) with the thread's slot, and what follows from it:
     /// the new top coroutine, or the slot removed once the thread is done.
     fn finish_step(&mut self, lua: &Lua, r: LuaResult<LuaMultiValue>) -> LuaResult<bool> {
@@ -399,18 +420,35 @@ impl LuaThread {
 enum Args {
     /// Nothing (after a sleep or a reschedule).
     None,
-    /// `true` (after a wait: try again).
+    /// `true` (a call that is done).
     True,
+    /// A number (the bytes a call moved).
+    Number(f64),
     /// Any values (results of a transfer, failures).
     Values(LuaMultiValue),
 }
 
-/// A wait request that [`wait_request_raw`] found.
+/// What a finished call resumes its thread with: a count or `true` on the
+/// raw path, anything else as values.
+fn resume_with(
+    lua: &Lua,
+    sockets: &Rc<Table>,
+    d: &sock::op::Drive<Driven>,
+    r: sock::Result<Out>,
+) -> LuaResult<Args> {
+    let (h, all) = (d.op().handle(), d.op().op().moves_all());
+    Ok(match r {
+        Ok(Out::Count(n)) => Args::Number(n as f64),
+        Ok(Out::Done) => Args::True,
+        r => Args::Values(values(lua, sockets, h, all, r)?),
+    })
+}
+
+/// A request that [`request_raw`] found.
 enum Request {
-    /// `yield(WAIT, handle, dir, expires)`: a wait on a socket.
-    Io(u64, sock::Direction, Option<f64>),
-    /// `yield(WAIT, nil, nil, t)`: a sleep until `t`, or with `t` nil a
-    /// reschedule.
+    /// `yield(OP, expires)`: drive the pending call.
+    Op(Option<f64>),
+    /// `yield(SLEEP, t)`: a sleep until `t`, or with `t` nil a reschedule.
     Sleep(Option<f64>),
 }
 
@@ -474,37 +512,28 @@ unsafe fn first_is(co: *mut ffi::lua_State, nres: c_int, i: usize) -> bool {
     }
 }
 
-/// The wait request among the `nres` values that the coroutine `co` yielded
-/// (`WAIT, handle | nil, dir, expires`), or None for any other yield.
+/// The request among the `nres` values that the coroutine `co` yielded
+/// (`OP, expires` or `SLEEP, t`), or None for any other yield.
 ///
 /// # Safety
 ///
 /// `co` is a live Lua thread that has just yielded `nres` values, which are
 /// all of its stack.
-unsafe fn wait_request_raw(co: *mut ffi::lua_State, nres: c_int) -> Option<Request> {
+unsafe fn request_raw(co: *mut ffi::lua_State, nres: c_int) -> Option<Request> {
     // SAFETY: by the contract; indices past the top read as none.
     unsafe {
-        if !first_is(co, nres, WAIT) {
+        let op = first_is(co, nres, OP);
+        if !op && !first_is(co, nres, SLEEP) {
             return None;
         }
-        let expires = match ffi::lua_type(co, 4) {
-            ffi::LUA_TNUMBER => Some(ffi::lua_tonumber(co, 4)),
+        let t = match ffi::lua_type(co, 2) {
+            ffi::LUA_TNUMBER => Some(ffi::lua_tonumber(co, 2)),
             _ => None,
         };
-        let h = match ffi::lua_type(co, 2) {
-            ffi::LUA_TNIL | ffi::LUA_TNONE => return Some(Request::Sleep(expires)),
-            // A handle (below 2^53, exact in a Lua number; checked by
-            // `wait_on`).
-            ffi::LUA_TNUMBER => ffi::lua_tonumber(co, 2) as u64,
-            // No handle (a private field overwritten): handle 0 names no
-            // socket, and the wait fails with `closed`.
-            _ => 0,
-        };
-        let dir = match ffi::lua_tonumber(co, 3) == 1.0 {
-            true => sock::Direction::Write,
-            false => sock::Direction::Read,
-        };
-        Some(Request::Io(h, dir, expires))
+        Some(match op {
+            true => Request::Op(t),
+            false => Request::Sleep(t),
+        })
     }
 }
 
@@ -520,33 +549,22 @@ fn report(lua: &Lua, reporter: i64, err: LuaValue, co: &mlua::Thread) {
 }
 
 /// The sentinels that mark requests in yields.
-const WAIT: usize = 0;
+const OP: usize = 0;
 const TRANSFER: usize = 1;
 const FAILED: usize = 2;
 const JOIN: usize = 3;
+const SLEEP: usize = 4;
 
-/// The sentinel `i` (`WAIT`, `TRANSFER`, `FAILED`, `JOIN`): distinct addresses, the
-/// elements of a static, the same for every state and module load.
+/// The sentinel `i` (`OP`, `TRANSFER`, `FAILED`, `JOIN`, `SLEEP`): distinct
+/// addresses, the elements of a static, the same for every state and module
+/// load.
 fn mark(i: usize) -> LuaLightUserData {
-    static MARKS: [u8; 4] = [0; 4];
+    static MARKS: [u8; 5] = [0; 5];
     LuaLightUserData(&MARKS[i] as *const u8 as *mut _)
 }
 
 fn is_mark(v: Option<&LuaValue>, mark: LuaLightUserData) -> bool {
     matches!(v, Some(LuaValue::LightUserData(p)) if *p == mark)
-}
-
-/// The wait on the socket of the handle `h` (`fast.rs`): a core wait, or, if
-/// the handle names no socket (anything but `lua/sock.lua`'s own request),
-/// the `closed` failure at once.
-fn wait_on(lua: &Lua, h: u64, dir: sock::Direction, expires: Option<f64>) -> LuaResult<Next> {
-    match crate::fast::with_handle(h, |s| s.wait(dir, expires)) {
-        Some(w) => Ok(Next::Io(w)),
-        None => Ok(Next::Resume(fail(
-            lua,
-            &sock::Error::new(sock::ErrorKind::Closed),
-        )?)),
-    }
 }
 
 impl Future for LuaThread {
@@ -565,11 +583,10 @@ impl Future for LuaThread {
             let args = match &mut this.next {
                 Next::Start => Args::None,
                 Next::Resume(args) => Args::Values(std::mem::take(args)),
-                Next::Io(w) => match Pin::new(w).poll(cx) {
+                Next::Op(d) => match Pin::new(&mut *d).poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(())) => Args::True,
-                    Poll::Ready(Err(e)) => match fail(&lua, &e) {
-                        Ok(v) => Args::Values(v),
+                    Poll::Ready(r) => match resume_with(&lua, &this.sockets, d, r) {
+                        Ok(args) => args,
                         Err(_) => return Poll::Ready(()),
                     },
                 },
@@ -625,11 +642,11 @@ fn reporter(lua: &Lua, report: LuaFunction) -> LuaResult<i64> {
 /// resume like every other, on the raw path; `reporter` is the number that
 /// `R.reporter` gave for the module load that made it.
 fn spawn(lua: &Lua, (co, reporter): (mlua::Thread, i64)) -> LuaResult<()> {
-    let (id, threads) = match lua.app_data_ref::<State>() {
+    let (id, threads, sockets) = match lua.app_data_ref::<State>() {
         Some(s) => {
             let id = s.next_id.get();
             s.next_id.set(id + 1);
-            (id, s.threads.clone())
+            (id, s.threads.clone(), Rc::clone(&s.sockets))
         }
         None => return Err(usage_error("sock", "module not initialized")),
     };
@@ -641,6 +658,7 @@ fn spawn(lua: &Lua, (co, reporter): (mlua::Thread, i64)) -> LuaResult<()> {
         co: co_state,
         depth: 1,
         reporter,
+        sockets,
         next: Next::Start,
     };
     lp(lua)?.enter(|| {
@@ -693,12 +711,13 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     per_state(lua, REPORTERS, || lua.create_table())?;
     if lua.app_data_ref::<State>().is_none() {
         lua.set_app_data(State {
-            lp: Rc::new(sock::Loop::new()),
+            sockets: crate::socket::table(lua)?,
             next_id: Cell::new(1),
             threads,
         });
     }
-    r.set("WAIT", mark(WAIT))?;
+    r.set("OP", mark(OP))?;
+    r.set("SLEEP", mark(SLEEP))?;
     r.set("TRANSFER", mark(TRANSFER))?;
     r.set("FAILED", mark(FAILED))?;
     r.set("JOIN", mark(JOIN))?;

@@ -284,3 +284,40 @@ fn two_states_on_one_thread() {
     assert_eq!(setup(&c, "127.0.0.2"), "127.0.0.2:80");
     assert_eq!(c.eval(bin), "4:127:2");
 }
+
+/// Each Lua state has its own table of socket handles: a handle taken from
+/// one state names nothing, or only that state's own sockets, in another,
+/// and closing one state leaves the other's sockets working.
+#[test]
+fn socket_handles_are_per_state() {
+    let dir = module_dir();
+    let lj = LuaJit::load();
+    let a = lj.state(dir);
+    let b = lj.state(dir);
+    let h2 = a.eval(
+        "sock = require'sock'; \
+         u1 = assert(sock.udp()); assert(u1:bind('127.0.0.1', 0)); \
+         u2 = assert(sock.udp()); assert(u2:bind('127.0.0.1', 0)); \
+         assert(u2:connect('127.0.0.1', u1:getsockname():port())); \
+         return string.format('%d', u2._h)",
+    );
+    // B has one socket; A's second handle names no socket of B's.
+    let forged = b.eval(&format!(
+        "sock = require'sock'; t = assert(sock.tcp()); \
+         local f = setmetatable({{_s = t._s, _h = {h2}}}, getmetatable(t)); \
+         local ok, e = pcall(f.send, f, 'x'); \
+         return tostring(ok) .. ' ' .. tostring(e)"
+    ));
+    assert!(
+        forged.starts_with("false s:send: bad argument #1 'self' (socket is closed)"),
+        "{forged}"
+    );
+    // A's sockets are untouched, before and after B is gone.
+    assert_eq!(a.eval("return u2:send('x')"), "1");
+    drop(b);
+    a.eval("collectgarbage(); collectgarbage()");
+    assert_eq!(a.eval("return u2:send('y')"), "1");
+    let buf = "local b = require'ffi'.new('char[8]'); \
+               local n = assert(u1:recv(b, 8)); return n .. ':' .. string.char(b[0])";
+    assert_eq!(a.eval(buf), "1:x");
+}

@@ -379,9 +379,7 @@ fn default_message(kind: ErrorKind) -> &'static str {
         ErrorKind::Timeout => "operation timed out",
         ErrorKind::Closed => "socket is closed",
         ErrorKind::Eof => "end of stream before all bytes were received",
-        ErrorKind::NotInThread => {
-            "I/O called outside a sock thread (start one with sock::newthread)"
-        }
+        ErrorKind::NotInThread => "I/O called outside a sock thread (start one with newthread)",
         ErrorKind::Busy => "another thread is already waiting on this socket in this direction",
         ErrorKind::Empty => "the loop has nothing to wait for",
         _ => kind.name(),

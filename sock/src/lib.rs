@@ -70,50 +70,51 @@ mod step;
 mod sys;
 mod time;
 
-/// Blocking operations as step-able state machines, for code that drives
-/// them itself (a language binding) or writes its own: "try; then ready, or
-/// wait for a direction (or a time), under a deadline".
-///
-/// Every blocking call of this crate is an [`Op`] driven by [`Drive`]; the
-/// multi-step ones are public here ([`Connect`] over several addresses,
-/// [`SendAll`], [`RecvAll`]), and each socket has its single-attempt steps
-/// (`step_send`, `step_recv`, `Tcp::step_accept`, ...) and a `drive` method
-/// that runs any [`Op`] on it under a deadline.
-///
-/// ```
-/// use sock::op::{Op, Step};
-/// use sock::{Family, Tcp};
-///
-/// // An operation of one's own: send a greeting, all of it.
-/// struct Greet<'a> {
-///     conn: &'a Tcp,
-///     all: sock::op::SendAll,
-/// }
-/// impl Op for Greet<'_> {
-///     type Output = ();
-///     fn step(&mut self, force: bool) -> Step<()> {
-///         self.all.step(self.conn, b"hello", force)
-///     }
-/// }
-///
-/// let l = Tcp::new(Family::Inet).unwrap();
-/// l.listen(None, ("127.0.0.1", 0)).unwrap();
-/// let addr = l.local_addr().unwrap();
-/// let t = sock::newthread(async move {
-///     let c = Tcp::new(Family::Inet)?;
-///     c.connect(addr, None).await?;
-///     let (conn, _, _) = l.accept(None).await?;
-///     let greet = Greet { conn: &conn, all: sock::op::SendAll::new() };
-///     conn.drive(greet, Some(sock::clock() + 5.0)).await?;
-///     let mut buf = [0u8; 5];
-///     c.recvall(&mut buf, None).await?;
-///     assert_eq!(&buf, b"hello");
-///     sock::Result::Ok(())
-/// });
-/// sock::start().unwrap();
-/// assert!(matches!(t.result(), Some(Ok(Ok(())))));
-/// ```
 pub mod op {
+    //! Blocking operations as step-able state machines, for code that drives
+    //! them itself (a language binding) or writes its own: "try; then ready, or
+    //! wait for a direction (or a time), under a deadline".
+    //!
+    //! Every blocking call of this crate is an [`Op`] driven by [`Drive`]; the
+    //! multi-step ones are public here ([`Connect`] over several addresses,
+    //! [`SendAll`], [`RecvAll`]), and each socket has its single-attempt steps
+    //! (`step_send`, `step_recv`, `Tcp::step_accept`, ...) and a `drive` method
+    //! that runs any [`Op`] on it under a deadline.
+    //!
+    //! ```
+    //! use sock::op::{Op, Step};
+    //! use sock::{Family, Tcp};
+    //!
+    //! // An operation of one's own: send a greeting, all of it.
+    //! struct Greet<'a> {
+    //!     conn: &'a Tcp,
+    //!     all: sock::op::SendAll,
+    //! }
+    //! impl Op for Greet<'_> {
+    //!     type Output = ();
+    //!     fn step(&mut self, force: bool) -> Step<()> {
+    //!         self.all.step(self.conn, b"hello", force)
+    //!     }
+    //! }
+    //!
+    //! let l = Tcp::new(Family::Inet).unwrap();
+    //! l.listen(None, ("127.0.0.1", 0)).unwrap();
+    //! let addr = l.local_addr().unwrap();
+    //! let t = sock::newthread(async move {
+    //!     let c = Tcp::new(Family::Inet)?;
+    //!     c.connect(addr, None).await?;
+    //!     let (conn, _, _) = l.accept(None).await?;
+    //!     let greet = Greet { conn: &conn, all: sock::op::SendAll::new() };
+    //!     conn.drive(greet, Some(sock::clock() + 5.0)).await?;
+    //!     let mut buf = [0u8; 5];
+    //!     c.recvall(&mut buf, None).await?;
+    //!     assert_eq!(&buf, b"hello");
+    //!     sock::Result::Ok(())
+    //! });
+    //! sock::start().unwrap();
+    //! assert!(matches!(t.result(), Some(Ok(Ok(())))));
+    //! ```
+
     pub use crate::net::tcp::{Connect, RecvAll, SendAll};
     pub use crate::sched::io::Drive;
     pub use crate::step::{Op, Step};

@@ -393,4 +393,89 @@ mod tests {
             assert_ne!(t, usize::MAX - 1);
         }
     }
+
+    fn event(token: usize, readable: bool, writable: bool) -> Event {
+        Event {
+            token,
+            readable,
+            writable,
+            hangup: false,
+        }
+    }
+
+    #[test]
+    fn waiters_are_handed_back_and_stale_events_dropped() {
+        use std::os::fd::AsRawFd;
+        let poller = Poller::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let r: Reactor<u32> = Reactor::new();
+        let t = r.register(&poller, 3, a.as_raw_fd(), false).unwrap();
+        assert_eq!(loop_of(t), 3);
+        r.park(&poller, t, Direction::Read, false, 7).unwrap();
+        let busy = r.park(&poller, t, Direction::Read, false, 8).unwrap_err();
+        assert_eq!(busy.kind(), ErrorKind::Busy);
+        r.park(&poller, t, Direction::Write, false, 9).unwrap();
+        let mut woken = Vec::new();
+        // A read event hands back the reader only; the writer still waits.
+        r.dispatch(&poller, event(t, true, false), |w| woken.push(w));
+        assert_eq!(woken, [7]);
+        assert_eq!(r.is_parked(t, Direction::Read, false, 7), Some(false));
+        assert_eq!(r.is_parked(t, Direction::Write, false, 9), Some(true));
+        // Closing hands back whoever is left.
+        r.deregister(Some(&poller), t, |w| woken.push(w));
+        assert_eq!(woken, [7, 9]);
+        assert_eq!(r.is_parked(t, Direction::Write, false, 9), None);
+        // The slot's next socket has a new token: the old one's events wake
+        // nobody, and parking on it says closed.
+        let t2 = r.register(&poller, 3, a.as_raw_fd(), false).unwrap();
+        assert_ne!(t2, t);
+        r.park(&poller, t2, Direction::Read, false, 1).unwrap();
+        r.dispatch(&poller, event(t, true, true), |w| woken.push(w));
+        assert_eq!(woken, [7, 9]);
+        let closed = r.park(&poller, t, Direction::Read, false, 2).unwrap_err();
+        assert_eq!(closed.kind(), ErrorKind::Closed);
+    }
+
+    #[test]
+    fn shared_readers_all_retry_in_rotating_order() {
+        use std::os::fd::AsRawFd;
+        let poller = Poller::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let r: Reactor<u32> = Reactor::new();
+        let t = r.register(&poller, 0, a.as_raw_fd(), false).unwrap();
+        for w in [1, 2, 3] {
+            r.park(&poller, t, Direction::Read, true, w).unwrap();
+        }
+        r.unpark(t, Direction::Read, true, 2);
+        let mut woken = Vec::new();
+        r.dispatch(&poller, event(t, true, false), |w| woken.push(w));
+        assert_eq!(woken, [3, 1]);
+        assert_eq!(r.is_parked(t, Direction::Read, true, 1), Some(false));
+    }
+
+    #[test]
+    fn readiness_is_cleared_by_would_block_and_set_by_events() {
+        use std::os::fd::AsRawFd;
+        let poller = Poller::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let r: Reactor<u32> = Reactor::new();
+        let t = r.register(&poller, 0, a.as_raw_fd(), false).unwrap();
+        assert!(
+            r.is_ready(t, Direction::Read),
+            "new sockets are tried first"
+        );
+        let mut calls = 0;
+        let got = r.attempt(t, Direction::Read, || {
+            calls += 1;
+            match calls {
+                1 => Err(io::Error::from(io::ErrorKind::Interrupted)),
+                _ => Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock)),
+            }
+        });
+        assert!(matches!(got, Ok(None)), "EAGAIN is 'would block'");
+        assert_eq!(calls, 2, "EINTR is retried");
+        assert_eq!(r.is_ready(t, Direction::Read), !crate::sys::EDGE_TRIGGERED);
+        r.dispatch(&poller, event(t, true, false), |_| {});
+        assert!(r.is_ready(t, Direction::Read));
+    }
 }

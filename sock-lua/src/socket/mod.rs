@@ -1,67 +1,55 @@
-//! Sockets: the primitives under `tcp`, `udp` and `raw` objects.
+//! Sockets: the userdata under `tcp`, `udp` and `raw` objects, the state's
+//! table of socket handles, and the blocking calls.
 //!
-//! The userdata [`LSock`] owns a core socket. Its methods are the non-blocking
-//! halves of the seed's calls: each makes one attempt and returns the result,
-//! `false` if it would block, or `nil, err, code, msg` on failure. The Lua
-//! layer (`lua/sock.lua`) checks the arguments it can check cheaply (buffers
-//! against `ffi.sizeof`), loops, and yields to wait.
+//! The userdata [`LSock`] owns a core socket; its methods are the seed's
+//! calls. The blocking ones (`accept`, `connect`, `sendto`, `recvnext`, and
+//! `send`, `recv`, `sendall`, `recvall` through the FFI fast path of
+//! [`fast`]) are core operations ([`op`]): the first step is made here, and
+//! a call that would block becomes the state's pending operation, which the
+//! scheduler drives once the Lua layer yields (`OP, expires`). The Lua layer
+//! (`lua/sock.lua`) keeps the argument checks it can make cheaply (buffers
+//! against `ffi.sizeof`) and the yield; the policy (retries, deadlines,
+//! addresses, messages) is the core's.
 //!
 //! Buffers come as a Lua string (sending only), an FFI array (its address is
 //! `lua_topointer` of the cdata), or, for pointer cdata, the address as a
 //! number that the Lua layer computed: the caller vouches for its length.
 //!
-//! The hottest attempts, `send` and `recv`, are not methods: the Lua layer
-//! makes them through the FFI fast path (`fast.rs`), on the socket's handle
-//! (which `R.socket` and `try_accept` return with the userdata).
+//! # The handle table, per Lua state
+//!
+//! Each Lua state has one [`Table`] (in its app data, shared by every load of
+//! the module): the handles of its live sockets ([`crate::handles`]), the
+//! pending operation, the error of the last failed fast-path call, and the
+//! local address its last accept returned. The Lua layer holds its address
+//! (`R.sockets`) and passes it to the fast path's functions; every socket
+//! userdata keeps the table alive (`Rc`), so the table outlives every handle.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use mlua::prelude::*;
 
-use sock::{
-    Direction, Family, Opt, OptType, OptVal, Protocol, Raw, Shutdown, SocketType, Tcp, Udp,
-};
+use sock::{Family, Opt, OptType, OptVal, Protocol, Raw, Shutdown, SockAddr, SocketType, Tcp, Udp};
 
 use crate::addr::{self, Addr};
-use crate::error::{fail, fail_with, Arg};
+use crate::error::{fail, Arg};
+use crate::handles::Handles;
 
-/// The core socket of a `tcp`, `udp` or `raw` object.
-pub(crate) enum Kind {
-    /// A TCP (or Unix stream) socket.
-    Tcp(Tcp),
-    /// A UDP (or Unix datagram) socket.
-    Udp(Udp),
-    /// A raw socket.
-    Raw(Raw),
-}
-
-/// The socket userdata (`__name` "sock.socket").
-///
-/// The Lua layer also reaches it through the FFI fast path (`fast.rs`), by its
-/// handle: the value's address is registered in the handle table once it is in
-/// its userdata ([`LSock::new_userdata`]) and removed when it is dropped, so
-/// the value is never moved out of its userdata (no `take`), and every method
-/// takes `&self`.
-pub(crate) struct LSock {
-    kind: Kind,
-    /// The fast-path handle (0 until registered).
-    handle: std::cell::Cell<u64>,
-}
-
-impl Drop for LSock {
-    fn drop(&mut self) {
-        if self.handle.get() != 0 {
-            crate::fast::unregister(self.handle.get());
+/// Calls a method of a core socket, whatever its kind.
+macro_rules! any_kind {
+    ($k:expr, $x:ident => $e:expr) => {
+        match $k {
+            Kind::Tcp($x) => $e,
+            Kind::Udp($x) => $e,
+            Kind::Raw($x) => $e,
         }
-    }
+    };
 }
 
 /// Calls a method of the socket, whatever its kind.
 macro_rules! any {
     ($s:expr, $x:ident => $e:expr) => {
-        match &$s.kind {
-            Kind::Tcp($x) => $e,
-            Kind::Udp($x) => $e,
-            Kind::Raw($x) => $e,
-        }
+        any_kind!(&$s.kind, $x => $e)
     };
 }
 
@@ -76,12 +64,146 @@ macro_rules! datagram {
     };
 }
 
-impl LSock {
-    /// The wait of the blocking calls on this socket.
-    pub(crate) fn wait(&self, dir: Direction, expires: Option<f64>) -> sock::Wait {
-        any!(self, s => s.wait(dir, expires))
+pub(crate) mod fast;
+pub(crate) mod op;
+
+use op::{LuaOp, Pending, RawBuf};
+
+/// The core socket of a `tcp`, `udp` or `raw` object.
+pub(crate) enum Kind {
+    /// A TCP (or Unix stream) socket.
+    Tcp(Tcp),
+    /// A UDP (or Unix datagram) socket.
+    Udp(Udp),
+    /// A raw socket.
+    Raw(Raw),
+}
+
+/// The socket userdata (`__name` "sock.socket").
+///
+/// The fast path and the pending operations reach it by its handle: the
+/// value's address is registered in its state's [`Table`] once it is in its
+/// userdata ([`LSock::new_userdata`]) and removed when it is dropped, so the
+/// value is never moved out of its userdata (no `take`), and every method
+/// takes `&self`.
+pub(crate) struct LSock {
+    kind: Kind,
+    /// The handle (0 until registered).
+    handle: Cell<u64>,
+    table: Rc<Table>,
+}
+
+impl Drop for LSock {
+    fn drop(&mut self) {
+        if self.handle.get() != 0 {
+            self.table.handles.borrow_mut().remove(self.handle.get());
+        }
+    }
+}
+
+/// The socket handles of one Lua state, and what its blocking calls leave
+/// for the scheduler and the Lua layer (see the module docs).
+pub(crate) struct Table {
+    handles: RefCell<Handles<*const LSock>>,
+    /// The call whose first step would block, until the scheduler takes it.
+    pending: Cell<Option<Pending>>,
+    /// The error of the last failed fast-path call, and whether its call
+    /// moves a whole buffer (`R.failed` gives its values).
+    error: Cell<Option<(sock::Error, bool)>>,
+    /// The listener (handle) whose accept returned a local address last,
+    /// and that address.
+    last_local: RefCell<Option<(u64, SockAddr)>>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").finish_non_exhaustive()
+    }
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            handles: RefCell::new(Handles::new()),
+            pending: Cell::new(None),
+            error: Cell::new(None),
+            last_local: RefCell::new(None),
+        }
     }
 
+    /// The address of the live socket of the handle `h`, if it is known. The
+    /// socket stays alive while no Lua code runs (a collection is the only
+    /// way to drop it), and every access to an `LSock` is shared (`&self`
+    /// methods, interior mutability).
+    #[inline]
+    pub(crate) fn get(&self, h: u64) -> Option<*const LSock> {
+        self.handles.borrow().get(h)
+    }
+
+    /// Calls `f` with the socket of the handle `h`, if the handle is known.
+    /// `f` must not run Lua code.
+    #[inline]
+    pub(crate) fn with<R>(&self, h: u64, f: impl FnOnce(&LSock) -> R) -> Option<R> {
+        let p = self.get(h)?;
+        // SAFETY: an entry holds the address of a live `LSock` (registered
+        // once the value was at its final place in its userdata, removed by
+        // its `Drop`); it cannot be dropped during `f`, which runs no Lua code
+        // (see `get`), and a shared reference is sound (see `get`).
+        Some(f(unsafe { &*p }))
+    }
+
+    /// Keeps `p` as the pending call (replacing one that was never taken:
+    /// its yield failed).
+    pub(crate) fn set_pending(&self, p: Pending) {
+        self.pending.set(Some(p));
+    }
+
+    /// Takes the pending call.
+    pub(crate) fn take_pending(&self) -> Option<Pending> {
+        self.pending.take()
+    }
+
+    /// Keeps the error of a failed fast-path call.
+    pub(crate) fn set_error(&self, e: sock::Error, all: bool) {
+        self.error.set(Some((e, all)));
+    }
+
+    /// The values of an accepted connection on the listener of handle `h`:
+    /// the new socket's userdata, the remote address, the local address (nil
+    /// when it is the one this listener's last accept returned: the Lua
+    /// layer keeps that one, one object for all its connections) and the new
+    /// socket's handle.
+    pub(crate) fn accepted(
+        self: &Rc<Table>,
+        lua: &Lua,
+        h: u64,
+        conn: Tcp,
+        remote: SockAddr,
+        local: SockAddr,
+    ) -> LuaResult<LuaMultiValue> {
+        let (ud, ch) = LSock::new_userdata(lua, self, Kind::Tcp(conn))?;
+        let same = matches!(&*self.last_local.borrow(), Some((l, a)) if *l == h && *a == local);
+        let local = match same {
+            true => LuaValue::Nil,
+            false => {
+                let sa = addr::new_sa(lua, local.clone())?;
+                *self.last_local.borrow_mut() = Some((h, local));
+                LuaValue::UserData(sa)
+            }
+        };
+        (ud, addr::new_sa(lua, remote)?, local, ch).into_lua_multi(lua)
+    }
+}
+
+/// The handle table of `lua`'s state.
+pub(crate) fn table(lua: &Lua) -> LuaResult<Rc<Table>> {
+    match lua.app_data_ref::<Rc<Table>>() {
+        Some(t) => Ok(Rc::clone(&t)),
+        None => Err(crate::error::usage_error("sock", "module not initialized")),
+    }
+}
+
+impl LSock {
     fn tcp(&self, func: &'static str) -> LuaResult<&Tcp> {
         match &self.kind {
             Kind::Tcp(t) => Ok(t),
@@ -93,30 +215,34 @@ impl LSock {
         any!(self, s => s.is_closed())
     }
 
-    /// Makes the userdata of a socket and registers it with the fast path:
-    /// the userdata and its handle (a number, see `fast.rs`).
-    pub(crate) fn new_userdata(lua: &Lua, kind: Kind) -> LuaResult<(LuaAnyUserData, f64)> {
+    /// The core's driver of `op` on this socket, until `expires`.
+    pub(crate) fn drive<O: sock::op::Op + Unpin>(
+        &self,
+        op: O,
+        expires: Option<f64>,
+    ) -> sock::op::Drive<O> {
+        any!(self, s => s.drive(op, expires))
+    }
+
+    /// Makes the userdata of a socket and registers it in the state's table
+    /// `t`: the userdata and its handle (a number, see [`crate::handles`]).
+    pub(crate) fn new_userdata(
+        lua: &Lua,
+        t: &Rc<Table>,
+        kind: Kind,
+    ) -> LuaResult<(LuaAnyUserData, f64)> {
         let ud = lua.create_userdata(LSock {
             kind,
-            handle: std::cell::Cell::new(0),
+            handle: Cell::new(0),
+            table: Rc::clone(t),
         })?;
         let s = ud.borrow::<LSock>()?;
         // Its final address: mlua never moves a userdata's value (and this
         // module never takes it out).
-        let h = crate::fast::register(&*s);
+        let h = t.handles.borrow_mut().insert(&*s as *const LSock);
         s.handle.set(h);
         drop(s);
         Ok((ud, h as f64))
-    }
-
-    /// One non-blocking send (the fast path's attempt).
-    pub(crate) fn try_send(&self, buf: &[u8]) -> sock::Result<Option<usize>> {
-        any!(self, s => s.try_send(buf))
-    }
-
-    /// One non-blocking receive (the fast path's attempt).
-    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> sock::Result<Option<usize>> {
-        any!(self, s => s.try_recv(buf))
     }
 
     /// Raises for a socket used after `close()`.
@@ -141,6 +267,16 @@ impl LSock {
             family: Some(self.family()),
             protocol: None,
             flags,
+        }
+    }
+
+    /// A blocking call from an mlua method: its first step, and its values,
+    /// or [`op::pending_mark`] once it is the state's pending call.
+    fn call(&self, lua: &Lua, op: LuaOp) -> LuaResult<LuaMultiValue> {
+        let (t, h) = (&self.table, self.handle.get());
+        match Pending::first_step(t, self, h, op) {
+            Some((op, r)) => op::values(lua, t, h, op.moves_all(), r),
+            None => op::pending_mark().into_lua_multi(lua),
         }
     }
 }
@@ -175,40 +311,14 @@ fn buf_arg(v: &LuaValue, len: usize, for_write: bool, arg: Arg) -> LuaResult<Buf
 }
 
 impl Buf {
-    /// The bytes to send.
-    fn bytes(&self) -> &[u8] {
-        if self.len == 0 {
-            return &[];
-        }
+    /// The buffer for a call.
+    fn raw(&self) -> RawBuf {
         // SAFETY: the pointer is a Lua string's bytes or the payload of an FFI
-        // cdata (or an address the Lua layer computed from pointer cdata, which
-        // the caller vouches for), alive on the calling Lua stack for this call;
-        // the Lua layer checked `len` against the string's length or
-        // `ffi.sizeof` of the array.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-
-    /// The bytes to receive into.
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        if self.len == 0 {
-            return &mut [];
-        }
-        // SAFETY: as for `bytes`; strings are refused for receiving, so the
-        // memory is an FFI buffer Lua code owns and may be written; nothing
-        // else reads or writes it during this call.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut u8, self.len) }
-    }
-}
-
-/// `n`, `false` (would block), or the failure.
-fn progress<T: IntoLuaMulti>(lua: &Lua, r: sock::Result<Option<T>>) -> LuaResult<LuaMultiValue> {
-    match r {
-        Ok(Some(v)) => v.into_lua_multi(lua),
-        Ok(None) => false.into_lua_multi(lua),
-        Err(e) if e.kind() == sock::ErrorKind::MessageTooBig && e.done() > 0 => {
-            fail_with(lua, &e, e.done())
-        }
-        Err(e) => fail(lua, &e),
+        // cdata (or an address the Lua layer computed from pointer cdata,
+        // which the caller vouches for) that the Lua layer checked `len`
+        // against; it stays on the calling coroutine's stack while the call
+        // lives (see `RawBuf`). Receiving calls refuse strings.
+        unsafe { RawBuf::new(self.ptr as *mut u8, self.len) }
     }
 }
 
@@ -241,88 +351,50 @@ impl LuaUserData for LSock {
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        // `cached`: the local address this listener's last accept returned;
-        // it is returned again when it is the same (a listener on one address
-        // reports one local address: no new object per connection).
-        m.add_method("try_accept", |lua, s, cached: LuaValue| {
-            let t = s.live("tcp:accept")?.tcp("tcp:accept")?;
-            match t.try_accept() {
-                Ok(Some((conn, remote, local))) => {
-                    // The new socket's fast-path handle comes along.
-                    let (ud, h) = LSock::new_userdata(lua, Kind::Tcp(conn))?;
-                    let local = addr::reuse_sa(lua, cached, local)?;
-                    (ud, addr::new_sa(lua, remote)?, local, h).into_lua_multi(lua)
-                }
-                Ok(None) => false.into_lua_multi(lua),
-                Err(e) => fail(lua, &e),
-            }
-        });
-        m.add_method("try_connect", |lua, s, ud: LuaAnyUserData| {
-            let t = s.live("tcp:connect")?.tcp("tcp:connect")?;
-            let arg = Arg::new("tcp:connect", 2, "addr");
-            let sa = match addr::ai_ref(&ud, arg)? {
-                Some(ai) => ai.info().addr().clone(),
-                None => addr::sockaddr(&ud)
-                    .ok_or_else(|| arg.type_error("ai or sa", &LuaValue::UserData(ud.clone())))?,
-            };
-            match t.try_connect(&sa) {
-                Ok(done) => done.into_lua_multi(lua),
-                Err(e) => fail(lua, &e),
-            }
+        m.add_method("accept", |lua, s, ()| {
+            s.live("tcp:accept")?.tcp("tcp:accept")?;
+            s.call(lua, LuaOp::Accept)
         });
         m.add_method(
-            "resolve",
+            "connect",
             |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
-                let s = s.live("tcp:connect")?;
-                // An ai or sa given in place of the host is used as it is.
-                let given = host.clone();
-                match resolve(
-                    lua,
-                    s,
-                    "tcp:connect",
-                    2,
-                    &(host, port, af),
-                    sock::AddrFlags::empty(),
-                )? {
-                    Ok(Addr::List(list)) => addr::new_ai(lua, list)?.into_lua_multi(lua),
-                    Ok(_) => given.into_lua_multi(lua),
-                    Err(failed) => Ok(failed),
-                }
-            },
-        );
-        m.add_method(
-            "try_sendto",
-            |lua, s, (host, port, buf, len, af): (LuaValue, LuaValue, LuaValue, usize, LuaValue)| {
-                let s = s.live("udp:sendto")?;
-                let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
-                let a = match resolve(
-                    lua,
-                    s,
-                    "udp:sendto",
-                    2,
-                    &(host, port, af),
-                    sock::AddrFlags::empty(),
-                )? {
+                s.live("tcp:connect")?.tcp("tcp:connect")?;
+                let flags = sock::AddrFlags::empty();
+                let a = match resolve(lua, s, "tcp:connect", 2, &(host, port, af), flags)? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
                 };
-                let sa = match sock::ToAddr::to_addr(&a, &s.hints(sock::AddrFlags::empty())) {
+                let list = match sock::ToAddr::to_addr(&a, &s.hints(flags)) {
+                    Ok(list) => list.into_owned(),
+                    Err(e) => return fail(lua, &e),
+                };
+                let connect = sock::op::Connect::new(list);
+                s.call(lua, LuaOp::Connect(Box::new(connect)))
+            },
+        );
+        m.add_method(
+            "sendto",
+            |lua, s, (host, port, buf, len, af): (LuaValue, LuaValue, LuaValue, usize, LuaValue)| {
+                let s = s.live("udp:sendto")?;
+                let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
+                let flags = sock::AddrFlags::empty();
+                let a = match resolve(lua, s, "udp:sendto", 2, &(host, port, af), flags)? {
+                    Ok(a) => a,
+                    Err(failed) => return Ok(failed),
+                };
+                let sa = match sock::ToAddr::to_addr(&a, &s.hints(flags)) {
                     Ok(list) => list.first().addr().clone(),
                     Err(e) => return fail(lua, &e),
                 };
-                progress(
-                    lua,
-                    datagram!(s, "udp:sendto", x => x.try_sendto(&sa, b.bytes())),
-                )
+                datagram!(s, "udp:sendto", _x => ());
+                s.call(lua, LuaOp::SendTo(Box::new(sa), b.raw()))
             },
         );
-        m.add_method("try_recvnext", |lua, s, (buf, len): (LuaValue, usize)| {
+        m.add_method("recvnext", |lua, s, (buf, len): (LuaValue, usize)| {
             let s = s.live("udp:recvnext")?;
-            let mut b = buf_arg(&buf, len, true, Arg::new("udp:recvnext", 2, "buf"))?;
-            match datagram!(s, "udp:recvnext", x => x.try_recvnext(b.bytes_mut())) {
-                Ok(Some((n, from))) => (n, addr::new_sa(lua, from)?).into_lua_multi(lua),
-                other => progress(lua, other.map(|o| o.map(|(n, _)| n))),
-            }
+            let b = buf_arg(&buf, len, true, Arg::new("udp:recvnext", 2, "buf"))?;
+            datagram!(s, "udp:recvnext", _x => ());
+            s.call(lua, LuaOp::RecvNext(b.raw()))
         });
         m.add_method(
             "connect_datagram",
@@ -517,7 +589,7 @@ fn new_socket(
     };
     let family = addr::family_arg(&family, Arg::new(func, 1, "family"))?.unwrap_or(Family::Inet);
     let protocol: Option<Protocol> = addr::protocol_arg(&protocol, Arg::new(func, 2, "protocol"))?;
-    let lp = crate::sched::lp(lua)?;
+    let lp = crate::state::lp(lua)?;
     let made = lp.enter(|| -> sock::Result<Kind> {
         Ok(match ty.as_str() {
             "tcp" => Kind::Tcp(Tcp::with_protocol(family, protocol)?),
@@ -526,13 +598,38 @@ fn new_socket(
         })
     });
     match made {
-        Ok(k) => LSock::new_userdata(lua, k)?.into_lua_multi(lua),
+        Ok(k) => LSock::new_userdata(lua, &table(lua)?, k)?.into_lua_multi(lua),
         Err(e) => fail(lua, &e),
     }
 }
 
 /// Adds the socket primitives to `R`.
+/// `R.not_in_thread(pending)`: the values of a blocking call made outside a
+/// sock thread, `nil, 'not_in_thread', 0, msg` (and the bytes moved, for the
+/// pending `sendall`/`recvall` when `pending` is true: it is dropped).
+fn not_in_thread(lua: &Lua, pending: bool) -> LuaResult<LuaMultiValue> {
+    let e = sock::Error::new(sock::ErrorKind::NotInThread);
+    match pending
+        .then(|| table(lua))
+        .transpose()?
+        .and_then(|t| t.take_pending())
+    {
+        Some(p) => op::values_of_error(lua, &p.op().fail(e), p.op().moves_all()),
+        None => fail(lua, &e),
+    }
+}
+
+/// Adds the socket primitives to `R`: `R.socket`, the handle table
+/// (`R.sockets`), the pending mark (`R.PENDING`), `R.not_in_thread` and the
+/// fast path (`R.fast`, `R.failed`, `R.address`).
 pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
+    if lua.app_data_ref::<Rc<Table>>().is_none() {
+        lua.set_app_data(Rc::new(Table::new()));
+    }
+    let t = table(lua)?;
+    r.set("sockets", LuaLightUserData(Rc::as_ptr(&t) as *mut _))?;
+    r.set("PENDING", op::pending_mark())?;
     r.set("socket", lua.create_function(new_socket)?)?;
-    Ok(())
+    r.set("not_in_thread", lua.create_function(not_in_thread)?)?;
+    fast::register(lua, r)
 }

@@ -1,0 +1,241 @@
+//! The FFI fast path: `send` and `recv` attempts as plain C functions that the
+//! Lua layer calls through LuaJIT's FFI, on a socket's *handle*.
+//!
+//! A call into an mlua userdata method costs about 60 ns under the JIT (an
+//! mlua function about 22 ns, and neither is compiled: the trace stops at the
+//! C call); an FFI call into an `extern "C"` function compiles to a plain
+//! call, about 3 ns. The per-call attempts of `s:send`, `s:recv`,
+//! `tcp:sendall` and `tcp:recvall` are therefore the exported functions
+//! below; they make the core's own attempts (`try_send`, `try_recv`), so the
+//! two paths cannot disagree. Everything else stays on mlua.
+//!
+//! # Handles: checked, never trusted
+//!
+//! Each function takes the state's handle table ([`Table`], whose address the
+//! Lua layer holds as an upvalue, `R.sockets`) and a socket's handle, which it
+//! validates ([`crate::handles`]): a handle that Lua code forged or kept after
+//! a collection acts as a closed socket, and never reaches freed memory.
+//!
+//! A closed socket keeps its entry (the userdata lives on) and has no
+//! descriptor: the call says so ([`CLOSED`]) instead of touching a descriptor
+//! number that the next socket may have been given.
+//!
+//! # How Lua finds these functions
+//!
+//! `R.fast` gives their addresses (light userdata), which the Lua layer casts
+//! to FFI function pointer types (`ffi.typeof`, no `ffi.cdef`, so a reload of
+//! the module or a user's own declarations cannot clash). That is the library
+//! that `require` loaded, whatever path, loader or static link brought it in.
+//! The functions are also exported (`#[no_mangle]`, stable names and C ABI),
+//! so that tools (`perf`, `nm`) can name them.
+//!
+//! # Results, without allocation
+//!
+//! Each function makes the first step of its call (`op.rs`) and returns a C
+//! `int`:
+//!
+//! * `n >= 0`: done: `n` bytes (`send`, `recv`), or 0 (`sendall`, `recvall`);
+//! * [`PENDING`] (-1): the call would block and is the state's pending call:
+//!   the Lua layer yields `OP, expires`, and the scheduler drives it;
+//! * [`CLOSED`] (-2): the socket was closed (or the handle is unknown): a
+//!   programmer error, which the Lua layer raises;
+//! * [`FAILED`] (-3): the call failed; the error waits in the table for
+//!   `R.failed`, which turns it into the usual `nil, err, code, msg`.
+//!
+//! An `int` and not a `ssize_t`: LuaJIT returns 64-bit integers as boxed
+//! cdata (an allocation per call outside compiled code), 32-bit ones as plain
+//! numbers. A single `send` or `recv` moves at most [`MAX_IO`] bytes (what
+//! Linux moves at most in one call anyway), so every count fits.
+//!
+//! # Safety
+//!
+//! The buffer is the one `unsafe` promise the caller makes: the Lua layer
+//! (`lua/sock.lua`) passes what its checked `bufarg` gave (`len` at most
+//! `ffi.sizeof` of an array, or the string's length; pointer cdata is the
+//! caller's word, as in the mlua methods), and keeps it on its coroutine's
+//! stack while the call is pending. The table is the one `R.sockets` gave.
+
+use std::ffi::{c_int, c_void};
+
+use mlua::prelude::*;
+
+use super::op::{values_of_error, LuaOp, Out, Pending, RawBuf};
+use super::Table;
+use crate::error::usage_error;
+
+/// The result of a call that would block: it is the state's pending call.
+pub const PENDING: c_int = -1;
+
+/// The result of a call on a closed socket, or with an unknown handle.
+pub const CLOSED: c_int = -2;
+
+/// The result of a failed call: `R.failed` gives the error.
+pub const FAILED: c_int = -3;
+
+/// The most bytes one call sends or receives: Linux's own limit for one call
+/// (`MAX_RW_COUNT`), below `i32::MAX`. A larger `len` is a partial send or
+/// receive, which the callers handle already.
+pub const MAX_IO: usize = 0x7fff_f000;
+
+/// The first step of `op` on the live socket of the handle `h`, its result as
+/// the fast path returns it.
+#[inline]
+fn call(t: &Table, h: u64, op: LuaOp) -> c_int {
+    let Some(p) = t.get(h) else { return CLOSED };
+    // SAFETY: a live socket of the table (see `Table::get`); no Lua code runs
+    // during this call.
+    let s = unsafe { &*p };
+    if s.is_closed() {
+        return CLOSED;
+    }
+    match Pending::first_step(t, s, h, op) {
+        None => PENDING,
+        Some((_, Ok(Out::Count(n)))) => n as c_int,
+        Some((_, Ok(_))) => 0,
+        Some((op, Err(e))) => {
+            t.set_error(e, op.moves_all());
+            FAILED
+        }
+    }
+}
+
+/// The table behind the address the Lua layer passes.
+///
+/// # Safety
+///
+/// `t` is `R.sockets` of the calling state: the address of its live table.
+unsafe fn table<'a>(t: *const c_void) -> &'a Table {
+    // SAFETY: by the contract.
+    unsafe { &*(t as *const Table) }
+}
+
+/// `s:send`: one send of up to `len` bytes at `buf` on the socket of the
+/// handle `h`: the bytes taken, [`PENDING`], [`CLOSED`] or [`FAILED`].
+///
+/// # Safety
+///
+/// `t` is the state's table (`R.sockets`); `buf` is valid for reads of `len`
+/// bytes, not written meanwhile, for as long as the call lives (a pending
+/// call: until the thread is resumed). The handle needs no promise.
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_send(
+    t: *const c_void,
+    h: u64,
+    buf: *const u8,
+    len: usize,
+) -> c_int {
+    // SAFETY: by the contract.
+    let (t, b) = unsafe { (table(t), RawBuf::new(buf as *mut u8, len.min(MAX_IO))) };
+    call(t, h, LuaOp::Send(b))
+}
+
+/// `s:recv`: one receive into the `len` bytes at `buf` from the socket of
+/// the handle `h`: the bytes received (0 at the end of a TCP stream),
+/// [`PENDING`], [`CLOSED`] or [`FAILED`] (a datagram larger than `len` is
+/// `message_too_big`, as in the core).
+///
+/// # Safety
+///
+/// As [`sock_lua_send`], and `buf` is valid for writes, and nothing else reads
+/// or writes it while the call lives.
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_recv(
+    t: *const c_void,
+    h: u64,
+    buf: *mut u8,
+    len: usize,
+) -> c_int {
+    // SAFETY: by the contract.
+    let (t, b) = unsafe { (table(t), RawBuf::new(buf, len.min(MAX_IO))) };
+    call(t, h, LuaOp::Recv(b))
+}
+
+/// `tcp:sendall`: sends all `len` bytes at `buf`: 0 (done), [`PENDING`],
+/// [`CLOSED`] or [`FAILED`] (`R.failed` then adds the bytes sent).
+///
+/// # Safety
+///
+/// As [`sock_lua_send`].
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_sendall(
+    t: *const c_void,
+    h: u64,
+    buf: *const u8,
+    len: usize,
+) -> c_int {
+    // SAFETY: by the contract.
+    let (t, b) = unsafe { (table(t), RawBuf::new(buf as *mut u8, len)) };
+    call(t, h, LuaOp::SendAll(sock::op::SendAll::new(), b))
+}
+
+/// `tcp:recvall`: fills the `len` bytes at `buf`: 0 (done), [`PENDING`],
+/// [`CLOSED`] or [`FAILED`] (`eof` if the stream ends first; `R.failed` then
+/// adds the bytes received).
+///
+/// # Safety
+///
+/// As [`sock_lua_recv`].
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_recvall(
+    t: *const c_void,
+    h: u64,
+    buf: *mut u8,
+    len: usize,
+) -> c_int {
+    // SAFETY: by the contract.
+    let (t, b) = unsafe { (table(t), RawBuf::new(buf, len)) };
+    call(t, h, LuaOp::RecvAll(sock::op::RecvAll::new(), b))
+}
+
+/// Whether the socket of the handle `h` is usable: 1, or 0 once it is closed
+/// (or the handle is unknown). The Lua layer's cheap `closed` check.
+///
+/// # Safety
+///
+/// `t` is the state's table (`R.sockets`).
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_live(t: *const c_void, h: u64) -> c_int {
+    // SAFETY: by the contract.
+    let t = unsafe { table(t) };
+    t.with(h, |s| !s.is_closed() as c_int).unwrap_or(0)
+}
+
+/// A function's address, as a light userdata for `ffi.cast`.
+fn address(f: *const ()) -> LuaLightUserData {
+    LuaLightUserData(f as *mut c_void)
+}
+
+/// `R.failed(func)`: the values of the last [`FAILED`] call, `nil, err,
+/// code, msg`, then the bytes moved for `sendall`/`recvall` (or the bytes a
+/// truncated datagram kept). Raises if there is no such error (a bug).
+fn failed(lua: &Lua, func: LuaString) -> LuaResult<LuaMultiValue> {
+    let t = super::table(lua)?;
+    match t.error.take() {
+        Some((e, all)) => values_of_error(lua, &e, all),
+        None => Err(usage_error(&func.to_str()?, "no failed call to report")),
+    }
+}
+
+/// `R.address(cdata)`: the address `lua_topointer` gives for a cdata (its
+/// payload), for buffers that are neither arrays, structs nor pointers (boxed
+/// scalars), whose address FFI conversions do not give.
+fn payload_address(_: &Lua, v: LuaValue) -> LuaResult<f64> {
+    Ok(v.to_pointer() as usize as f64)
+}
+
+/// Adds `R.fast` (the functions' addresses and results) and the slow-path
+/// helpers to `R`.
+pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
+    let fast = lua.create_table()?;
+    fast.set("send", address(sock_lua_send as *const ()))?;
+    fast.set("recv", address(sock_lua_recv as *const ()))?;
+    fast.set("sendall", address(sock_lua_sendall as *const ()))?;
+    fast.set("recvall", address(sock_lua_recvall as *const ()))?;
+    fast.set("live", address(sock_lua_live as *const ()))?;
+    fast.set("PENDING", PENDING)?;
+    fast.set("CLOSED", CLOSED)?;
+    r.set("fast", fast)?;
+    r.set("failed", lua.create_function(failed)?)?;
+    r.set("address", lua.create_function(payload_address)?)?;
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! The blocking calls of the Lua API as core operations ([`sock::op`]).
+//!
+//! Each call makes its first step at once, in the function Lua called (an
+//! FFI function of `fast.rs`, or a method of the socket userdata). If the
+//! step is over, its results go back as values. If it would block, the
+//! operation is kept as the state's *pending* operation ([`Table`]), the
+//! function returns [`PENDING`], and the Lua layer yields `OP, expires` to the
+//! scheduler (`sched.rs`), which takes the pending operation and drives it
+//! with the core's own driver ([`sock::op::Drive`]): the waits, the
+//! deadline, the forced last attempt and the retries are the core's, not the
+//! binding's. The thread is resumed with the operation's results.
+//!
+//! A pending operation names its socket by handle and looks it up at every
+//! step: a socket collected meanwhile is unknown (`closed`), never freed
+//! memory.
+
+use std::ffi::c_void;
+use std::rc::Rc;
+use std::time::Instant;
+
+use mlua::prelude::*;
+use sock::op::{Connect, Op, RecvAll, SendAll, Step};
+use sock::{AddrList, Direction, Error, ErrorKind, SockAddr, Tcp};
+
+use super::{Kind, LSock, Table};
+use crate::error::{fail, fail_with};
+
+/// What a function returns (a light userdata) when its operation is pending:
+/// the Lua layer then yields `OP, expires`.
+pub(crate) fn pending_mark() -> LuaLightUserData {
+    static MARK: u8 = 0;
+    LuaLightUserData(&MARK as *const u8 as *mut c_void)
+}
+
+/// A buffer that the Lua layer checked: a Lua string's bytes (sending only)
+/// or FFI memory of at least `len` bytes. It stays valid while the call that
+/// gave it is on its coroutine's stack, which is as long as the operation
+/// lives: the coroutine is suspended inside that call until the operation is
+/// over, and an operation is dropped with its thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl RawBuf {
+    /// # Safety
+    ///
+    /// `ptr` is valid for reads of `len` bytes (and for writes, if the
+    /// operation receives) for as long as the operation lives (see the type),
+    /// and nothing else writes them meanwhile. A null `ptr` needs `len` 0.
+    pub(crate) unsafe fn new(ptr: *mut u8, len: usize) -> RawBuf {
+        RawBuf { ptr, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: by `new`'s contract.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: by `new`'s contract (a receiving operation's buffer is
+        // writable FFI memory: strings are refused for receiving).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+/// A blocking call of the Lua API, with its arguments and its progress.
+#[derive(Debug)]
+pub(crate) enum LuaOp {
+    /// `s:send`.
+    Send(RawBuf),
+    /// `s:recv`.
+    Recv(RawBuf),
+    /// `tcp:sendall`.
+    SendAll(SendAll, RawBuf),
+    /// `tcp:recvall`.
+    RecvAll(RecvAll, RawBuf),
+    /// `tcp:accept`.
+    Accept,
+    /// `tcp:connect`, over the resolved addresses.
+    Connect(Box<Connect<AddrList>>),
+    /// `udp:sendto`.
+    SendTo(Box<SockAddr>, RawBuf),
+    /// `udp:recvnext`.
+    RecvNext(RawBuf),
+}
+
+/// The result of a finished [`LuaOp`].
+pub(crate) enum Out {
+    /// Bytes sent or received.
+    Count(usize),
+    /// `sendall`, `recvall`, `connect`: done.
+    Done,
+    /// A connection, its remote and local addresses.
+    Accepted(Tcp, SockAddr, SockAddr),
+    /// A datagram's length and source.
+    Datagram(usize, SockAddr),
+}
+
+/// The error of a TCP call on another kind of socket (the Lua layer only
+/// makes them on TCP objects).
+fn wrong_kind(what: &str) -> Step<Out> {
+    let msg = format!("not a {what} socket");
+    Step::Ready(Err(Error::with_message(ErrorKind::InvalidArgument, msg)))
+}
+
+impl LuaOp {
+    /// One step on the socket `s`.
+    pub(crate) fn step(&mut self, s: &LSock, force: bool) -> Step<Out> {
+        if s.is_closed() {
+            return Step::Ready(Err(Error::new(ErrorKind::Closed)));
+        }
+        match (self, &s.kind) {
+            (LuaOp::Send(b), k) => any_kind!(k, x => x.step_send(b.bytes(), force)).map(Out::Count),
+            (LuaOp::Recv(b), k) => {
+                any_kind!(k, x => x.step_recv(b.bytes_mut(), force)).map(Out::Count)
+            }
+            (LuaOp::SendAll(all, b), Kind::Tcp(t)) => {
+                all.step(t, b.bytes(), force).map(|()| Out::Done)
+            }
+            (LuaOp::RecvAll(all, b), Kind::Tcp(t)) => {
+                all.step(t, b.bytes_mut(), force).map(|()| Out::Done)
+            }
+            (LuaOp::Accept, Kind::Tcp(t)) => t
+                .step_accept(force)
+                .map(|(c, remote, local)| Out::Accepted(c, remote, local)),
+            (LuaOp::Connect(c), Kind::Tcp(t)) => c.step(t, force).map(|()| Out::Done),
+            (LuaOp::SendAll(..) | LuaOp::RecvAll(..) | LuaOp::Accept | LuaOp::Connect(_), _) => {
+                wrong_kind("TCP")
+            }
+            (LuaOp::SendTo(sa, b), Kind::Udp(u)) => {
+                u.step_sendto(sa, b.bytes(), force).map(Out::Count)
+            }
+            (LuaOp::SendTo(sa, b), Kind::Raw(r)) => {
+                r.step_sendto(sa, b.bytes(), force).map(Out::Count)
+            }
+            (LuaOp::RecvNext(b), Kind::Udp(u)) => u
+                .step_recvnext(b.bytes_mut(), force)
+                .map(|(n, sa)| Out::Datagram(n, sa)),
+            (LuaOp::RecvNext(b), Kind::Raw(r)) => r
+                .step_recvnext(b.bytes_mut(), force)
+                .map(|(n, sa)| Out::Datagram(n, sa)),
+            (LuaOp::SendTo(..) | LuaOp::RecvNext(_), Kind::Tcp(_)) => wrong_kind("datagram"),
+        }
+    }
+
+    /// Whether the call moves a whole buffer (`sendall`, `recvall`): its
+    /// failures end with the bytes moved.
+    pub(crate) fn moves_all(&self) -> bool {
+        matches!(self, LuaOp::SendAll(..) | LuaOp::RecvAll(..))
+    }
+
+    /// The error `e` as this call reports it (with the bytes moved).
+    pub(crate) fn fail(&self, e: Error) -> Error {
+        match self {
+            LuaOp::SendAll(all, _) => all.fail(e),
+            LuaOp::RecvAll(all, _) => all.fail(e),
+            _ => e,
+        }
+    }
+}
+
+/// What the first step asked for, so that the driver's first step does not
+/// repeat it (a second `connect(2)` right after the first).
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    Wait(Direction),
+    Sleep(Instant),
+}
+
+/// A call whose first step would block, waiting to be driven.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    /// The socket's handle.
+    h: u64,
+    op: LuaOp,
+    first: Option<Then>,
+}
+
+impl Pending {
+    /// Makes the first step of `op` on the socket `s` (handle `h`): its
+    /// result, or `None` once the call is `t`'s pending operation.
+    pub(crate) fn first_step(
+        t: &Table,
+        s: &LSock,
+        h: u64,
+        mut op: LuaOp,
+    ) -> Option<(LuaOp, sock::Result<Out>)> {
+        let first = match op.step(s, false) {
+            Step::Ready(r) => return Some((op, r)),
+            Step::Wait(d) => Then::Wait(d),
+            Step::Sleep(at) => Then::Sleep(at),
+        };
+        t.set_pending(Pending {
+            h,
+            op,
+            first: Some(first),
+        });
+        None
+    }
+
+    /// The core future that drives this call on its socket until `expires`
+    /// (`None` if the socket is gone: the handle names no socket).
+    pub(crate) fn drive(
+        self,
+        t: &Rc<Table>,
+        expires: Option<f64>,
+    ) -> Result<sock::op::Drive<Driven>, Pending> {
+        let Some(s) = t.get(self.h) else {
+            return Err(self);
+        };
+        let driven = Driven {
+            table: Rc::clone(t),
+            p: self,
+        };
+        // SAFETY: see `Table::get` (a live socket, and no Lua code runs here).
+        Ok(unsafe { &*s }.drive(driven, expires))
+    }
+
+    /// The call.
+    pub(crate) fn op(&self) -> &LuaOp {
+        &self.op
+    }
+}
+
+/// A pending call as the core's driver sees it.
+#[derive(Debug)]
+pub(crate) struct Driven {
+    table: Rc<Table>,
+    p: Pending,
+}
+
+impl Driven {
+    /// The call.
+    pub(crate) fn op(&self) -> &LuaOp {
+        &self.p.op
+    }
+
+    /// The socket's handle.
+    pub(crate) fn handle(&self) -> u64 {
+        self.p.h
+    }
+}
+
+impl Op for Driven {
+    type Output = Out;
+
+    fn step(&mut self, force: bool) -> Step<Out> {
+        match (self.p.first.take(), force) {
+            (Some(Then::Wait(d)), false) => return Step::Wait(d),
+            (Some(Then::Sleep(at)), false) => return Step::Sleep(at),
+            _ => {}
+        }
+        let p = &mut self.p;
+        self.table
+            .with(p.h, |s| p.op.step(s, force))
+            .unwrap_or_else(|| Step::Ready(Err(Error::new(ErrorKind::Closed))))
+    }
+
+    fn fail(&self, e: Error) -> Error {
+        self.p.op.fail(e)
+    }
+}
+
+/// The values of a failed call: `nil, err, code, msg`, then the bytes moved
+/// for `sendall`/`recvall` (`all`), or the bytes a truncated datagram kept.
+pub(crate) fn values_of_error(lua: &Lua, e: &Error, all: bool) -> LuaResult<LuaMultiValue> {
+    if all || (e.kind() == ErrorKind::MessageTooBig && e.done() > 0) {
+        return fail_with(lua, e, e.done());
+    }
+    fail(lua, e)
+}
+
+/// The values of a finished call on the socket of handle `h` in `t`: `n`;
+/// `true`; a connection (its userdata, remote address, local address or nil
+/// when it is the one this listener returned last, and its handle); `n, sa`;
+/// or the failure.
+pub(crate) fn values(
+    lua: &Lua,
+    t: &Rc<Table>,
+    h: u64,
+    all: bool,
+    r: sock::Result<Out>,
+) -> LuaResult<LuaMultiValue> {
+    match r {
+        Ok(Out::Count(n)) => n.into_lua_multi(lua),
+        Ok(Out::Done) => true.into_lua_multi(lua),
+        Ok(Out::Accepted(conn, remote, local)) => t.accepted(lua, h, conn, remote, local),
+        Ok(Out::Datagram(n, sa)) => (n, crate::addr::new_sa(lua, sa)?).into_lua_multi(lua),
+        Err(e) => values_of_error(lua, &e, all),
+    }
+}
