@@ -256,7 +256,7 @@ end
 
 -- buffers ---------------------------------------------------------------------
 
--- Buffers go to the FFI fast path (src/fast.rs) as what FFI converts to a
+-- Buffers go to the FFI fast path (src/socket/fast.rs) as what FFI converts to a
 -- `const void *`: a string (its bytes), an array or a struct (its address), a
 -- pointer (its value). Boxed scalars (`ffi.new'int64_t'`), which FFI does not
 -- convert to a pointer, go by the address of their payload (R.address).

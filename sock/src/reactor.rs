@@ -199,6 +199,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
     /// Whether an attempt in `dir` may succeed: false when no event came
     /// since the last attempt found nothing (see the module docs). A closed
     /// socket is "ready": the attempt reports it.
+    #[inline]
     pub(crate) fn is_ready(&self, token: usize, dir: Direction) -> bool {
         let (index, gen) = untoken(token);
         match self.io.borrow().get(index) {
@@ -213,6 +214,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
     /// backend, whose events come only while a thread waits (a thread that
     /// tries and then sleeps instead of waiting would never see its socket
     /// ready again).
+    #[inline]
     pub(crate) fn clear_ready(&self, token: usize, dir: Direction) {
         if !crate::sys::EDGE_TRIGGERED {
             return;
@@ -227,7 +229,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
 
     /// One attempt of `f` on the socket of `token`: `EINTR` is retried, and
     /// `EAGAIN` is `Ok(None)` and clears the direction's readiness.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn attempt<T>(
         &self,
         token: usize,
@@ -251,6 +253,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
     /// among the readers that wait together, acceptors on one listener), and
     /// arms the poller. `closed` if the socket is gone, `busy` if another
     /// waiter has that direction.
+    #[inline]
     pub(crate) fn park(
         &self,
         poller: &Poller,
@@ -288,6 +291,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
 
     /// Whether `w` still waits on the socket (`Some(true)`), was handed back
     /// by an event (`Some(false)`), or the socket is gone (`None`).
+    #[inline]
     pub(crate) fn is_parked(
         &self,
         token: usize,
@@ -306,6 +310,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
     }
 
     /// Removes `w` from the waiters of the socket, if it is there.
+    #[inline]
     pub(crate) fn unpark(&self, token: usize, dir: Direction, shared: bool, w: W) {
         let (index, gen) = untoken(token);
         let mut io = self.io.borrow_mut();

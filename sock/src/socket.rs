@@ -280,7 +280,7 @@ impl Socket {
     /// direction that no event made ready since the last `EAGAIN` answers
     /// `Wait(dir)` without the syscall (see the reactor's readiness), unless
     /// `force`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn step<T>(
         &self,
         dir: Direction,
@@ -478,7 +478,7 @@ struct Attempt<'a, F> {
 impl<T, F: FnMut(&socket2::Socket) -> io::Result<T>> Op for Attempt<'_, F> {
     type Output = T;
 
-    #[inline]
+    #[inline(always)]
     fn step(&mut self, force: bool) -> Step<T> {
         self.s.step(self.dir, force, &mut self.op)
     }

@@ -1,13 +1,16 @@
-//! The FFI fast path: `send` and `recv` attempts as plain C functions that the
-//! Lua layer calls through LuaJIT's FFI, on a socket's *handle*.
+//! The FFI fast path: the first steps of `send`, `recv`, `sendall` and
+//! `recvall` as plain C functions that the Lua layer calls through LuaJIT's
+//! FFI, on a socket's *handle*.
 //!
 //! A call into an mlua userdata method costs about 60 ns under the JIT (an
 //! mlua function about 22 ns, and neither is compiled: the trace stops at the
 //! C call); an FFI call into an `extern "C"` function compiles to a plain
-//! call, about 3 ns. The per-call attempts of `s:send`, `s:recv`,
-//! `tcp:sendall` and `tcp:recvall` are therefore the exported functions
-//! below; they make the core's own attempts (`try_send`, `try_recv`), so the
-//! two paths cannot disagree. Everything else stays on mlua.
+//! call, about 3 ns. The first steps of `s:send`, `s:recv`, `tcp:sendall`
+//! and `tcp:recvall` are therefore the exported functions below; they make
+//! the core's own steps (`step_send`, `step_recv`, `SendAll`, `RecvAll`), and
+//! a call that would block becomes the pending call that the scheduler
+//! drives with the same operation, so the paths cannot disagree. Everything
+//! else stays on mlua.
 //!
 //! # Handles: checked, never trusted
 //!
@@ -59,8 +62,10 @@ use std::ffi::{c_int, c_void};
 
 use mlua::prelude::*;
 
-use super::op::{values_of_error, LuaOp, Out, Pending, RawBuf};
-use super::Table;
+use sock::op::{RecvAll, SendAll, Step};
+
+use super::op::{values_of_error, LuaOp, Pending, RawBuf};
+use super::{Kind, LSock, Table};
 use crate::error::usage_error;
 
 /// The result of a call that would block: it is the state's pending call.
@@ -77,23 +82,25 @@ pub const FAILED: c_int = -3;
 /// receive, which the callers handle already.
 pub const MAX_IO: usize = 0x7fff_f000;
 
-/// The first step of `op` on the live socket of the handle `h`, its result as
-/// the fast path returns it.
+/// The live socket of the handle `h`, if any.
 #[inline]
-fn call(t: &Table, h: u64, op: LuaOp) -> c_int {
-    let Some(p) = t.get(h) else { return CLOSED };
+fn live(t: &Table, h: u64) -> Option<&LSock> {
+    let p = t.get(h)?;
     // SAFETY: a live socket of the table (see `Table::get`); no Lua code runs
-    // during this call.
+    // during the fast path's calls, which are the only users of the reference.
     let s = unsafe { &*p };
-    if s.is_closed() {
-        return CLOSED;
-    }
-    match Pending::first_step(t, s, h, op) {
+    (!s.is_closed()).then_some(s)
+}
+
+/// A first step's result as the fast path returns it: `n` (or 0 for `true`),
+/// [`PENDING`] (`op` is the pending call), or [`FAILED`].
+#[inline]
+fn finish(t: &Table, h: u64, first: Step<usize>, all: bool, op: impl FnOnce() -> LuaOp) -> c_int {
+    match Pending::after_first(t, h, first, op) {
         None => PENDING,
-        Some((_, Ok(Out::Count(n)))) => n as c_int,
-        Some((_, Ok(_))) => 0,
-        Some((op, Err(e))) => {
-            t.set_error(e, op.moves_all());
+        Some(Ok(n)) => n as c_int,
+        Some(Err(e)) => {
+            t.set_error(e, all);
             FAILED
         }
     }
@@ -126,7 +133,9 @@ pub unsafe extern "C" fn sock_lua_send(
 ) -> c_int {
     // SAFETY: by the contract.
     let (t, b) = unsafe { (table(t), RawBuf::new(buf as *mut u8, len.min(MAX_IO))) };
-    call(t, h, LuaOp::Send(b))
+    let Some(s) = live(t, h) else { return CLOSED };
+    let first = any_kind!(&s.kind, x => x.step_send(b.bytes(), false));
+    finish(t, h, first, false, || LuaOp::Send(b))
 }
 
 /// `s:recv`: one receive into the `len` bytes at `buf` from the socket of
@@ -146,8 +155,10 @@ pub unsafe extern "C" fn sock_lua_recv(
     len: usize,
 ) -> c_int {
     // SAFETY: by the contract.
-    let (t, b) = unsafe { (table(t), RawBuf::new(buf, len.min(MAX_IO))) };
-    call(t, h, LuaOp::Recv(b))
+    let (t, mut b) = unsafe { (table(t), RawBuf::new(buf, len.min(MAX_IO))) };
+    let Some(s) = live(t, h) else { return CLOSED };
+    let first = any_kind!(&s.kind, x => x.step_recv(b.bytes_mut(), false));
+    finish(t, h, first, false, || LuaOp::Recv(b))
 }
 
 /// `tcp:sendall`: sends all `len` bytes at `buf`: 0 (done), [`PENDING`],
@@ -165,7 +176,12 @@ pub unsafe extern "C" fn sock_lua_sendall(
 ) -> c_int {
     // SAFETY: by the contract.
     let (t, b) = unsafe { (table(t), RawBuf::new(buf as *mut u8, len)) };
-    call(t, h, LuaOp::SendAll(sock::op::SendAll::new(), b))
+    let Some(Kind::Tcp(s)) = live(t, h).map(|s| &s.kind) else {
+        return CLOSED;
+    };
+    let mut all = SendAll::new();
+    let first = all.step(s, b.bytes(), false).map(|()| 0);
+    finish(t, h, first, true, || LuaOp::SendAll(all, b))
 }
 
 /// `tcp:recvall`: fills the `len` bytes at `buf`: 0 (done), [`PENDING`],
@@ -183,8 +199,13 @@ pub unsafe extern "C" fn sock_lua_recvall(
     len: usize,
 ) -> c_int {
     // SAFETY: by the contract.
-    let (t, b) = unsafe { (table(t), RawBuf::new(buf, len)) };
-    call(t, h, LuaOp::RecvAll(sock::op::RecvAll::new(), b))
+    let (t, mut b) = unsafe { (table(t), RawBuf::new(buf, len)) };
+    let Some(Kind::Tcp(s)) = live(t, h).map(|s| &s.kind) else {
+        return CLOSED;
+    };
+    let mut all = RecvAll::new();
+    let first = all.step(s, b.bytes_mut(), false).map(|()| 0);
+    finish(t, h, first, true, || LuaOp::RecvAll(all, b))
 }
 
 /// Whether the socket of the handle `h` is usable: 1, or 0 once it is closed

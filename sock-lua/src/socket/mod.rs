@@ -113,6 +113,8 @@ pub(crate) struct Table {
     /// The listener (handle) whose accept returned a local address last,
     /// and that address.
     last_local: RefCell<Option<(u64, SockAddr)>>,
+    /// The large part of the last finished call's result.
+    extra: Cell<Option<op::Extra>>,
 }
 
 impl std::fmt::Debug for Table {
@@ -128,7 +130,14 @@ impl Table {
             pending: Cell::new(None),
             error: Cell::new(None),
             last_local: RefCell::new(None),
+            extra: Cell::new(None),
         }
+    }
+
+    /// A datagram's result: its length, with its source kept for the values.
+    fn datagram(&self, n: usize, from: SockAddr) -> op::Out {
+        self.extra.set(Some(op::Extra::From(from)));
+        op::Out::Datagram(n)
     }
 
     /// The address of the live socket of the handle `h`, if it is known. The
@@ -273,9 +282,9 @@ impl LSock {
     /// A blocking call from an mlua method: its first step, and its values,
     /// or [`op::pending_mark`] once it is the state's pending call.
     fn call(&self, lua: &Lua, op: LuaOp) -> LuaResult<LuaMultiValue> {
-        let (t, h) = (&self.table, self.handle.get());
+        let (t, h, all) = (&self.table, self.handle.get(), op.moves_all());
         match Pending::first_step(t, self, h, op) {
-            Some((op, r)) => op::values(lua, t, h, op.moves_all(), r),
+            Some(r) => op::values(lua, t, h, all, r),
             None => op::pending_mark().into_lua_multi(lua),
         }
     }

@@ -53,7 +53,7 @@ impl RawBuf {
         RawBuf { ptr, len }
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         if self.len == 0 {
             return &[];
         }
@@ -61,7 +61,7 @@ impl RawBuf {
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         if self.len == 0 {
             return &mut [];
         }
@@ -92,16 +92,31 @@ pub(crate) enum LuaOp {
     RecvNext(RawBuf),
 }
 
-/// The result of a finished [`LuaOp`].
+/// The result of a finished [`LuaOp`]: a word, so that the hot paths move
+/// no addresses around (an accepted connection and a datagram's source wait
+/// in the table, [`Extra`]).
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Out {
     /// Bytes sent or received.
     Count(usize),
     /// `sendall`, `recvall`, `connect`: done.
     Done,
+    /// A connection: [`Extra::Accepted`].
+    Accepted,
+    /// A datagram's length; its source is [`Extra::From`].
+    Datagram(usize),
+}
+
+/// The large part of a result, kept in the table from the step that made it
+/// to the conversion of its values (no Lua code runs in between). (Its
+/// variants differ in size: it stays in its one slot, moved only on the
+/// paths of accept and recvnext.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Extra {
     /// A connection, its remote and local addresses.
     Accepted(Tcp, SockAddr, SockAddr),
-    /// A datagram's length and source.
-    Datagram(usize, SockAddr),
+    /// A datagram's source.
+    From(SockAddr),
 }
 
 /// The error of a TCP call on another kind of socket (the Lua layer only
@@ -128,9 +143,10 @@ impl LuaOp {
             (LuaOp::RecvAll(all, b), Kind::Tcp(t)) => {
                 all.step(t, b.bytes_mut(), force).map(|()| Out::Done)
             }
-            (LuaOp::Accept, Kind::Tcp(t)) => t
-                .step_accept(force)
-                .map(|(c, remote, local)| Out::Accepted(c, remote, local)),
+            (LuaOp::Accept, Kind::Tcp(t)) => t.step_accept(force).map(|(c, remote, local)| {
+                s.table.extra.set(Some(Extra::Accepted(c, remote, local)));
+                Out::Accepted
+            }),
             (LuaOp::Connect(c), Kind::Tcp(t)) => c.step(t, force).map(|()| Out::Done),
             (LuaOp::SendAll(..) | LuaOp::RecvAll(..) | LuaOp::Accept | LuaOp::Connect(_), _) => {
                 wrong_kind("TCP")
@@ -143,10 +159,10 @@ impl LuaOp {
             }
             (LuaOp::RecvNext(b), Kind::Udp(u)) => u
                 .step_recvnext(b.bytes_mut(), force)
-                .map(|(n, sa)| Out::Datagram(n, sa)),
+                .map(|(n, sa)| s.table.datagram(n, sa)),
             (LuaOp::RecvNext(b), Kind::Raw(r)) => r
                 .step_recvnext(b.bytes_mut(), force)
-                .map(|(n, sa)| Out::Datagram(n, sa)),
+                .map(|(n, sa)| s.table.datagram(n, sa)),
             (LuaOp::SendTo(..) | LuaOp::RecvNext(_), Kind::Tcp(_)) => wrong_kind("datagram"),
         }
     }
@@ -187,20 +203,45 @@ pub(crate) struct Pending {
 impl Pending {
     /// Makes the first step of `op` on the socket `s` (handle `h`): its
     /// result, or `None` once the call is `t`'s pending operation.
+    #[inline]
     pub(crate) fn first_step(
         t: &Table,
         s: &LSock,
         h: u64,
         mut op: LuaOp,
-    ) -> Option<(LuaOp, sock::Result<Out>)> {
+    ) -> Option<sock::Result<Out>> {
         let first = match op.step(s, false) {
-            Step::Ready(r) => return Some((op, r)),
+            Step::Ready(r) => return Some(r),
             Step::Wait(d) => Then::Wait(d),
             Step::Sleep(at) => Then::Sleep(at),
         };
         t.set_pending(Pending {
             h,
             op,
+            first: Some(first),
+        });
+        None
+    }
+
+    /// Keeps `op` as `t`'s pending call if its first step, `first`, would
+    /// block; else gives that step's result. (For the fast path, whose
+    /// first steps call the core directly: no `LuaOp` is made unless the
+    /// call waits.)
+    #[inline]
+    pub(crate) fn after_first<T>(
+        t: &Table,
+        h: u64,
+        first: Step<T>,
+        op: impl FnOnce() -> LuaOp,
+    ) -> Option<sock::Result<T>> {
+        let first = match first {
+            Step::Ready(r) => return Some(r),
+            Step::Wait(d) => Then::Wait(d),
+            Step::Sleep(at) => Then::Sleep(at),
+        };
+        t.set_pending(Pending {
+            h,
+            op: op(),
             first: Some(first),
         });
         None
@@ -289,11 +330,18 @@ pub(crate) fn values(
     all: bool,
     r: sock::Result<Out>,
 ) -> LuaResult<LuaMultiValue> {
+    let lost = || crate::error::usage_error("sock", "a call's result was lost");
     match r {
         Ok(Out::Count(n)) => n.into_lua_multi(lua),
         Ok(Out::Done) => true.into_lua_multi(lua),
-        Ok(Out::Accepted(conn, remote, local)) => t.accepted(lua, h, conn, remote, local),
-        Ok(Out::Datagram(n, sa)) => (n, crate::addr::new_sa(lua, sa)?).into_lua_multi(lua),
+        Ok(Out::Accepted) => match t.extra.take() {
+            Some(Extra::Accepted(conn, remote, local)) => t.accepted(lua, h, conn, remote, local),
+            _ => Err(lost()),
+        },
+        Ok(Out::Datagram(n)) => match t.extra.take() {
+            Some(Extra::From(sa)) => (n, crate::addr::new_sa(lua, sa)?).into_lua_multi(lua),
+            _ => Err(lost()),
+        },
         Err(e) => values_of_error(lua, &e, all),
     }
 }

@@ -750,6 +750,7 @@ impl SendAll {
 
     /// One step on `tcp` with `buf` (the same buffer at every step): sends
     /// until all of it went, or the kernel takes no more.
+    #[inline]
     pub fn step(&mut self, tcp: &Tcp, buf: &[u8], force: bool) -> Step<()> {
         if self.done >= buf.len() {
             return Step::Ready(Ok(()));
@@ -799,6 +800,7 @@ impl RecvAll {
     }
 
     /// One step on `tcp` into `buf` (the same buffer at every step).
+    #[inline]
     pub fn step(&mut self, tcp: &Tcp, buf: &mut [u8], force: bool) -> Step<()> {
         if self.done >= buf.len() {
             return Step::Ready(Ok(()));

@@ -59,6 +59,7 @@ impl Registration {
 
     /// Whether an attempt in `dir` may succeed: false only inside a thread of
     /// this loop, when no event came since the last attempt found nothing.
+    #[inline]
     pub(crate) fn is_ready(&self, dir: Direction) -> bool {
         self.core.current().is_none() || self.core.reactor.is_ready(self.token, dir)
     }
@@ -72,7 +73,7 @@ impl Registration {
     /// One step of a single attempt `f` in `dir`: `Wait(dir)` without the
     /// syscall when the direction is not ready (unless `force`), `Wait(dir)`
     /// on `EAGAIN`, else its result (`EINTR` is retried).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn step<T>(
         &self,
         dir: Direction,
@@ -107,10 +108,17 @@ impl Registration {
         shared: bool,
     ) -> Drive<O> {
         let (deadline, invalid) = split(deadline);
-        let mut parking = Parking::new(Rc::clone(&self.core), self.token, deadline);
-        parking.shared = shared;
         Drive {
-            parking,
+            parking: Parking {
+                core: Rc::clone(&self.core),
+                token: self.token,
+                dir: Direction::Read,
+                deadline,
+                timer: None,
+                nap: None,
+                parked: None,
+                shared,
+            },
             invalid,
             op,
         }
@@ -176,11 +184,13 @@ impl Parking {
     }
 
     /// Whether the deadline has passed, by the loop's time.
+    #[inline]
     fn expired(&self) -> bool {
         self.deadline.is_some_and(|d| self.core.now() >= d)
     }
 
     /// Arms the deadline's timer for `me`, once.
+    #[inline]
     fn arm_deadline(&mut self, me: ThreadId) {
         if let (Some(d), None) = (self.deadline, self.timer) {
             self.timer = Some(self.core.timers.borrow_mut().insert(d, me));
@@ -188,11 +198,13 @@ impl Parking {
     }
 
     /// Whether this parking waits among readers that wait together.
+    #[inline]
     fn shares(&self) -> bool {
         self.shared && self.dir == Direction::Read
     }
 
     /// Parks the current thread on this socket's direction `dir` and deadline.
+    #[inline]
     fn park(&mut self, dir: Direction, me: ThreadId) -> Result<()> {
         if dir != self.dir {
             self.unpark_io();
@@ -214,6 +226,7 @@ impl Parking {
     }
 
     /// Removes the waiter entry, if this parking set it.
+    #[inline]
     fn unpark_io(&mut self) {
         if let Some(me) = self.parked.take() {
             self.core
@@ -223,6 +236,7 @@ impl Parking {
     }
 
     /// Removes the timer of a nap, if any.
+    #[inline]
     fn unnap(&mut self) {
         if let Some(t) = self.nap.take() {
             self.core.timers.borrow_mut().remove(t);
@@ -230,7 +244,17 @@ impl Parking {
     }
 
     /// Clears the waiter entry and the timers, if this parking set them.
+    #[inline]
     fn unpark(&mut self) {
+        if self.timer.is_some() || self.nap.is_some() || self.parked.is_some() {
+            self.unpark_all();
+        }
+    }
+
+    /// [`unpark`](Self::unpark) when something is set (kept out of line:
+    /// the common end of an operation that never waited sets nothing).
+    #[inline(never)]
+    fn unpark_all(&mut self) {
         if let Some(t) = self.timer.take() {
             self.core.timers.borrow_mut().remove(t);
         }

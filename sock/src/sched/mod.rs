@@ -153,10 +153,17 @@ impl Core {
     }
 
     /// The poller, created on first use.
+    #[inline]
     pub(crate) fn poller(&self) -> Result<&Poller> {
-        if let Some(p) = self.poller.get() {
-            return Ok(p);
+        match self.poller.get() {
+            Some(p) => Ok(p),
+            None => self.new_poller(),
         }
+    }
+
+    /// Creates the poller (its first use).
+    #[cold]
+    fn new_poller(&self) -> Result<&Poller> {
         let p = match self.shared_fd.get() {
             Some(fd) => Poller::from_shared(fd)?,
             None => Poller::new()?,
@@ -652,8 +659,9 @@ pub fn stop() {
 }
 
 /// Sets the function that receives the failures of threads (panics, and errors
-/// returned by threads that nobody joins) on this OS thread's loop. The
-/// default prints them to stderr.
+/// returned by threads that nobody joins) of every loop that runs on this OS
+/// thread (its default loop and any [`Loop`] entered on it). The default
+/// prints them to stderr.
 ///
 /// # Examples
 ///
