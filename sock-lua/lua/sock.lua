@@ -28,7 +28,7 @@ local PENDING = R.PENDING
 -- may resume them. Weak keys: an abandoned one is garbage. One set per Lua
 -- state, shared by every load of the module.
 local active = R.active
-local NOT_SUSPENDED = 'cannot resume non-suspended coroutine'
+local NOT_SUSPENDED = R.NOT_SUSPENDED
 
 -- Raises a bad-argument error at the position of the code that called the
 -- API function `func`: `depth` is the number of helper functions between
@@ -377,10 +377,8 @@ local fast_live = ffi.cast(ffi.typeof'int (*)(void *, uint64_t)', R.fast.live)
 local FAST_PENDING, CLOSED = R.fast.PENDING, R.fast.CLOSED
 local failed = R.failed
 
--- As the mlua methods raise it (no position: the text starts with func).
-local function closed_error(func)
-	error(func .. ": bad argument #1 'self' (socket is closed)", 0)
-end
+-- The error of a closed socket, raised by Rust as the mlua methods raise it.
+local closed_error = R.closed
 
 -- The result r of a fast-path call: n, the pending call's results, or the
 -- failure. (A function of its own: the code right after a resume runs in

@@ -59,6 +59,12 @@ pub(crate) fn usage_error(func: &str, msg: impl fmt::Display) -> LuaError {
     LuaError::external(UsageError(format!("{func}: {msg}")))
 }
 
+/// `"<func>: bad argument #<pos> '<name>' (<msg>)"`: the one form of an
+/// argument's error (see [`Arg`]; `func` may be a Lua string here).
+pub(crate) fn bad_argument(func: &str, pos: usize, name: &str, msg: impl fmt::Display) -> LuaError {
+    usage_error(func, format_args!("bad argument #{pos} '{name}' ({msg})"))
+}
+
 /// One argument of one function, to name it in a programmer error:
 /// `Arg::new("sock.addr", 2, "port")`. For methods, `self` is argument #1.
 #[derive(Clone, Copy, Debug)]
@@ -79,10 +85,7 @@ impl Arg {
 
     /// `"<func>: bad argument #<pos> '<name>' (<msg>)"`.
     pub(crate) fn error(self, msg: impl fmt::Display) -> LuaError {
-        usage_error(
-            self.func,
-            format_args!("bad argument #{} '{}' ({msg})", self.pos, self.name),
-        )
+        bad_argument(self.func, self.pos, self.name, msg)
     }
 
     /// `"... (<expected> expected, got <type of got>)"`, e.g. `"(number or string

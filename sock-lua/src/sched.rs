@@ -281,11 +281,11 @@ impl LuaThread {
         };
         let refuse = |msg: &str| Ok(Next::Resume((false, msg).into_lua_multi(lua)?));
         if co.status() != LuaThreadStatus::Resumable {
-            return refuse("cannot resume dead coroutine");
+            return refuse(DEAD);
         }
         for i in 1..=self.depth {
             if slot.get(i)? == co {
-                return refuse("cannot resume non-suspended coroutine");
+                return refuse(NOT_SUSPENDED);
             }
         }
         self.depth += 1;
@@ -467,12 +467,12 @@ unsafe fn resumable(co: *mut ffi::lua_State) -> Result<(), &'static str> {
             return Ok(());
         }
         if status != ffi::LUA_OK || ffi::lua_gettop(co) == 0 {
-            return Err("cannot resume dead coroutine");
+            return Err(DEAD);
         }
         let mut ar = std::mem::zeroed::<ffi::lua_Debug>();
         match ffi::lua_getstack(co, 0, &mut ar) {
             0 => Ok(()),
-            _ => Err("cannot resume non-suspended coroutine"),
+            _ => Err(NOT_SUSPENDED),
         }
     }
 }
@@ -547,6 +547,13 @@ fn report(lua: &Lua, reporter: i64, err: LuaValue, co: &mlua::Thread) {
         let _ = f.call::<()>((err, co.clone()));
     }
 }
+
+/// What `coroutine.resume` says of a coroutine that has finished.
+const DEAD: &str = "cannot resume dead coroutine";
+
+/// What `coroutine.resume` says of a coroutine that is running (the Lua
+/// layer refuses with the same words: `R.NOT_SUSPENDED`).
+const NOT_SUSPENDED: &str = "cannot resume non-suspended coroutine";
 
 /// The sentinels that mark requests in yields.
 const OP: usize = 0;
@@ -716,6 +723,7 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
             threads,
         });
     }
+    r.set("NOT_SUSPENDED", NOT_SUSPENDED)?;
     r.set("OP", mark(OP))?;
     r.set("SLEEP", mark(SLEEP))?;
     r.set("TRANSFER", mark(TRANSFER))?;

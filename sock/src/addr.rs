@@ -644,6 +644,36 @@ impl AddrList {
         }
     }
 
+    /// A list of already known addresses, in order (what a connect tries in
+    /// turn); `host_not_found` if there is none.
+    ///
+    /// ```
+    /// use sock::{AddrList, SocketType};
+    /// let list = AddrList::from_sockaddrs(
+    ///     ["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()],
+    ///     SocketType::Tcp,
+    /// )
+    /// .unwrap();
+    /// assert_eq!(list.len(), 2);
+    /// assert_eq!(list.get(1).unwrap().addr().port(), 2);
+    /// let none = AddrList::from_sockaddrs([], SocketType::Tcp).unwrap_err();
+    /// assert_eq!(none.name(), "host_not_found");
+    /// ```
+    pub fn from_sockaddrs(
+        addrs: impl IntoIterator<Item = SockAddr>,
+        socket_type: SocketType,
+    ) -> Result<AddrList> {
+        let entries: Vec<AddrInfo> = addrs
+            .into_iter()
+            .map(|a| AddrInfo::new(a, socket_type))
+            .collect();
+        if entries.is_empty() {
+            let msg = "no address given";
+            return Err(Error::with_message(ErrorKind::HostNotFound, msg));
+        }
+        Ok(AddrList { entries })
+    }
+
     /// The number of entries (at least 1).
     ///
     /// ```

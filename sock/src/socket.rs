@@ -19,7 +19,8 @@ use crate::addr::{AddrFlags, Family, Hints, Protocol, SockAddr, SocketType, ToAd
 use crate::error::{Error, ErrorKind, Result};
 use crate::opt::{self, OptVal};
 use crate::reactor::Direction;
-use crate::sched::io::{Drive, Registration, Wait};
+use crate::sched::io::{Drive, Driver, Registration, Wait};
+use crate::sched::Core;
 use crate::step::{Op, Step};
 use crate::sys;
 
@@ -248,14 +249,25 @@ impl Socket {
         self.reg.drive(op, deadline, self.flag(LISTENING))
     }
 
+    /// [`drive`](Self::drive) borrowing the loop for the length of the call:
+    /// the blocking calls of the Rust API.
+    #[inline]
+    pub(crate) fn drive_ref<O: Op>(
+        &self,
+        op: O,
+        deadline: Result<Option<Instant>>,
+    ) -> Driver<&Core, O> {
+        self.reg.drive_ref(op, deadline, self.flag(LISTENING))
+    }
+
     /// The blocking call of the single attempt `op` in `dir`.
     pub(crate) fn io<'a, T>(
         &'a self,
         dir: Direction,
         deadline: Result<Option<Instant>>,
         op: impl FnMut(&socket2::Socket) -> io::Result<T> + Unpin + 'a,
-    ) -> Drive<impl Op<Output = T> + Unpin + 'a> {
-        self.drive(Attempt { s: self, dir, op }, deadline)
+    ) -> Driver<&'a Core, impl Op<Output = T> + Unpin + 'a> {
+        self.drive_ref(Attempt { s: self, dir, op }, deadline)
     }
 
     /// A wait for readiness alone: see [`Wait`]. On a listener, readers wait
@@ -310,7 +322,7 @@ impl Socket {
         &'a self,
         buf: &'a [u8],
         deadline: Result<Option<Instant>>,
-    ) -> Drive<impl Op<Output = usize> + Unpin + 'a> {
+    ) -> Driver<&'a Core, impl Op<Output = usize> + Unpin + 'a> {
         self.io(Direction::Write, deadline, |s| {
             s.send_with_flags(buf, sys::socket::SEND_FLAGS)
         })
@@ -320,7 +332,7 @@ impl Socket {
         &'a self,
         buf: &'a mut [u8],
         deadline: Result<Option<Instant>>,
-    ) -> Drive<impl Op<Output = usize> + Unpin + 'a> {
+    ) -> Driver<&'a Core, impl Op<Output = usize> + Unpin + 'a> {
         self.io(Direction::Read, deadline, |s| self.read_stream(s, buf))
     }
 

@@ -227,6 +227,64 @@ fn connection_refused() {
     });
 }
 
+/// A port on 127.0.0.1 where nobody listens.
+fn closed_port() -> u16 {
+    let t = Tcp::new(Family::Inet).unwrap();
+    t.bind(("127.0.0.1", 0)).unwrap();
+    t.local_addr().unwrap().port()
+}
+
+/// B6: a connect tries the addresses in order under one deadline: past a
+/// refused one to the one that listens; when all are refused, the last
+/// error. The same walk as an operation of one's own (`op::Connect`).
+#[test]
+fn connect_walks_the_addresses_in_order() {
+    use sock::op::{Connect, Op, Step};
+    use sock::{AddrList, SocketType};
+    struct Dial<'a> {
+        tcp: &'a Tcp,
+        connect: Connect<&'a AddrList>,
+    }
+    impl Op for Dial<'_> {
+        type Output = ();
+        fn step(&mut self, force: bool) -> Step<()> {
+            self.connect.step(self.tcp, force)
+        }
+    }
+    run(5.0, async {
+        let (l, addr) = listener(Family::Inet);
+        let refused: SockAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
+        let list = AddrList::from_sockaddrs([refused.clone(), addr.clone()], SocketType::Tcp)?;
+        let c = Tcp::new(Family::Inet)?;
+        c.connect(&list, within(2.0)).await?;
+        assert_eq!(c.peer_addr()?, addr);
+        let (_s, remote, _) = l.accept(within(2.0)).await?;
+        assert_eq!(remote, c.local_addr()?);
+
+        let c2 = Tcp::new(Family::Inet)?;
+        let mut dial = Dial {
+            tcp: &c2,
+            connect: Connect::new(&list),
+        };
+        assert!(matches!(
+            dial.step(false),
+            Step::Wait(_) | Step::Ready(Ok(()))
+        ));
+        let driven = c2.drive(dial, within(2.0));
+        driven.await?;
+        assert_eq!(c2.peer_addr()?, addr);
+
+        let refused2: SockAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
+        let none = AddrList::from_sockaddrs([refused, refused2], SocketType::Tcp)?;
+        let e = Tcp::new(Family::Inet)?
+            .connect(&none, within(2.0))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        Ok(())
+    });
+}
+
 /// B4: connect on a connected socket.
 #[test]
 fn connect_twice_is_already_connected() {

@@ -513,3 +513,50 @@ fn unix_datagram_connect_star_unfilters() {
         Ok(())
     });
 }
+
+/// A full Unix listener backlog: `connect(2)` says `EAGAIN` and no readiness
+/// announces room, so a connect tries again every millisecond (a `Sleep`
+/// step) until its deadline (`timeout`), and goes through once an accept
+/// makes room.
+#[test]
+fn connect_to_a_full_unix_backlog_retries_until_room_or_deadline() {
+    let dir = TempDir::new();
+    let path = dir.path("full");
+    run(10.0, async move {
+        let l = Rc::new(Tcp::new(Family::Unix)?);
+        l.listen(Some(0), (path.as_str(), 0))?;
+        let sa = l.local_addr()?;
+        // Fill the accept queue.
+        let mut queued = Vec::new();
+        loop {
+            let c = Tcp::new(Family::Unix)?;
+            match c.try_connect(&sa) {
+                Ok(_) => queued.push(c),
+                Err(e) if e.kind() == ErrorKind::TryAgain => break,
+                Err(e) => return Err(e),
+            }
+            assert!(queued.len() < 1000, "the backlog never filled");
+        }
+        let c = Tcp::new(Family::Unix)?;
+        let t0 = sock::clock();
+        let e = c
+            .connect((path.as_str(), 0), within(0.05))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(sock::clock() - t0 >= 0.05, "never early");
+        // An accept in 20 ms makes room; a connect waiting meanwhile gets in.
+        let l2 = Rc::clone(&l);
+        let acceptor = sock::newthread(async move {
+            sock::sleep(0.02).await?;
+            l2.accept(within(2.0)).await.map(|_| ())
+        });
+        let c2 = Tcp::new(Family::Unix)?;
+        c2.connect((path.as_str(), 0), within(2.0)).await?;
+        assert!(sock::clock() - t0 >= 0.07, "it waited for the room");
+        assert_eq!(c2.peer_addr()?.unix_name().as_deref(), Some(path.as_str()));
+        drop(queued);
+        let _ = acceptor;
+        Ok(())
+    });
+}

@@ -204,6 +204,12 @@ impl Table {
     }
 }
 
+/// The error of a call on a closed socket (or one that its handle does not
+/// name): a programmer error about `self`.
+fn closed_error(func: &str) -> LuaError {
+    crate::error::bad_argument(func, 1, "self", "socket is closed")
+}
+
 /// The handle table of `lua`'s state.
 pub(crate) fn table(lua: &Lua) -> LuaResult<Rc<Table>> {
     match lua.app_data_ref::<Rc<Table>>() {
@@ -257,7 +263,7 @@ impl LSock {
     /// Raises for a socket used after `close()`.
     fn live(&self, func: &'static str) -> LuaResult<&Self> {
         match self.is_closed() {
-            true => Err(Arg::new(func, 1, "self").error("socket is closed")),
+            true => Err(closed_error(func)),
             false => Ok(self),
         }
     }
@@ -629,8 +635,9 @@ fn not_in_thread(lua: &Lua, pending: bool) -> LuaResult<LuaMultiValue> {
 }
 
 /// Adds the socket primitives to `R`: `R.socket`, the handle table
-/// (`R.sockets`), the pending mark (`R.PENDING`), `R.not_in_thread` and the
-/// fast path (`R.fast`, `R.failed`, `R.address`).
+/// (`R.sockets`), the pending mark (`R.PENDING`), `R.not_in_thread`,
+/// `R.closed(func)` (raises the error of a closed socket) and the fast path
+/// (`R.fast`, `R.failed`, `R.address`).
 pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     if lua.app_data_ref::<Rc<Table>>().is_none() {
         lua.set_app_data(Rc::new(Table::new()));
@@ -640,5 +647,7 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("PENDING", op::pending_mark())?;
     r.set("socket", lua.create_function(new_socket)?)?;
     r.set("not_in_thread", lua.create_function(not_in_thread)?)?;
+    let closed = |_: &Lua, func: LuaString| -> LuaResult<()> { Err(closed_error(&func.to_str()?)) };
+    r.set("closed", lua.create_function(closed)?)?;
     fast::register(lua, r)
 }

@@ -169,7 +169,7 @@ impl Tcp {
             tcp: self,
             connect: Connect::new(list.as_ref()),
         };
-        self.s.drive(op, Ok(deadline)).await
+        self.s.drive_ref(op, Ok(deadline)).await
     }
 
     /// The hints this socket resolves addresses with (its family, type and
@@ -288,7 +288,7 @@ impl Tcp {
     pub async fn accept(&self, expires: Option<f64>) -> Result<(Tcp, SockAddr, SockAddr)> {
         let deadline = deadline(expires)?;
         self.s.require_thread()?;
-        self.s.drive(AcceptOn(self), Ok(deadline)).await
+        self.s.drive_ref(AcceptOn(self), Ok(deadline)).await
     }
 
     /// Sends bytes; returns how many the kernel took (at least one, unless
@@ -404,7 +404,7 @@ impl Tcp {
             all: SendAll::new(),
             buf,
         };
-        self.s.drive(op, deadline(expires))
+        self.s.drive_ref(op, deadline(expires))
     }
 
     /// Fills all of `buf`, repeating `recv` under one deadline. If the stream
@@ -442,7 +442,7 @@ impl Tcp {
             all: RecvAll::new(),
             buf,
         };
-        self.s.drive(op, deadline(expires))
+        self.s.drive_ref(op, deadline(expires))
     }
 
     /// One non-blocking `accept`: the connection with its remote and local

@@ -17,6 +17,7 @@
 
 use std::future::Future;
 use std::io;
+use std::ops::Deref;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -100,22 +101,47 @@ impl Registration {
 
     /// The future that drives `op` on this socket until `deadline` (an
     /// invalid deadline is the future's error); `shared`: waits to read
-    /// together with other threads (acceptors on one listener).
+    /// together with other threads (acceptors on one listener). It holds the
+    /// loop (`'static`: for a binding's thread futures); the blocking calls
+    /// of the Rust API borrow it ([`drive_ref`](Self::drive_ref)).
     pub(crate) fn drive<O: Op>(
         &self,
         op: O,
         deadline: Result<Option<Instant>>,
         shared: bool,
     ) -> Drive<O> {
+        Drive(self.driver(Rc::clone(&self.core), op, deadline, shared))
+    }
+
+    /// [`drive`](Self::drive) with the loop borrowed from this registration
+    /// (no reference count per call).
+    #[inline]
+    pub(crate) fn drive_ref<O: Op>(
+        &self,
+        op: O,
+        deadline: Result<Option<Instant>>,
+        shared: bool,
+    ) -> Driver<&Core, O> {
+        self.driver(&*self.core, op, deadline, shared)
+    }
+
+    #[inline]
+    fn driver<C: Deref<Target = Core>, O>(
+        &self,
+        core: C,
+        op: O,
+        deadline: Result<Option<Instant>>,
+        shared: bool,
+    ) -> Driver<C, O> {
         let (deadline, invalid) = split(deadline);
-        Drive {
+        Driver {
             parking: Parking {
-                core: Rc::clone(&self.core),
+                core,
                 token: self.token,
                 dir: Direction::Read,
                 deadline,
                 timer: None,
-                nap: None,
+                napping: false,
                 parked: None,
                 shared,
             },
@@ -153,31 +179,33 @@ fn split(deadline: Result<Option<Instant>>) -> (Option<Instant>, bool) {
 }
 
 /// A thread parked (or about to park) on one direction of a socket, with a
-/// deadline: the bookkeeping shared by [`Drive`] and [`Wait`].
+/// deadline: the bookkeeping shared by [`Drive`] and [`Wait`]. `C` holds the
+/// loop: an `Rc<Core>`, or a `&Core` borrowed for the length of one call.
 #[derive(Debug)]
-struct Parking {
-    core: Rc<Core>,
+struct Parking<C: Deref<Target = Core>> {
+    core: C,
     token: usize,
     dir: Direction,
     deadline: Option<Instant>,
+    /// The deadline's timer, or while `napping` the timer of a
+    /// [`Step::Sleep`] (at its instant or the deadline, whichever is first).
     timer: Option<TimerId>,
-    /// The timer of a [`Step::Sleep`].
-    nap: Option<TimerId>,
+    napping: bool,
     /// The thread this parking registered as a waiter, if any.
     parked: Option<ThreadId>,
     /// Several threads may wait together (read direction only).
     shared: bool,
 }
 
-impl Parking {
-    fn new(core: Rc<Core>, token: usize, deadline: Option<Instant>) -> Parking {
+impl<C: Deref<Target = Core>> Parking<C> {
+    fn new(core: C, token: usize, deadline: Option<Instant>) -> Parking<C> {
         Parking {
             core,
             token,
             dir: Direction::Read,
             deadline,
             timer: None,
-            nap: None,
+            napping: false,
             parked: None,
             shared: false,
         }
@@ -218,11 +246,21 @@ impl Parking {
         Ok(())
     }
 
-    /// Sleeps the current thread until `t` (or its deadline).
+    /// Sleeps the current thread until `t` (or its deadline, if sooner).
     fn nap(&mut self, t: Instant, me: ThreadId) {
         self.unpark_io();
-        self.nap = Some(self.core.timers.borrow_mut().insert(t, me));
-        self.arm_deadline(me);
+        self.remove_timer();
+        let at = self.deadline.map_or(t, |d| d.min(t));
+        self.timer = Some(self.core.timers.borrow_mut().insert(at, me));
+        self.napping = true;
+    }
+
+    /// Removes the timer, if any.
+    #[inline]
+    fn remove_timer(&mut self) {
+        if let Some(t) = self.timer.take() {
+            self.core.timers.borrow_mut().remove(t);
+        }
     }
 
     /// Removes the waiter entry, if this parking set it.
@@ -235,18 +273,19 @@ impl Parking {
         }
     }
 
-    /// Removes the timer of a nap, if any.
+    /// Ends a nap: its timer goes (the deadline's is armed again when the
+    /// thread parks).
     #[inline]
     fn unnap(&mut self) {
-        if let Some(t) = self.nap.take() {
-            self.core.timers.borrow_mut().remove(t);
+        if std::mem::take(&mut self.napping) {
+            self.remove_timer();
         }
     }
 
     /// Clears the waiter entry and the timers, if this parking set them.
     #[inline]
     fn unpark(&mut self) {
-        if self.timer.is_some() || self.nap.is_some() || self.parked.is_some() {
+        if self.timer.is_some() || self.parked.is_some() {
             self.unpark_all();
         }
     }
@@ -255,15 +294,13 @@ impl Parking {
     /// the common end of an operation that never waited sets nothing).
     #[inline(never)]
     fn unpark_all(&mut self) {
-        if let Some(t) = self.timer.take() {
-            self.core.timers.borrow_mut().remove(t);
-        }
-        self.unnap();
+        self.remove_timer();
+        self.napping = false;
         self.unpark_io();
     }
 }
 
-impl Drop for Parking {
+impl<C: Deref<Target = Core>> Drop for Parking<C> {
     fn drop(&mut self) {
         self.unpark();
     }
@@ -282,21 +319,36 @@ impl Drop for Parking {
 /// thread waits in the same direction, with `closed` if the socket is gone.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
-pub struct Drive<O> {
-    parking: Parking,
+pub struct Drive<O>(Driver<Rc<Core>, O>);
+
+impl<O> Drive<O> {
+    /// The operation (its progress: the bytes a `sendall` moved, say).
+    pub fn op(&self) -> &O {
+        &self.0.op
+    }
+}
+
+impl<O: Op + Unpin> Future for Drive<O> {
+    type Output = Result<O::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().0).poll(cx)
+    }
+}
+
+/// [`Drive`] with the loop held as `C` (the blocking calls of the Rust API
+/// borrow it).
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub(crate) struct Driver<C: Deref<Target = Core>, O> {
+    parking: Parking<C>,
     /// The deadline given was invalid (NaN, `time::deadline`'s error).
     invalid: bool,
     op: O,
 }
 
-impl<O> Drive<O> {
-    /// The operation (its progress: the bytes a `sendall` moved, say).
-    pub fn op(&self) -> &O {
-        &self.op
-    }
-}
-
-impl<O: Op + Unpin> Future for Drive<O> {
+impl<C: Deref<Target = Core> + Unpin, O: Op + Unpin> Future for Driver<C, O> {
     type Output = Result<O::Output>;
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -343,7 +395,7 @@ impl<O: Op + Unpin> Future for Drive<O> {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Wait {
-    parking: Parking,
+    parking: Parking<Rc<Core>>,
     /// The deadline given was invalid (NaN, `time::deadline`'s error).
     invalid: bool,
     started: bool,
