@@ -16,7 +16,6 @@
 
 use std::ffi::c_void;
 use std::rc::Rc;
-use std::time::Instant;
 
 use mlua::prelude::*;
 use sock::op::{Connect, Op, RecvAll, SendAll, Step};
@@ -183,21 +182,16 @@ impl LuaOp {
     }
 }
 
-/// What the first step asked for, so that the driver's first step does not
-/// repeat it (a second `connect(2)` right after the first).
-#[derive(Clone, Copy, Debug)]
-enum Then {
-    Wait(Direction),
-    Sleep(Instant),
-}
-
 /// A call whose first step would block, waiting to be driven.
 #[derive(Debug)]
 pub(crate) struct Pending {
     /// The socket's handle.
     h: u64,
     op: LuaOp,
-    first: Option<Then>,
+    /// The direction the first step waits for: the driver's first step
+    /// returns it without a second attempt (a second `connect(2)` right
+    /// after the first). (A first step that sleeps is simply made again.)
+    first: Option<Direction>,
 }
 
 impl Pending {
@@ -210,17 +204,8 @@ impl Pending {
         h: u64,
         mut op: LuaOp,
     ) -> Option<sock::Result<Out>> {
-        let first = match op.step(s, false) {
-            Step::Ready(r) => return Some(r),
-            Step::Wait(d) => Then::Wait(d),
-            Step::Sleep(at) => Then::Sleep(at),
-        };
-        t.set_pending(Pending {
-            h,
-            op,
-            first: Some(first),
-        });
-        None
+        let first = op.step(s, false);
+        Pending::after_first(t, h, first, || op)
     }
 
     /// Keeps `op` as `t`'s pending call if its first step, `first`, would
@@ -236,19 +221,15 @@ impl Pending {
     ) -> Option<sock::Result<T>> {
         let first = match first {
             Step::Ready(r) => return Some(r),
-            Step::Wait(d) => Then::Wait(d),
-            Step::Sleep(at) => Then::Sleep(at),
+            Step::Wait(d) => Some(d),
+            Step::Sleep(_) => None,
         };
-        t.set_pending(Pending {
-            h,
-            op: op(),
-            first: Some(first),
-        });
+        t.set_pending(Pending { h, op: op(), first });
         None
     }
 
-    /// The core future that drives this call on its socket until `expires`
-    /// (`None` if the socket is gone: the handle names no socket).
+    /// The core future that drives this call on its socket until `expires`,
+    /// or the call back if its handle names no socket any more.
     pub(crate) fn drive(
         self,
         t: &Rc<Table>,
@@ -294,10 +275,8 @@ impl Op for Driven {
     type Output = Out;
 
     fn step(&mut self, force: bool) -> Step<Out> {
-        match (self.p.first.take(), force) {
-            (Some(Then::Wait(d)), false) => return Step::Wait(d),
-            (Some(Then::Sleep(at)), false) => return Step::Sleep(at),
-            _ => {}
+        if let (Some(d), false) = (self.p.first.take(), force) {
+            return Step::Wait(d);
         }
         let p = &mut self.p;
         self.table
