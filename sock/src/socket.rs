@@ -83,6 +83,20 @@ impl Socket {
         Socket::register(s, ty, family, protocol, false)
     }
 
+    /// Wraps a connection this listener accepted (open, non-blocking): of
+    /// the listener's type, registered with the listener's loop whatever
+    /// loop is current.
+    pub(crate) fn accepted(&self, s: socket2::Socket) -> Result<Socket> {
+        let reg = self.reg.sibling(s.as_raw_fd())?;
+        Ok(Socket::with_registration(
+            s,
+            reg,
+            self.ty,
+            self.family,
+            self.protocol,
+        ))
+    }
+
     /// Wraps a listening TCP socket made elsewhere (non-blocking from now
     /// on), registered exclusively: other loops may hold the same listener,
     /// and an arrival wakes one of them.
@@ -111,7 +125,17 @@ impl Socket {
         exclusive: bool,
     ) -> Result<Socket> {
         let reg = Registration::new(s.as_raw_fd(), exclusive)?;
-        Ok(Socket {
+        Ok(Socket::with_registration(s, reg, ty, family, protocol))
+    }
+
+    fn with_registration(
+        s: socket2::Socket,
+        reg: Registration,
+        ty: SocketType,
+        family: Family,
+        protocol: Protocol,
+    ) -> Socket {
+        Socket {
             inner: RefCell::new(Some(s)),
             reg,
             ty,
@@ -120,7 +144,7 @@ impl Socket {
             flags: Cell::new(0),
             unix_file: RefCell::new(None),
             _not_send: PhantomData,
-        })
+        }
     }
 
     fn flag(&self, f: u8) -> bool {

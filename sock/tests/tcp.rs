@@ -732,3 +732,37 @@ fn ipv6_loopback_echo() {
         Ok(())
     });
 }
+
+/// Accepted sockets belong to the listener's loop, whatever loop is current
+/// at the accept: a connection taken with `try_accept` outside the loop (here
+/// the OS thread's default loop is current) works in a thread of the
+/// listener's loop.
+#[test]
+fn accepted_sockets_belong_to_the_listeners_loop() {
+    use std::io::Write;
+    let lp = sock::Loop::new();
+    let (l, addr) = lp.enter(|| listener(Family::Inet));
+    let mut client = std::net::TcpStream::connect(addr.to_std().unwrap()).unwrap();
+    let t0 = std::time::Instant::now();
+    let conn = loop {
+        if let Some((c, _, _)) = l.try_accept().unwrap() {
+            break c;
+        }
+        assert!(t0.elapsed().as_secs() < 5, "no connection to accept");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    client.write_all(b"ping").unwrap();
+    let t = lp.enter(|| {
+        sock::newthread(async move {
+            let mut b = [0u8; 4];
+            conn.recvall(&mut b, within(2.0)).await?;
+            sock::Result::Ok(b)
+        })
+    });
+    lp.enter(sock::start).unwrap();
+    assert!(
+        matches!(t.result(), Some(Ok(Ok(b))) if &b == b"ping"),
+        "{:?}",
+        t.result()
+    );
+}

@@ -884,3 +884,33 @@ t.test('accept reports the local address, one object while it is the same', func
 	t.has(res.ip1, '127.0.0.1')
 	t.eq(res.after, res.port)
 end)
+
+t.test("a connection accepted outside a thread belongs to the state's loop", function()
+	u.reset()
+	local srv, port = u.listener()
+	local c = assert(sock.tcp())
+	local res = {}
+	sock.newthread(function()
+		assert(c:connect('127.0.0.1', port, exp()))
+		assert(c:send('ping'))
+	end)
+	-- Outside any thread: the kernel finished the handshake, so the accept
+	-- does not wait.
+	local a
+	for _ = 1, 1000 do
+		a = srv:accept()
+		if a then break end
+		sock.poll(0.001)
+	end
+	assert(a, 'nothing to accept')
+	sock.newthread(function()
+		local buf = ffi.new('char[4]')
+		res.got = {a:recvall(buf, 4, exp())}
+		res.data = str(buf, 4)
+	end)
+	u.loop()
+	u.check()
+	t.eq(res.got[1], true, tostring(res.got[2]))
+	t.eq(res.data, 'ping')
+	a:close(); c:close(); srv:close()
+end)

@@ -470,12 +470,7 @@ impl Tcp {
         self.s
             .step(Direction::Read, force, sys::socket::accept_or_shed)
             .and_then(|(conn, remote)| {
-                let s = Socket::from_socket2(
-                    conn,
-                    SocketType::Tcp,
-                    self.s.family(),
-                    self.s.protocol(),
-                )?;
+                let s = self.s.accepted(conn)?;
                 let conn = Tcp {
                     s,
                     listen_addr: RefCell::new(None),

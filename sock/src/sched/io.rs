@@ -41,13 +41,22 @@ impl Registration {
     /// Registers `fd` with the current loop for both directions; `exclusive`:
     /// see `sys::Poller::add` (a listener that several loops hold).
     pub(crate) fn new(fd: RawFd, exclusive: bool) -> Result<Registration> {
-        super::with_core(|c| {
-            let token = c.reactor.register(c.poller()?, c.index(), fd, exclusive)?;
-            Ok(Registration {
-                core: Rc::clone(c),
-                token,
-            })
+        super::with_core(|c| Registration::new_in(c, fd, exclusive))
+    }
+
+    /// Registers `fd` with the loop `c`.
+    fn new_in(c: &Rc<Core>, fd: RawFd, exclusive: bool) -> Result<Registration> {
+        let token = c.reactor.register(c.poller()?, c.index(), fd, exclusive)?;
+        Ok(Registration {
+            core: Rc::clone(c),
+            token,
         })
+    }
+
+    /// Registers `fd` with this registration's loop, whatever loop is
+    /// current (a listener's accepted connections belong to its loop).
+    pub(crate) fn sibling(&self, fd: RawFd) -> Result<Registration> {
+        Registration::new_in(&self.core, fd, false)
     }
 
     /// Unregisters the socket (before its descriptor is closed) and wakes the
