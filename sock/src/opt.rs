@@ -522,9 +522,20 @@ pub fn unknown_option(name: &str) -> Error {
 
 /// The row of `name`, if there is one.
 fn row(name: &str) -> Option<&'static OptRow> {
-    OPTS.binary_search_by(|o| o.name.cmp(name))
-        .ok()
-        .map(|i| &OPTS[i])
+    let find = |name: &str| {
+        OPTS.binary_search_by(|o| o.name.cmp(name))
+            .ok()
+            .map(|i| &OPTS[i])
+    };
+    find(name).or_else(|| {
+        // The later versions' spelling of the socket-level names, without
+        // `so_` (`reuseaddr`); the `tcp_*` and `ip*` names keep theirs.
+        let mut buf = [0u8; 64];
+        let full = buf.get_mut(..name.len() + 3)?;
+        full[..3].copy_from_slice(b"so_");
+        full[3..].copy_from_slice(name.as_bytes());
+        find(std::str::from_utf8(full).ok()?)
+    })
 }
 
 /// The row of `name`, or `invalid_argument` listing the valid names.

@@ -246,7 +246,7 @@ impl Socket {
     pub(crate) fn setopt(&self, name: &str, val: impl Into<OptVal>) -> Result<()> {
         let val = val.into();
         self.call(|s| Ok(opt::setopt(s.as_fd(), name, &val)))??;
-        if name == "so_linger" {
+        if opt::Opt::find(name).is_some_and(|o| o.name() == "so_linger") {
             let on =
                 matches!(val, OptVal::Int(n) if n > 0) || matches!(val, OptVal::Secs(x) if x > 0.0);
             self.set_flag(LINGER, on);

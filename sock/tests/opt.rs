@@ -206,3 +206,23 @@ fn errors() {
         assert_eq!(e.kind(), ErrorKind::NotSupported, "{e}");
     }
 }
+
+/// The later versions' spelling: socket-level names without `so_`
+/// (`reuseaddr`); `tcp_*` and `ip*` names keep their prefix.
+#[test]
+fn socket_level_names_without_the_so_prefix() {
+    let t = Tcp::new(Family::Inet).unwrap();
+    t.setopt("reuseaddr", true).unwrap();
+    assert_eq!(t.getopt("so_reuseaddr").unwrap(), OptVal::Bool(true));
+    assert_eq!(t.getopt("reuseaddr").unwrap(), OptVal::Bool(true));
+    assert_eq!(t.getopt("rcvbuf").unwrap(), t.getopt("so_rcvbuf").unwrap());
+    assert_eq!(sock::Opt::find("reuseaddr").unwrap().name(), "so_reuseaddr");
+    t.setopt("linger", 0).unwrap();
+    assert_eq!(t.getopt("so_linger").unwrap(), OptVal::Int(0));
+    for name in ["nodelay", "so_", "", "so_so_reuseaddr"] {
+        let e = t.getopt(name).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}");
+    }
+    let long = "x".repeat(100);
+    assert!(sock::Opt::find(&long).is_none());
+}
