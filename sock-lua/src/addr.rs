@@ -86,7 +86,11 @@ struct AddrState {
 fn addr(lua: &Lua, args: LuaMultiValue) -> LuaResult<LuaMultiValue> {
     const F: &str = "sock.addr";
     let arg = |i: usize| args.get(i).cloned().unwrap_or(LuaValue::Nil);
-    let host = arg(0);
+    // No host and no port: any address, port 0 (as the original took it).
+    let host = match (arg(0), arg(1)) {
+        (LuaValue::Nil, LuaValue::Nil) => LuaValue::String(lua.create_string("*")?),
+        (host, _) => host,
+    };
     // An ai is passed through as is (after checking it was not freed).
     if let LuaValue::UserData(ud) = &host {
         if ai_ref(ud, Arg::new(F, 1, "host"))?.is_some() {

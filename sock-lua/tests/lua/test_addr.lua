@@ -225,13 +225,21 @@ t.test('an empty host: invalid_argument', function()
 	t.eq(code, 0)
 end)
 
+t.test("sock.addr() with no host and no port: any address, port 0", function()
+	local ai = assert(sock.addr())
+	t.eq(ai:tostring(), '0.0.0.0:0')
+	t.eq(ai.addr:port(), 0)
+	local ai6 = assert(sock.addr(nil, nil, 'tcp', 'inet6'))
+	t.eq(ai6:tostring(), '[::]:0')
+end)
+
 ---------------------------------------------------------------- programmer errors
 
 t.test('bad arguments raise, naming the function and the argument', function()
 	t.raises("sock.addr: bad argument #1 'host' (string, ai or sa expected, got table)",
 		sock.addr, {}, 80)
 	t.raises("sock.addr: bad argument #1 'host' (string, ai or sa expected, got nil)",
-		sock.addr)
+		sock.addr, nil, 80)
 	t.raises("sock.addr: bad argument #1 'host' (string, ai or sa expected, got number)",
 		sock.addr, 127, 80)
 	t.raises("sock.addr: bad argument #1 'host' (string, ai or sa expected, got sock.ip)",
