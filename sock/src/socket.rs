@@ -487,6 +487,22 @@ impl Socket {
         .and_then(|got| truncation(cap, got))
     }
 
+    /// [`step_recv_datagram`](Self::step_recv_datagram) that reports a
+    /// datagram larger than `buf` as a value: the buffer's worth (the kernel
+    /// drops the rest), and `true`.
+    pub(crate) fn step_recv_datagram_cut(
+        &self,
+        buf: &mut [u8],
+        from: bool,
+        force: bool,
+    ) -> Step<(usize, Option<SockAddr>, bool)> {
+        let cap = buf.len();
+        self.step(Direction::Read, force, |s| {
+            sys::socket::recv_datagram(s, buf, from)
+        })
+        .map(|(n, addr)| (n.min(cap), addr.map(SockAddr::from), n > cap))
+    }
+
     /// One step of a `sendto`.
     pub(crate) fn step_send_to(&self, addr: &SockAddr, buf: &[u8], force: bool) -> Step<usize> {
         let sa = addr.as_socket2();
@@ -924,6 +940,26 @@ macro_rules! datagram_common {
                 self.s
                     .step_recv_datagram(buf, true, force)
                     .map(|(n, from)| (n, from.expect("recvfrom gives an address")))
+            }
+
+            /// [`step_recvnext`](Self::step_recvnext) that reports a datagram
+            /// larger than `buf` as a value: `(buf.len(), source, true)`, the
+            /// rest of it dropped (as the kernel does), instead of
+            /// `message_too_big`.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// s.connect(("127.0.0.1", 9)).unwrap(); // nobody sends from there
+            /// assert!(!s.step_recvnext_cut(&mut [0u8; 8], true).is_ready());
+            /// ```
+            pub fn step_recvnext_cut(
+                &self,
+                buf: &mut [u8],
+                force: bool,
+            ) -> $crate::op::Step<(usize, $crate::SockAddr, bool)> {
+                self.s
+                    .step_recv_datagram_cut(buf, true, force)
+                    .map(|(n, from, cut)| (n, from.expect("recvfrom gives an address"), cut))
             }
         }
     };

@@ -744,3 +744,36 @@ fn sendto_the_other_family() {
         Ok(())
     });
 }
+
+/// `step_recvnext_cut`: a datagram longer than the buffer is its first bytes,
+/// the source and `true` (the kernel drops the rest); one that fits is
+/// `false`. `recvnext` reports the same datagram as `message_too_big`.
+#[test]
+fn a_cut_datagram_as_a_value() {
+    use sock::op::Step;
+    run(5.0, async {
+        let (a, pa) = bound(Family::Inet)?;
+        let (b, pb) = bound(Family::Inet)?;
+        b.sendto(&pa, b"abcdefghij", within(1.0)).await?;
+        b.sendto(&pa, b"xy", within(1.0)).await?;
+        b.sendto(&pa, b"0123456789", within(1.0)).await?;
+        a.wait(sock::Direction::Read, within(1.0)).await?;
+        let mut buf = [0u8; 4];
+        match a.step_recvnext_cut(&mut buf, true) {
+            Step::Ready(Ok((n, from, cut))) => {
+                assert_eq!((n, cut), (4, true));
+                assert_eq!(from, pb);
+                assert_eq!(&buf, b"abcd");
+            }
+            other => panic!("{other:?}"),
+        }
+        match a.step_recvnext_cut(&mut buf, true) {
+            Step::Ready(Ok((n, _, cut))) => assert_eq!((n, cut), (2, false)),
+            other => panic!("{other:?}"),
+        }
+        let e = a.recvnext(&mut buf, within(1.0)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MessageTooBig);
+        assert_eq!(e.done(), 4);
+        Ok(())
+    });
+}

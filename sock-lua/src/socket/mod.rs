@@ -134,9 +134,10 @@ impl Table {
         }
     }
 
-    /// A datagram's result: its length, with its source kept for the values.
-    fn datagram(&self, n: usize, from: SockAddr) -> op::Out {
-        self.extra.set(Some(op::Extra::From(from)));
+    /// A datagram's result: its length, with its source (and whether it was
+    /// cut to the buffer) kept for the values.
+    fn datagram(&self, n: usize, from: SockAddr, cut: bool) -> op::Out {
+        self.extra.set(Some(op::Extra::From(from, cut)));
         op::Out::Datagram(n)
     }
 

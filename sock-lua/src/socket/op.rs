@@ -114,8 +114,8 @@ pub(crate) enum Out {
 pub(crate) enum Extra {
     /// A connection, its remote and local addresses.
     Accepted(Tcp, SockAddr, SockAddr),
-    /// A datagram's source.
-    From(SockAddr),
+    /// A datagram's source, and whether the datagram was cut to the buffer.
+    From(SockAddr, bool),
 }
 
 /// The error of a TCP call on another kind of socket (the Lua layer only
@@ -157,11 +157,11 @@ impl LuaOp {
                 r.step_sendto(sa, b.bytes(), force).map(Out::Count)
             }
             (LuaOp::RecvNext(b), Kind::Udp(u)) => u
-                .step_recvnext(b.bytes_mut(), force)
-                .map(|(n, sa)| s.table.datagram(n, sa)),
+                .step_recvnext_cut(b.bytes_mut(), force)
+                .map(|(n, sa, cut)| s.table.datagram(n, sa, cut)),
             (LuaOp::RecvNext(b), Kind::Raw(r)) => r
-                .step_recvnext(b.bytes_mut(), force)
-                .map(|(n, sa)| s.table.datagram(n, sa)),
+                .step_recvnext_cut(b.bytes_mut(), force)
+                .map(|(n, sa, cut)| s.table.datagram(n, sa, cut)),
             (LuaOp::SendTo(..) | LuaOp::RecvNext(_), Kind::Tcp(_)) => wrong_kind("datagram"),
         }
     }
@@ -318,7 +318,10 @@ pub(crate) fn values(
             _ => Err(lost()),
         },
         Ok(Out::Datagram(n)) => match t.extra.take() {
-            Some(Extra::From(sa)) => (n, crate::addr::new_sa(lua, sa)?).into_lua_multi(lua),
+            Some(Extra::From(sa, false)) => (n, crate::addr::new_sa(lua, sa)?).into_lua_multi(lua),
+            Some(Extra::From(sa, true)) => {
+                (n, crate::addr::new_sa(lua, sa)?, "truncated").into_lua_multi(lua)
+            }
             _ => Err(lost()),
         },
         Err(e) => values_of_error(lua, &e, all),

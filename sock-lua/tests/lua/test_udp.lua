@@ -229,9 +229,9 @@ t.test('empty datagrams: sent and received with length 0', function()
 	a:close(); b:close()
 end)
 
-t.test("a truncated datagram: nil, 'message_too_big', code, msg, done; the socket stays usable", function()
+t.test("a datagram longer than maxlen: recvnext gives maxlen, sa, 'truncated'; recv: message_too_big", function()
 	local a, pa = u.udp()
-	local b = u.udp()
+	local b, pb = u.udp()
 	local res = {}
 	u.run(function()
 		assert(b:sendto('127.0.0.1', pa, 'abcdefghij'))
@@ -239,19 +239,20 @@ t.test("a truncated datagram: nil, 'message_too_big', code, msg, done; the socke
 		local buf = ffi.new'char[4]'
 		res.r = {a:recvnext(buf, 4, exp())}
 		res.kept = str(buf, 4)
-		local n = a:recvnext(buf, 4, exp())
-		res.next = str(buf, n)
-		-- recv (connected) reports truncation the same way
+		local n, _, cut = a:recvnext(buf, 4, exp())
+		res.next = {n, cut}
+		res.nextdata = str(buf, n)
+		-- recv (connected) reports truncation as an error, with the bytes kept
 		assert(a:connect('127.0.0.1', b:getsockname():port()))
 		assert(b:sendto('127.0.0.1', pa, '123456'))
 		res.r2 = {a:recv(buf, 3, exp())}
 		res.kept2 = str(buf, 3)
 	end)
-	t.eq(res.r[1], nil); t.eq(res.r[2], 'message_too_big')
-	t.eq(type(res.r[3]), 'number'); t.eq(type(res.r[4]), 'string')
-	t.eq(res.r[5], 4, 'done: the bytes kept')
+	t.eq(res.r[1], 4, 'the bytes that fit')
+	t.eq(res.r[2]:port(), pb); t.eq(res.r[3], 'truncated')
 	t.eq(res.kept, 'abcd')
-	t.eq(res.next, 'next', 'the rest of the datagram was discarded; the next one arrives')
+	t.eq(res.next[1], 4); t.eq(res.next[2], nil, 'a datagram that fits is not cut')
+	t.eq(res.nextdata, 'next', 'the rest was dropped; the next one arrives whole')
 	t.eq(res.r2[2], 'message_too_big'); t.eq(res.r2[5], 3); t.eq(res.kept2, '123')
 	a:close(); b:close()
 end)
