@@ -1,6 +1,7 @@
 //! The clock and absolute deadlines.
 //!
-//! [`clock`] is monotonic seconds since a process-wide origin, as an `f64`. Every
+//! [`clock`] is the system's monotonic clock (`CLOCK_MONOTONIC`) in seconds, as
+//! an `f64`: the clock of the original library's `time.clock()`. Every
 //! blocking call takes `expires: Option<f64>`, an absolute value on that clock
 //! (`clock() + 0.5` means "half a second from now"). Inside the library a
 //! deadline is an [`Instant`]; the conversion happens once, when the call starts,
@@ -12,17 +13,23 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 
-static ORIGIN: OnceLock<Instant> = OnceLock::new();
+/// An instant and the clock's reading then, taken once per process: the
+/// clock is the reading plus the time since that instant (so that it is
+/// exactly as monotonic as `Instant`, which deadlines are).
+static ORIGIN: OnceLock<(Instant, f64)> = OnceLock::new();
 
-fn origin() -> Instant {
-    *ORIGIN.get_or_init(Instant::now)
+fn origin() -> (Instant, f64) {
+    *ORIGIN.get_or_init(|| (Instant::now(), crate::sys::clock::monotonic_secs()))
 }
 
-/// Monotonic time in seconds, the clock of every `expires` argument.
+/// Monotonic time in seconds, the clock of every `expires` argument: the
+/// system's `CLOCK_MONOTONIC` (on Linux, the time since boot), as the
+/// original library's `time.clock()` reads it.
 ///
-/// The origin is fixed for the process, so values are comparable between OS
-/// threads. The clock never goes backwards and is not affected by changes of
-/// the wall clock.
+/// Values are comparable between OS threads and processes. The clock never
+/// goes backwards and is not affected by changes of the wall clock. A
+/// duration passed by mistake as `expires` (`5` for "five seconds") is a time
+/// long past.
 ///
 /// ```
 /// let t0 = sock::clock();
@@ -36,7 +43,8 @@ fn origin() -> Instant {
 /// assert!(sock::clock() >= expires);
 /// ```
 pub fn clock() -> f64 {
-    origin().elapsed().as_secs_f64()
+    let (at, secs) = origin();
+    secs + at.elapsed().as_secs_f64()
 }
 
 /// Deadlines past this many seconds are treated as "never" (about 31,700 years).
@@ -50,8 +58,13 @@ pub(crate) fn deadline(expires: Option<f64>) -> Result<Option<Instant>> {
         None => Ok(None),
         Some(t) if t.is_nan() => Err(invalid_expires()),
         Some(t) if t >= FOREVER => Ok(None),
-        Some(t) if t <= 0.0 => Ok(Some(origin())),
-        Some(t) => Ok(origin().checked_add(Duration::from_secs_f64(t))),
+        Some(t) => {
+            let (at, secs) = origin();
+            match t - secs {
+                d if d <= 0.0 => Ok(Some(at)),
+                d => Ok(at.checked_add(Duration::from_secs_f64(d))),
+            }
+        }
     }
 }
 
@@ -81,16 +94,28 @@ mod tests {
         assert_eq!(deadline(None).unwrap(), None);
         assert_eq!(deadline(Some(f64::INFINITY)).unwrap(), None);
         assert_eq!(deadline(Some(1e300)).unwrap(), None);
-        assert_eq!(deadline(Some(-5.0)).unwrap(), Some(origin()));
-        assert_eq!(deadline(Some(f64::NEG_INFINITY)).unwrap(), Some(origin()));
+        let (at, secs) = origin();
+        assert_eq!(deadline(Some(-5.0)).unwrap(), Some(at));
+        assert_eq!(deadline(Some(f64::NEG_INFINITY)).unwrap(), Some(at));
+        // A duration given as a time (5 s, 0.5 s) is long past.
+        assert!(secs > 5.0, "the clock is the time since boot");
+        assert_eq!(deadline(Some(5.0)).unwrap(), Some(at));
         assert_eq!(
             deadline(Some(f64::NAN)).unwrap_err().kind(),
             ErrorKind::InvalidArgument
         );
         let now = clock();
         let d = deadline(Some(now + 1.5)).unwrap().unwrap();
-        let back = d.duration_since(origin()).as_secs_f64();
+        let back = secs + d.duration_since(at).as_secs_f64();
         assert!((back - (now + 1.5)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_clock_is_the_system_monotonic_clock() {
+        let a = crate::sys::clock::monotonic_secs();
+        let c = clock();
+        let b = crate::sys::clock::monotonic_secs();
+        assert!(a - 0.001 <= c && c <= b + 0.001, "{a} <= {c} <= {b}");
     }
 
     #[test]

@@ -202,6 +202,28 @@ t.test('clock is a monotonic number of seconds', function()
 	t.ok(c - a >= 0.02 - 1e-3)
 end)
 
+t.test("clock is the system's CLOCK_MONOTONIC (time.clock() of the original)", function()
+	local ffi = require'ffi'
+	pcall(ffi.cdef, 'struct sock_test_timespec { long tv_sec; long tv_nsec; };'
+		.. 'int clock_gettime(int, struct sock_test_timespec *);')
+	local ts = ffi.new'struct sock_test_timespec'
+	local function mono()
+		assert(ffi.C.clock_gettime(1, ts) == 0) -- CLOCK_MONOTONIC on Linux
+		return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+	end
+	local a = mono(); local c = sock.clock(); local b = mono()
+	t.ok(a - 1e-3 <= c and c <= b + 1e-3, ('%f <= %f <= %f'):format(a, c, b))
+	-- A duration passed by mistake as expires is long past: timeout at once.
+	local res
+	u.run(function()
+		local x = assert(sock.udp())
+		assert(x:bind('127.0.0.1', 0))
+		res = {x:recv(ffi.new'char[1]', 1, 5)}
+		x:close()
+	end)
+	t.eq(res[2], 'timeout')
+end)
+
 t.test('sleep: never early, not much late', function()
 	local dts = {}
 	u.run(function()

@@ -27,7 +27,8 @@
 //!   normalized error kinds, and the constructor that reads it.
 //! * `socket`: the few socket calls that `socket2` does not cover (`accept4` with
 //!   flags, the send flags that suppress `SIGPIPE`).
-//! * `addr`: `getaddrinfo`. `sockopt`: options by name.
+//! * `addr`: `getaddrinfo`. `sockopt`: options by name. `clock`: the
+//!   system's monotonic clock in seconds (what `clock()` reads).
 
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod epoll;
