@@ -39,7 +39,7 @@ local function echo(c)
 	local buf = ffi.new('uint8_t[?]', 64 * 1024)
 	while true do
 		local n = c:recv(buf, 64 * 1024)
-		if not n or n == 0 then break end -- the client closed (or failed)
+		if not n then break end -- the client closed: nil, 'closed' (or failed)
 		if not c:sendall(buf, n) then break end
 	end
 	c:close()
@@ -122,8 +122,10 @@ local function bulk(stats, finish)
 		local buf = ffi.new('uint8_t[?]', 64 * 1024)
 		while true do
 			local n, err, _, m = c:recv(buf, 64 * 1024, clock() + 5)
-			if not n then failed('bulk read', err, m) break end
-			if n == 0 then break end
+			if not n then
+				if err ~= 'closed' then failed('bulk read', err, m) end -- 'closed': the end
+				break
+			end
 			stats.messages = stats.messages + 1
 			stats.bytes = stats.bytes + n
 		end

@@ -29,10 +29,11 @@ local function serve(c, remote)
 	while true do
 		local n, err = c:recv(buf, size)
 		if not n then
-			print(('%s: %s'):format(tostring(remote), err)) -- e.g. connection_reset
+			-- 'closed': the client closed its side, we are done; else a
+			-- failure (connection_reset, ...)
+			if err ~= 'closed' then print(('%s: %s'):format(tostring(remote), err)) end
 			break
 		end
-		if n == 0 then break end -- the client closed its side: we are done
 		local ok, err = c:sendall(buf, n)
 		if not ok then
 			print(('%s: %s'):format(tostring(remote), err))

@@ -106,7 +106,7 @@ local function close_gracefully(c, buf)
 	local deadline = sock.clock() + 5
 	while true do
 		local n = c:recv(buf, BUFSIZE, deadline)
-		if not n or n == 0 then break end -- FIN, timeout or reset: done
+		if not n then break end -- FIN (nil, 'closed'), timeout or reset: done
 	end
 	c:close()
 end
@@ -119,7 +119,7 @@ local function serve(c)
 	while true do
 		-- buf + len is pointer cdata: the length must be given (and it is).
 		local n = c:recv(buf + len, BUFSIZE - len, sock.clock() + IDLE)
-		if not n or n == 0 then break end -- idle timeout, error, or client closed
+		if not n then break end -- idle timeout, error, or client closed (nil, 'closed')
 		len = len + n
 		local pos = 0
 		if skip > 0 then -- len was 0: these bytes start with the rest of a body

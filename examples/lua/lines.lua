@@ -28,8 +28,9 @@ local function reader(s, bufsize)
 			local len = 0 -- bytes in buf that are not a whole line yet
 			while true do
 				local n, err = s:recv(buf + len, bufsize - len) -- waits (I/O in the iterator)
-				if not n then r.err = err return end
-				if n == 0 then -- end of stream
+				if not n then
+					if err ~= 'closed' then r.err = err return end
+					-- the end of the stream (the peer's FIN): the last line
 					if len > 0 then coroutine.yield(ffi.string(buf, len)) end
 					return
 				end

@@ -50,7 +50,7 @@ local function worker(n, port, seconds)
 		local len = 0
 		while true do
 			local n = c:recv(buf + len, BUF - len)
-			if not n or n == 0 then break end
+			if not n then break end -- the client closed (nil, 'closed') or failed
 			len = len + n
 			local pos, answers, close = 0, 0, false
 			while true do -- every complete request (pipelining)
@@ -69,7 +69,7 @@ local function worker(n, port, seconds)
 				served = served + answers
 				if close then -- FIN first, then the client's FIN: no RST cuts the answer
 					c:shutdown'w'
-					repeat local k = c:recv(buf, BUF, sock.clock() + 5) until not k or k == 0
+					repeat local k = c:recv(buf, BUF, sock.clock() + 5) until not k
 					break
 				end
 			elseif len == BUF then

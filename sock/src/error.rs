@@ -367,8 +367,14 @@ impl Error {
         self.done
     }
 
-    /// Returns the error with [`done`](Error::done) set.
-    pub(crate) fn with_done(mut self, done: usize) -> Self {
+    /// Returns the error with [`done`](Error::done) set (for operations of
+    /// one's own that move bytes in several steps).
+    ///
+    /// ```
+    /// let e = sock::Error::new(sock::ErrorKind::Timeout).with_done(7);
+    /// assert_eq!((e.name(), e.done()), ("timeout", 7));
+    /// ```
+    pub fn with_done(mut self, done: usize) -> Self {
         self.done = done;
         self
     }

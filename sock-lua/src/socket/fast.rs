@@ -64,7 +64,7 @@ use mlua::prelude::*;
 
 use sock::op::{RecvAll, SendAll, Step};
 
-use super::op::{values_of_error, LuaOp, Pending, RawBuf};
+use super::op::{seed_recv, seed_recvall, values_of_error, LuaOp, Pending, RawBuf};
 use super::{Kind, LSock, Table};
 use crate::error::usage_error;
 
@@ -158,7 +158,9 @@ pub unsafe extern "C" fn sock_lua_recv(
     let (t, mut b) = unsafe { (table(t), RawBuf::new(buf, len.min(MAX_IO))) };
     let Some(s) = live(t, h) else { return CLOSED };
     let first = any_kind!(&s.kind, x => x.step_recv(b.bytes_mut(), false));
-    finish(t, h, first, false, || LuaOp::Recv(b))
+    finish(t, h, seed_recv(&s.kind, len, first), false, || {
+        LuaOp::Recv(b)
+    })
 }
 
 /// `tcp:sendall`: sends all `len` bytes at `buf`: 0 (done), [`PENDING`],
@@ -204,7 +206,7 @@ pub unsafe extern "C" fn sock_lua_recvall(
         return CLOSED;
     };
     let mut all = RecvAll::new();
-    let first = all.step(s, b.bytes_mut(), false).map(|()| 0);
+    let first = seed_recvall(all.step(s, b.bytes_mut(), false)).map(|()| 0);
     finish(t, h, first, true, || LuaOp::RecvAll(all, b))
 }
 

@@ -118,6 +118,36 @@ pub(crate) enum Extra {
     From(SockAddr, bool),
 }
 
+/// The seed's end of stream: a TCP `recv` (or a Unix stream's) that finds the
+/// stream ended, 0 bytes into a buffer that has room, is `nil, 'closed'`
+/// ("when a FIN is received recv() returns nil,'closed'"). A datagram of 0
+/// bytes stays 0, and so does a `recv` into no room.
+pub(crate) fn seed_recv(kind: &Kind, len: usize, step: Step<usize>) -> Step<usize> {
+    match step {
+        Step::Ready(Ok(0)) if len > 0 && matches!(kind, Kind::Tcp(_)) => {
+            Step::Ready(Err(peer_closed(0)))
+        }
+        other => other,
+    }
+}
+
+/// The seed's end of stream for `recvall`: `nil, 'closed'`, with the bytes it
+/// received before.
+pub(crate) fn seed_recvall(step: Step<()>) -> Step<()> {
+    match step {
+        Step::Ready(Err(e)) if e.kind() == ErrorKind::Eof => {
+            Step::Ready(Err(peer_closed(e.done())))
+        }
+        other => other,
+    }
+}
+
+/// The `closed` of a stream that the peer ended (its FIN).
+fn peer_closed(done: usize) -> Error {
+    let msg = "the peer closed the connection (end of stream)";
+    Error::with_message(ErrorKind::Closed, msg).with_done(done)
+}
+
 /// The error of a TCP call on another kind of socket (the Lua layer only
 /// makes them on TCP objects).
 fn wrong_kind(what: &str) -> Step<Out> {
@@ -134,13 +164,15 @@ impl LuaOp {
         match (self, &s.kind) {
             (LuaOp::Send(b), k) => any_kind!(k, x => x.step_send(b.bytes(), force)).map(Out::Count),
             (LuaOp::Recv(b), k) => {
-                any_kind!(k, x => x.step_recv(b.bytes_mut(), force)).map(Out::Count)
+                let len = b.len;
+                seed_recv(k, len, any_kind!(k, x => x.step_recv(b.bytes_mut(), force)))
+                    .map(Out::Count)
             }
             (LuaOp::SendAll(all, b), Kind::Tcp(t)) => {
                 all.step(t, b.bytes(), force).map(|()| Out::Done)
             }
             (LuaOp::RecvAll(all, b), Kind::Tcp(t)) => {
-                all.step(t, b.bytes_mut(), force).map(|()| Out::Done)
+                seed_recvall(all.step(t, b.bytes_mut(), force)).map(|()| Out::Done)
             }
             (LuaOp::Accept, Kind::Tcp(t)) => t.step_accept(force).map(|(c, remote, local)| {
                 s.table.extra.set(Some(Extra::Accepted(c, remote, local)));

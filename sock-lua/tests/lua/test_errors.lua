@@ -518,7 +518,7 @@ t.test("close wakes a thread blocked in recv, accept or send with nil, 'closed'"
 	t.ok(res.dt < 1, 'woken at once, not at the deadline')
 end)
 
-t.test('eof carries the bytes done; a cut datagram is len, sa, truncated', function()
+t.test('the end of stream in recvall carries the bytes done; a cut datagram is len, sa, truncated', function()
 	local res = {}
 	u.run(function()
 		local c, a = u.pair()
@@ -535,7 +535,7 @@ t.test('eof carries the bytes done; a cut datagram is len, sa, truncated', funct
 		res.bigdata = ffi.string(b, 5)
 		d1:close(); d2:close()
 	end)
-	t.eq(res.eof[1], nil); t.eq(res.eof[2], 'eof'); t.eq(res.eof[5], 3)
+	t.eq(res.eof[1], nil); t.eq(res.eof[2], 'closed'); t.eq(res.eof[5], 3)
 	t.eq(res.eofdata, 'abc')
 	-- recvnext keeps what fits and says the datagram was cut
 	t.eq(res.big[1], 5); t.eq(res.big[3], 'truncated')

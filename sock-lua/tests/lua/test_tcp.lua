@@ -395,19 +395,27 @@ t.test('recv waits for data; other threads run meanwhile', function()
 	t.eq(res.s, 'late')
 end)
 
-t.test('recv returns 0 at end of stream, again and again', function()
+t.test("recv at end of stream (a FIN) is nil, 'closed', again and again; recv of 0 bytes is 0", function()
 	local res = {}
 	u.run(function()
 		local c, a = u.pair()
 		assert(c:send('x'))
 		c:close()
 		local buf = ffi.new'char[8]'
-		res[1] = a:recv(buf, 8, exp())
-		res[2] = a:recv(buf, 8, exp())
-		res[3] = a:recv(buf, 8, exp())
+		res[1] = {a:recv(buf, 8, exp())}
+		res[2] = {a:recv(buf, 8, exp())}
+		res[3] = {a:recv(buf, 8, exp())}
+		res[4] = {a:recv(buf, 0, exp())}
+		res.closed = a:closed()
 		a:close()
 	end)
-	t.eq(res[1], 1); t.eq(res[2], 0); t.eq(res[3], 0)
+	t.eq(res[1][1], 1)
+	for i = 2, 3 do
+		t.eq(res[i][1], nil); t.eq(res[i][2], 'closed'); t.eq(res[i][3], 0)
+		t.eq(type(res[i][4]), 'string')
+	end
+	t.eq(res[4][1], 0, 'no room: nothing to say')
+	t.eq(res.closed, false, 'the socket itself stays open (it can still send)')
 end)
 
 t.test('full duplex: reads in one thread, writes in another', function()
@@ -470,7 +478,7 @@ t.test('sendall(s|buf, [len]) -> true; recvall(buf, len) -> true', function()
 	t.eq(res.r4, true); t.eq(res.tail, 'tail')
 end)
 
-t.test("recvall: end of stream first is nil, 'eof', 0, msg, received", function()
+t.test("recvall: end of stream first is nil, 'closed', 0, msg, received", function()
 	local res
 	u.run(function()
 		local c, a = u.pair()
@@ -479,7 +487,7 @@ t.test("recvall: end of stream first is nil, 'eof', 0, msg, received", function(
 		res = {a:recvall(ffi.new'char[10]', 10, exp())}
 		a:close()
 	end)
-	t.eq(res[1], nil); t.eq(res[2], 'eof'); t.eq(res[3], 0); t.eq(type(res[4]), 'string')
+	t.eq(res[1], nil); t.eq(res[2], 'closed'); t.eq(res[3], 0); t.eq(type(res[4]), 'string')
 	t.eq(res[5], 5)
 end)
 
@@ -532,19 +540,19 @@ local function peer_sees(closer)
 	return res
 end
 
-t.test('close after everything was read sends a FIN: the peer recv returns 0', function()
+t.test("close after everything was read sends a FIN: the peer's recv is nil, 'closed'", function()
 	local res = peer_sees(function(c, a)
 		assert(c:send('x'))
 		local buf = ffi.new'char[1]'
 		assert(a:recv(buf, 1, exp()) == 1)
 		a:close()
 	end)
-	t.eq(res[1], 0)
+	t.eq(res[1], nil); t.eq(res[2], 'closed')
 end)
 
 t.test('close without I/O sends a FIN', function()
 	local res = peer_sees(function(c, a) a:close() end)
-	t.eq(res[1], 0)
+	t.eq(res[1], nil); t.eq(res[2], 'closed')
 end)
 
 t.test("close with unread data sends a RST: the peer gets 'connection_reset'", function()
@@ -573,11 +581,11 @@ t.test('a RST discards the data in flight to the closer; a FIN delivers it', fun
 		local buf = ffi.new'char[32]'
 		local n = c:recv(buf, 32, exp())
 		res.fin = str(buf, n)
-		res.fin_end = c:recv(buf, 32, exp())
+		res.fin_end = select(2, c:recv(buf, 32, exp()))
 		c:close()
 	end)
 	t.eq(res.fin, 'before fin')
-	t.eq(res.fin_end, 0)
+	t.eq(res.fin_end, 'closed')
 end)
 
 t.test('so_linger > 0: close does not block the loop', function()
@@ -597,7 +605,7 @@ end)
 
 ---------------------------------------------------------------- shutdown
 
-t.test("shutdown('w'): the peer reads 0 and can still send back", function()
+t.test("shutdown('w'): the peer reads nil, 'closed' and can still send back", function()
 	local res = {}
 	u.run(function()
 		local c, a = u.pair()
@@ -606,21 +614,21 @@ t.test("shutdown('w'): the peer reads 0 and can still send back", function()
 		local buf = ffi.new'char[32]'
 		local n = assert(a:recv(buf, 32, exp()))
 		res.req = str(buf, n)
-		res.eof = a:recv(buf, 32, exp())
+		res.eof = select(2, a:recv(buf, 32, exp()))
 		res.sent = a:send('reply')
 		a:shutdown('w')
 		n = assert(c:recv(buf, 32, exp()))
 		res.reply = str(buf, n)
-		res.eof2 = c:recv(buf, 32, exp())
+		res.eof2 = select(2, c:recv(buf, 32, exp()))
 		local r = {c:send('more')}
 		res.send_after = r[2]
 		c:close(); a:close()
 	end)
 	t.eq(res.req, 'request')
-	t.eq(res.eof, 0)
+	t.eq(res.eof, 'closed')
 	t.eq(res.sent, 5)
 	t.eq(res.reply, 'reply')
-	t.eq(res.eof2, 0)
+	t.eq(res.eof2, 'closed')
 	t.eq(res.send_after, 'broken_pipe', 'sending after shutdown(w)')
 end)
 
@@ -630,19 +638,19 @@ t.test("shutdown('r'), shutdown('rw'), shutdown() do not block", function()
 		local c, a = u.pair()
 		local buf = ffi.new'char[8]'
 		t.eq(c:shutdown('r'), true)
-		res.r = c:recv(buf, 8, exp())
+		res.r = select(2, c:recv(buf, 8, exp()))
 		res.still_sends = c:send('x')
 		t.eq(a:shutdown('rw'), true)
 		res.a_after = {a:send('x')}
 		local c2, a2 = u.pair()
 		t.eq(c2:shutdown(), true, "default: 'rw'")
-		res.peer = a2:recv(buf, 8, exp())
+		res.peer = select(2, a2:recv(buf, 8, exp()))
 		c:close(); a:close(); c2:close(); a2:close()
 	end)
-	t.eq(res.r, 0, 'recv after shutdown(r) returns 0')
+	t.eq(res.r, 'closed', "recv after shutdown(r) is nil, 'closed'")
 	t.eq(res.still_sends, 1)
 	t.eq(res.a_after[2], 'broken_pipe')
-	t.eq(res.peer, 0)
+	t.eq(res.peer, 'closed')
 end)
 
 t.test('shutdown on an unconnected socket: nil, not_connected', function()
@@ -652,7 +660,7 @@ t.test('shutdown on an unconnected socket: nil, not_connected', function()
 	s:close()
 end)
 
-t.test('the graceful close of the seed: shutdown(w), drain until 0, close', function()
+t.test("the graceful close of the seed: shutdown(w), drain until nil, 'closed', close", function()
 	local res = {}
 	u.run(function()
 		local c, a = u.pair()
@@ -663,14 +671,16 @@ t.test('the graceful close of the seed: shutdown(w), drain until 0, close', func
 			local n = assert(a:recv(buf, 4, exp()))
 			assert(a:send('resp1'))
 			a:shutdown('w')
-			repeat n = assert(a:recv(buf, 64, exp())) until n == 0
+			local err
+			repeat n, err = a:recv(buf, 64, exp()) until not n
+			assert(err == 'closed', err)
 			a:close()
 		end)
 		local buf = ffi.new'char[64]'
 		local got = ''
 		while true do
-			local n = assert(c:recv(buf, 64, exp()))
-			if n == 0 then break end
+			local n, err = c:recv(buf, 64, exp())
+			if not n then assert(err == 'closed', err) break end
 			got = got .. str(buf, n)
 		end
 		res.got = got
@@ -924,4 +934,31 @@ t.test("option names also in the later versions' spelling, without so_", functio
 	assert(s:setopt('tcp_nodelay', true))
 	u.raises_at("s:getopt: bad argument #2 'opt'", s.getopt, s, 'nodelay')
 	s:close()
+end)
+
+t.test("a line reader over recv stops at the peer's FIN (nil, 'closed'), without spinning", function()
+	local lines, calls, err = {}, 0, nil
+	u.run(function()
+		local c, a = u.pair()
+		sock.newthread(function()
+			assert(c:sendall('one\ntwo\nthree\n'))
+			sock.sleep(0.01)
+			assert(c:sendall('four\n'))
+			c:close()
+		end)
+		local buf = ffi.new'char[5]'
+		local pending = ''
+		while true do
+			calls = calls + 1
+			local n, e = a:recv(buf, 5, exp())
+			if not n then err = e break end
+			pending = pending .. str(buf, n)
+			for line in pending:gmatch('([^\n]*)\n') do lines[#lines + 1] = line end
+			pending = pending:match('[^\n]*$')
+		end
+		a:close()
+	end)
+	t.eq(table.concat(lines, ','), 'one,two,three,four')
+	t.eq(err, 'closed')
+	t.ok(calls < 20, calls .. ' recv calls')
 end)
