@@ -365,7 +365,7 @@ end
 --
 -- The fast path: the first steps of send, recv, sendall and recvall as FFI
 -- calls (compiled by the JIT to plain calls), each returning n >= 0 (bytes,
--- or 0 for sendall/recvall: done), PENDING (yield), CLOSED (raise), or
+-- or 0 for sendall/recvall: done), PENDING (yield), CLOSED (nil, 'closed'), or
 -- FAILED: R.failed(func) then gives nil, err, code, msg[, done].
 local T = ffi.cast('void *', R.sockets)
 local fast_io = ffi.typeof'int (*)(void *, uint64_t, const void *, size_t)'
@@ -373,12 +373,12 @@ local fast_send = ffi.cast(fast_io, R.fast.send)
 local fast_recv = ffi.cast(fast_io, R.fast.recv)
 local fast_sendall = ffi.cast(fast_io, R.fast.sendall)
 local fast_recvall = ffi.cast(fast_io, R.fast.recvall)
-local fast_live = ffi.cast(ffi.typeof'int (*)(void *, uint64_t)', R.fast.live)
 local FAST_PENDING, CLOSED = R.fast.PENDING, R.fast.CLOSED
 local failed = R.failed
 
--- The error of a closed socket, raised by Rust as the mlua methods raise it.
-local closed_error = R.closed
+-- The result of a call on a closed socket (closed before, by this thread or
+-- another): nil, 'closed', 0, msg, as the mlua methods return it.
+local closed = R.closed
 
 -- The result r of a fast-path call: n, the pending call's results, or the
 -- failure. (A function of its own: the code right after a resume runs in
@@ -386,7 +386,7 @@ local closed_error = R.closed
 -- is tested inline by the callers first.)
 local function fast_result(func, r, expires)
 	if r == FAST_PENDING then return pending(expires) end
-	if r == CLOSED then closed_error(func) end
+	if r == CLOSED then return closed() end
 	return failed(func)
 end
 
@@ -515,7 +515,6 @@ end
 function tcp:sendall(buf, len, expires)
 	self_s(self, 'tcp:sendall')
 	local h = self._h
-	if fast_live(T, h) == 0 then closed_error('tcp:sendall') end
 	local b, n = bufarg('tcp:sendall', 2, buf, len)
 	expiresarg('tcp:sendall', 4, expires)
 	local r = fast_sendall(T, h, b, n)
@@ -527,7 +526,6 @@ end
 function tcp:recvall(buf, len, expires)
 	self_s(self, 'tcp:recvall')
 	local h = self._h
-	if fast_live(T, h) == 0 then closed_error('tcp:recvall') end
 	if len == nil then argerr('tcp:recvall', 3, 'len', 'number expected') end
 	local b, n = bufarg('tcp:recvall', 2, buf, len, true)
 	expiresarg('tcp:recvall', 4, expires)

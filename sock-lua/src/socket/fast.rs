@@ -40,8 +40,8 @@
 //! * `n >= 0`: done: `n` bytes (`send`, `recv`), or 0 (`sendall`, `recvall`);
 //! * [`PENDING`] (-1): the call would block and is the state's pending call:
 //!   the Lua layer yields `OP, expires`, and the scheduler drives it;
-//! * [`CLOSED`] (-2): the socket was closed (or the handle is unknown): a
-//!   programmer error, which the Lua layer raises;
+//! * [`CLOSED`] (-2): the socket was closed (or the handle is unknown): the
+//!   Lua layer returns `nil, 'closed'`;
 //! * [`FAILED`] (-3): the call failed; the error waits in the table for
 //!   `R.failed`, which turns it into the usual `nil, err, code, msg`.
 //!
@@ -210,19 +210,6 @@ pub unsafe extern "C" fn sock_lua_recvall(
     finish(t, h, first, true, || LuaOp::RecvAll(all, b))
 }
 
-/// Whether the socket of the handle `h` is usable: 1, or 0 once it is closed
-/// (or the handle is unknown). The Lua layer's cheap `closed` check.
-///
-/// # Safety
-///
-/// `t` is the state's table (`R.sockets`).
-#[no_mangle]
-pub unsafe extern "C" fn sock_lua_live(t: *const c_void, h: u64) -> c_int {
-    // SAFETY: by the contract.
-    let t = unsafe { table(t) };
-    t.with(h, |s| !s.is_closed() as c_int).unwrap_or(0)
-}
-
 /// A function's address, as a light userdata for `ffi.cast`.
 fn address(f: *const ()) -> LuaLightUserData {
     LuaLightUserData(f as *mut c_void)
@@ -254,7 +241,6 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     fast.set("recv", address(sock_lua_recv as *const ()))?;
     fast.set("sendall", address(sock_lua_sendall as *const ()))?;
     fast.set("recvall", address(sock_lua_recvall as *const ()))?;
-    fast.set("live", address(sock_lua_live as *const ()))?;
     fast.set("PENDING", PENDING)?;
     fast.set("CLOSED", CLOSED)?;
     r.set("fast", fast)?;

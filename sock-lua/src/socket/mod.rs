@@ -64,6 +64,18 @@ macro_rules! datagram {
     };
 }
 
+/// The socket, or a return from the calling method with the `closed`
+/// result: a socket closed before (by this thread or another) answers
+/// `nil, 'closed'` to every call, as a thread parked in a call gets.
+macro_rules! live {
+    ($lua:expr, $s:expr) => {
+        match $s.is_closed() {
+            true => return closed_values($lua),
+            false => $s,
+        }
+    };
+}
+
 pub(crate) mod fast;
 pub(crate) mod op;
 
@@ -205,10 +217,10 @@ impl Table {
     }
 }
 
-/// The error of a call on a closed socket (or one that its handle does not
-/// name): a programmer error about `self`.
-fn closed_error(func: &str) -> LuaError {
-    crate::error::bad_argument(func, 1, "self", "socket is closed")
+/// The result of a call on a closed socket (or one that its handle does not
+/// name any more): `nil, 'closed', 0, msg`.
+pub(crate) fn closed_values(lua: &Lua) -> LuaResult<LuaMultiValue> {
+    fail(lua, &sock::Error::new(sock::ErrorKind::Closed))
 }
 
 /// The handle table of `lua`'s state.
@@ -229,6 +241,12 @@ impl LSock {
 
     pub(crate) fn is_closed(&self) -> bool {
         any!(self, s => s.is_closed())
+    }
+
+    /// Closes the socket (FIN, or RST with unread data), waking the threads
+    /// parked on it.
+    pub(crate) fn close(&self) {
+        any!(self, s => s.close())
     }
 
     /// The core's driver of `op` on this socket, until `expires`.
@@ -259,14 +277,6 @@ impl LSock {
         s.handle.set(h);
         drop(s);
         Ok((ud, h as f64))
-    }
-
-    /// Raises for a socket used after `close()`.
-    fn live(&self, func: &'static str) -> LuaResult<&Self> {
-        match self.is_closed() {
-            true => Err(closed_error(func)),
-            false => Ok(self),
-        }
     }
 
     fn socket_type(&self) -> SocketType {
@@ -368,13 +378,13 @@ impl LuaUserData for LSock {
 
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
         m.add_method("accept", |lua, s, ()| {
-            s.live("tcp:accept")?.tcp("tcp:accept")?;
+            live!(lua, s).tcp("tcp:accept")?;
             s.call(lua, LuaOp::Accept)
         });
         m.add_method(
             "connect",
             |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
-                s.live("tcp:connect")?.tcp("tcp:connect")?;
+                live!(lua, s).tcp("tcp:connect")?;
                 let flags = sock::AddrFlags::empty();
                 let a = match resolve(lua, s, "tcp:connect", 2, &(host, port, af), flags)? {
                     Ok(a) => a,
@@ -391,7 +401,7 @@ impl LuaUserData for LSock {
         m.add_method(
             "sendto",
             |lua, s, (host, port, buf, len, af): (LuaValue, LuaValue, LuaValue, usize, LuaValue)| {
-                let s = s.live("udp:sendto")?;
+                let s = live!(lua, s);
                 let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
                 let flags = sock::AddrFlags::empty();
                 let a = match resolve(lua, s, "udp:sendto", 2, &(host, port, af), flags)? {
@@ -407,7 +417,7 @@ impl LuaUserData for LSock {
             },
         );
         m.add_method("recvnext", |lua, s, (buf, len): (LuaValue, usize)| {
-            let s = s.live("udp:recvnext")?;
+            let s = live!(lua, s);
             let b = buf_arg(&buf, len, true, Arg::new("udp:recvnext", 2, "buf"))?;
             datagram!(s, "udp:recvnext", _x => ());
             s.call(lua, LuaOp::RecvNext(b.raw()))
@@ -415,7 +425,7 @@ impl LuaUserData for LSock {
         m.add_method(
             "connect_datagram",
             |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
-                let s = s.live("udp:connect")?;
+                let s = live!(lua, s);
                 let a = match resolve(
                     lua,
                     s,
@@ -436,7 +446,7 @@ impl LuaUserData for LSock {
         m.add_method(
             "bind",
             |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
-                let s = s.live("s:bind")?;
+                let s = live!(lua, s);
                 let a = match resolve(
                     lua,
                     s,
@@ -454,7 +464,7 @@ impl LuaUserData for LSock {
         m.add_method(
             "listen",
             |lua, s, (backlog, host, port, af): (Option<f64>, LuaValue, LuaValue, LuaValue)| {
-                let t = s.live("tcp:listen")?.tcp("tcp:listen")?;
+                let t = live!(lua, s).tcp("tcp:listen")?;
                 let backlog = backlog
                     .filter(|b| b.is_finite())
                     .map(|b| b.clamp(0.0, u32::MAX as f64) as u32);
@@ -473,7 +483,7 @@ impl LuaUserData for LSock {
             },
         );
         m.add_method("shutdown", |lua, s, how: LuaValue| {
-            let t = s.live("tcp:shutdown")?.tcp("tcp:shutdown")?;
+            let t = live!(lua, s).tcp("tcp:shutdown")?;
             let arg = Arg::new("tcp:shutdown", 2, "how");
             let how: Shutdown = match &how {
                 LuaValue::Nil => Shutdown::Both,
@@ -486,7 +496,7 @@ impl LuaUserData for LSock {
             crate::error::ret(lua, t.shutdown(how).map(|()| true))
         });
         m.add_method("setopt", |lua, s, (name, val): (LuaValue, LuaValue)| {
-            let s = s.live("s:setopt")?;
+            let s = live!(lua, s);
             let opt_arg = Arg::new("s:setopt", 2, "opt");
             let val_arg = Arg::new("s:setopt", 3, "value");
             let name = opt_name(&name, opt_arg)?;
@@ -507,7 +517,7 @@ impl LuaUserData for LSock {
             }
         });
         m.add_method("getopt", |lua, s, name: LuaValue| {
-            let s = s.live("s:getopt")?;
+            let s = live!(lua, s);
             let opt_arg = Arg::new("s:getopt", 2, "opt");
             let name = opt_name(&name, opt_arg)?;
             let opt = find_opt(&name, opt_arg)?;
@@ -531,14 +541,14 @@ impl LuaUserData for LSock {
         m.add_method("family", |_, s, ()| Ok(s.family().name()));
         m.add_method("protocol", |_, s, ()| Ok(any!(s, x => x.protocol()).name()));
         m.add_method("local_addr", |lua, s, ()| {
-            let s = s.live("s:getsockname")?;
+            let s = live!(lua, s);
             match any!(s, x => x.local_addr()) {
                 Ok(sa) => addr::new_sa(lua, sa)?.into_lua_multi(lua),
                 Err(e) => fail(lua, &e),
             }
         });
         m.add_method("peer_addr", |lua, s, ()| {
-            let s = s.live("s:getpeername")?;
+            let s = live!(lua, s);
             match any!(s, x => x.peer_addr()) {
                 Ok(sa) => addr::new_sa(lua, sa)?.into_lua_multi(lua),
                 Err(e) => fail(lua, &e),
@@ -637,7 +647,7 @@ fn not_in_thread(lua: &Lua, pending: bool) -> LuaResult<LuaMultiValue> {
 
 /// Adds the socket primitives to `R`: `R.socket`, the handle table
 /// (`R.sockets`), the pending mark (`R.PENDING`), `R.not_in_thread`,
-/// `R.closed(func)` (raises the error of a closed socket) and the fast path
+/// `R.closed()` (the result of a call on a closed socket) and the fast path
 /// (`R.fast`, `R.failed`, `R.address`).
 pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     if lua.app_data_ref::<Rc<Table>>().is_none() {
@@ -648,7 +658,6 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("PENDING", op::pending_mark())?;
     r.set("socket", lua.create_function(new_socket)?)?;
     r.set("not_in_thread", lua.create_function(not_in_thread)?)?;
-    let closed = |_: &Lua, func: LuaString| -> LuaResult<()> { Err(closed_error(&func.to_str()?)) };
-    r.set("closed", lua.create_function(closed)?)?;
+    r.set("closed", lua.create_function(|lua, ()| closed_values(lua))?)?;
     fast::register(lua, r)
 }

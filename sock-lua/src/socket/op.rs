@@ -316,7 +316,14 @@ impl Op for Driven {
             .unwrap_or_else(|| Step::Ready(Err(Error::new(ErrorKind::Closed))))
     }
 
+    /// The seed's deadline: "if the expiration clock is reached before the
+    /// operation completes the socket is forcibly closed and nil, 'timeout'
+    /// is returned". The close wakes the other threads waiting on the
+    /// socket, which see `closed`.
     fn fail(&self, e: Error) -> Error {
+        if e.kind() == ErrorKind::Timeout {
+            self.table.with(self.p.h, |s| s.close());
+        }
         self.p.op.fail(e)
     }
 }
