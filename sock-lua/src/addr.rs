@@ -277,6 +277,9 @@ pub(crate) fn flags_arg(v: &LuaValue, arg: Arg) -> LuaResult<AddrFlags> {
     match v {
         _ if is_none(v) => Ok(AddrFlags::empty()),
         LuaValue::String(s) => parse(s),
+        // The OS's AI_* bits OR-ed, as the original's glue.bor() made them.
+        LuaValue::Integer(n) => raw_flags(*n as f64, arg),
+        LuaValue::Number(n) => raw_flags(*n, arg),
         LuaValue::Table(t) => {
             let mut flags = AddrFlags::empty();
             for pair in t.pairs::<LuaValue, LuaValue>() {
@@ -302,8 +305,16 @@ pub(crate) fn flags_arg(v: &LuaValue, arg: Arg) -> LuaResult<AddrFlags> {
             }
             Ok(flags)
         }
-        _ => Err(arg.type_error("string or table", v)),
+        _ => Err(arg.type_error("string, table or number", v)),
     }
+}
+
+/// Address flags given as a number: the OS's `AI_*` bits.
+fn raw_flags(n: f64, arg: Arg) -> LuaResult<AddrFlags> {
+    if !(n >= 0.0 && n <= f64::from(i32::MAX) && n.fract() == 0.0) {
+        return Err(arg.error(format_args!("{n} is not a set of AI_* bits")));
+    }
+    AddrFlags::from_raw(n as i32).map_err(|e| arg.error(e.message()))
 }
 
 /// A lookup result shared by all the `ai` objects of one lookup: `None` once

@@ -348,6 +348,33 @@ impl AddrFlags {
             .filter(|&&(flag, _, _)| self.contains(flag))
             .fold(0, |acc, &(_, _, raw)| acc | raw)
     }
+
+    /// The flags of the OS's `AI_*` bits OR-ed together (the numeric form the
+    /// original library's `glue.bor()` produced); `invalid_argument` for a bit
+    /// that is none of them.
+    ///
+    /// ```
+    /// use sock::AddrFlags;
+    /// let f = AddrFlags::from_raw(libc::AI_PASSIVE | libc::AI_NUMERICHOST).unwrap();
+    /// assert_eq!(f, AddrFlags::PASSIVE | AddrFlags::NUMERICHOST);
+    /// assert_eq!(AddrFlags::from_raw(0).unwrap(), AddrFlags::empty());
+    /// assert_eq!(AddrFlags::from_raw(1 << 20).unwrap_err().name(), "invalid_argument");
+    /// ```
+    pub fn from_raw(raw: i32) -> Result<AddrFlags> {
+        let mut flags = AddrFlags::empty();
+        let mut left = raw;
+        for &(flag, _, bits) in &Self::TABLE {
+            if raw & bits == bits && bits != 0 {
+                flags |= flag;
+                left &= !bits;
+            }
+        }
+        if left != 0 {
+            let msg = format!("unknown address flag bits {left:#x} (in {raw:#x})");
+            return Err(Error::with_message(ErrorKind::InvalidArgument, msg));
+        }
+        Ok(flags)
+    }
 }
 
 impl BitOr for AddrFlags {

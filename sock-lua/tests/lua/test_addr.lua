@@ -6,6 +6,7 @@
 local t = require'tap'
 local ffi = require'ffi'
 local sock = require'sock'
+local u = require'util'
 
 -- All the entries of the list from ai on, via ai:next().
 local function entries(ai)
@@ -233,6 +234,20 @@ t.test("sock.addr() with no host and no port: any address, port 0", function()
 	t.eq(ai6:tostring(), '[::]:0')
 end)
 
+t.test("flags as the OS's AI_* bits OR-ed (the original's glue.bor() form)", function()
+	-- Linux: AI_PASSIVE 1, AI_CANONNAME 2, AI_NUMERICHOST 4
+	local ai = assert(sock.addr('127.0.0.1', 80, 'tcp', 'inet', nil, 4))
+	t.eq(ai:tostring(), '127.0.0.1:80')
+	local named = select(2, sock.addr('localhost', 80, 'tcp', 'inet', nil, 'numerichost'))
+	t.eq(select(2, sock.addr('localhost', 80, 'tcp', 'inet', nil, 4)), named,
+		'the number means what the name means')
+	t.eq(assert(sock.addr('*', 0, 'tcp', 'inet', nil, 1 + 4)):tostring(), '0.0.0.0:0')
+	u.raises_at("sock.addr: bad argument #6 'flags' (unknown address flag bits",
+		sock.addr, '127.0.0.1', 80, 'tcp', 'inet', nil, 0x100000)
+	u.raises_at("sock.addr: bad argument #6 'flags' (-1 is not",
+		sock.addr, '127.0.0.1', 80, 'tcp', 'inet', nil, -1)
+end)
+
 ---------------------------------------------------------------- programmer errors
 
 t.test('bad arguments raise, naming the function and the argument', function()
@@ -261,7 +276,7 @@ t.test('bad arguments raise, naming the function and the argument', function()
 	t.raises("sock.addr: bad argument #4 'family'", sock.addr, '127.0.0.1', 80, 0, {})
 	t.raises("sock.addr: bad argument #5 'protocol' ('sctp' is not one of",
 		sock.addr, '127.0.0.1', 80, 0, 0, 'sctp')
-	t.raises("sock.addr: bad argument #6 'flags' (string or table expected, got boolean)",
+	t.raises("sock.addr: bad argument #6 'flags' (string, table or number expected, got boolean)",
 		sock.addr, '127.0.0.1', 80, 0, 0, 0, true)
 	t.raises("sock.addr: bad argument #6 'flags' (invalid address flag 'bogus'",
 		sock.addr, '127.0.0.1', 80, 0, 0, 0, 'passive bogus')
