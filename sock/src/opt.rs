@@ -520,6 +520,64 @@ pub fn unknown_option(name: &str) -> Error {
     )
 }
 
+/// The options of other platforms that the original library names (Windows'
+/// `SOL_SOCKET` and `IPPROTO_TCP` options, in its spelling), sorted: known
+/// names, so that code written for it gets `not_supported` here rather than
+/// an error for a name that does not exist.
+static ELSEWHERE: &[&str] = &[
+    "so_bsp_state",
+    "so_conditional_accept",
+    "so_connect_time",
+    "so_dontlinger",
+    "so_exclusiveaddruse",
+    "so_group_id",
+    "so_group_priority",
+    "so_max_msg_size",
+    "so_pause_accept",
+    "so_port_scalability",
+    "so_protocol_info",
+    "so_randomize_port",
+    "so_reuse_multicastport",
+    "so_reuse_unicastport",
+    "so_update_accept_context",
+    "so_update_connect_context",
+    "tcp_bsdurgent",
+    "tcp_expedited_1122",
+    "tcp_fail_connect_on_icmp_error",
+    "tcp_icmp_error_info",
+    "tcp_maxrt",
+    "tcp_maxrtms",
+    "tcp_timestamps",
+];
+
+/// Whether `name` is an option of another platform only (see
+/// [`not_here`]): the original library's Windows options.
+///
+/// ```
+/// assert!(sock::opt::elsewhere("so_conditional_accept"));
+/// assert!(!sock::opt::elsewhere("so_reuseaddr") && !sock::opt::elsewhere("so_bogus"));
+/// ```
+pub fn elsewhere(name: &str) -> bool {
+    let known = |n: &str| ELSEWHERE.binary_search(&n).is_ok();
+    known(name) || known(&format!("so_{name}"))
+}
+
+/// The error of an option that exists on another platform only:
+/// `not_supported`.
+///
+/// ```
+/// let t = sock::Tcp::new(sock::Family::Inet).unwrap();
+/// let e = t.getopt("so_conditional_accept").unwrap_err();
+/// assert_eq!(e.name(), "not_supported");
+/// assert_eq!(e.message(), sock::opt::not_here("so_conditional_accept").message());
+/// ```
+pub fn not_here(name: &str) -> Error {
+    Error::with_message(
+        ErrorKind::NotSupported,
+        format!("socket option {name:?} is not available on this platform"),
+    )
+}
+
 /// The row of `name`, if there is one.
 fn row(name: &str) -> Option<&'static OptRow> {
     let find = |name: &str| {
@@ -538,9 +596,13 @@ fn row(name: &str) -> Option<&'static OptRow> {
     })
 }
 
-/// The row of `name`, or `invalid_argument` listing the valid names.
+/// The row of `name`, or `invalid_argument` listing the valid names
+/// (`not_supported` for an option of another platform).
 fn lookup(name: &str) -> Result<&'static OptRow> {
-    row(name).ok_or_else(|| unknown_option(name))
+    row(name).ok_or_else(|| match elsewhere(name) {
+        true => not_here(name),
+        false => unknown_option(name),
+    })
 }
 
 /// Sets option `name` of the socket `fd` to `val`.
@@ -747,6 +809,16 @@ fn ipv4_word(name: &str, word: &str, val: &OptVal) -> Result<Ipv4Addr> {
 
 #[cfg(test)]
 mod tests {
+    use super::ELSEWHERE;
+
+    #[test]
+    fn options_of_other_platforms_are_sorted_and_none_of_ours() {
+        assert!(ELSEWHERE.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
+        for name in ELSEWHERE {
+            assert!(super::Opt::find(name).is_none(), "{name} is ours");
+        }
+    }
+
     use super::*;
 
     use std::net::SocketAddr;

@@ -226,3 +226,23 @@ fn socket_level_names_without_the_so_prefix() {
     let long = "x".repeat(100);
     assert!(sock::Opt::find(&long).is_none());
 }
+
+/// A name that the original library knows on Windows only: `not_supported`
+/// here (and not the error of a name that does not exist).
+#[test]
+fn options_of_other_platforms_are_not_supported() {
+    let t = Tcp::new(Family::Inet).unwrap();
+    for name in ["so_conditional_accept", "conditional_accept", "tcp_maxrt"] {
+        assert_eq!(
+            t.getopt(name).unwrap_err().kind(),
+            ErrorKind::NotSupported,
+            "{name}"
+        );
+        let e = t.setopt(name, true).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotSupported, "{name}");
+    }
+    assert_eq!(
+        t.getopt("so_nonsense").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}

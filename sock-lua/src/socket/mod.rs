@@ -501,7 +501,9 @@ impl LuaUserData for LSock {
             let val_arg = Arg::new("s:setopt", 3, "value");
             let name = opt_name(&name, opt_arg)?;
             let v = lua_optval(&val, val_arg)?;
-            let opt = find_opt(&name, opt_arg)?;
+            let Some(opt) = Opt::find(&name) else {
+                return unknown_opt(lua, &name, opt_arg);
+            };
             if !opt.writable() {
                 return Err(opt_arg.error(opt.read_only().message()));
             }
@@ -520,7 +522,9 @@ impl LuaUserData for LSock {
             let s = live!(lua, s);
             let opt_arg = Arg::new("s:getopt", 2, "opt");
             let name = opt_name(&name, opt_arg)?;
-            let opt = find_opt(&name, opt_arg)?;
+            let Some(opt) = Opt::find(&name) else {
+                return unknown_opt(lua, &name, opt_arg);
+            };
             if !opt.readable() {
                 return Err(opt_arg.error(opt.write_only().message()));
             }
@@ -568,8 +572,14 @@ fn opt_name(v: &LuaValue, arg: Arg) -> LuaResult<mlua::BorrowedStr> {
 }
 
 /// The option named `name`, or the core's "unknown socket option" error at `arg`.
-fn find_opt(name: &str, arg: Arg) -> LuaResult<Opt> {
-    Opt::find(name).ok_or_else(|| arg.error(sock::opt::unknown_option(name).message()))
+/// An option name that is none of this platform's: `nil, 'not_supported'`
+/// for an option of another platform (the original's Windows options),
+/// else raises.
+fn unknown_opt(lua: &Lua, name: &str, arg: Arg) -> LuaResult<LuaMultiValue> {
+    match sock::opt::elsewhere(name) {
+        true => fail(lua, &sock::opt::not_here(name)),
+        false => Err(arg.error(sock::opt::unknown_option(name).message())),
+    }
 }
 
 /// The value of `s:setopt` as its Lua type gives it: a boolean is `Bool`, a

@@ -982,3 +982,13 @@ t.test("a line reader over recv stops at the peer's FIN (nil, 'closed'), without
 	t.eq(err, 'closed')
 	t.ok(calls < 20, calls .. ' recv calls')
 end)
+
+t.test("an option of another platform (the original's Windows names): nil, 'not_supported'", function()
+	local s = assert(sock.tcp())
+	local r = {s:getopt('so_conditional_accept')}
+	t.eq(r[1], nil); t.eq(r[2], 'not_supported')
+	r = {s:setopt('so_exclusiveaddruse', true)}
+	t.eq(r[1], nil); t.eq(r[2], 'not_supported')
+	u.raises_at("s:getopt: bad argument #2 'opt'", s.getopt, s, 'so_nonsense')
+	s:close()
+end)
