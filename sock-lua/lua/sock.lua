@@ -74,8 +74,19 @@ function M.onerror(f)
 	onerror = f
 end
 
+-- The functions to call when a thread ends (sock.onthreadfinish), by thread.
+local finishers = setmetatable({}, {__mode = 'k'})
+
 local function finish(co, ok, ...)
 	active[co] = nil
+	local fs = finishers[co]
+	if fs then
+		finishers[co] = nil
+		for i = 1, #fs do
+			local fok, e = pcall(fs[i], co)
+			if not fok then R.report(e, co) end
+		end
+	end
 	if ok then return ... end
 	return FAILED, ...
 end
@@ -101,16 +112,36 @@ end
 -- This module load's error reporter, by number (src/sched.rs).
 local REPORTER = R.reporter(R.report)
 
---- sock.newthread(f, ...) -> co: starts f(...) as a sock thread, at once;
---- returns at its first blocking call.
-function M.newthread(f, ...)
-	if type(f) ~= 'function' then argerr('sock.newthread', 1, 'func', 'function expected') end
+local function spawn(func, f, ...)
+	-- (depth 0: the callers' tail calls leave no frame of their own)
+	if type(f) ~= 'function' then argerr(func, 1, 'func', 'function expected') end
 	local co = create(body)
 	co_resume(co, f, ...)
 	active[co] = true
 	R.spawn(co, REPORTER)
 	return co
 end
+
+--- sock.newthread(f, ...) -> co: starts f(...) as a sock thread, at once;
+--- returns at its first blocking call.
+function M.newthread(f, ...) return spawn('sock.newthread', f, ...) end
+
+--- sock.thread(f, ...) -> co: the later versions' name of newthread (the
+--- seed's semantics: it starts at once).
+function M.thread(f, ...) return spawn('sock.thread', f, ...) end
+
+--- sock.onthreadfinish(co, f): f(co) when the thread co ends, however it
+--- ends; several run in the order they were set.
+function M.onthreadfinish(co, f)
+	if type(co) ~= 'thread' then argerr('sock.onthreadfinish', 1, 'co', 'thread expected') end
+	if type(f) ~= 'function' then argerr('sock.onthreadfinish', 2, 'f', 'function expected') end
+	local fs = finishers[co]
+	if not fs then fs = {}; finishers[co] = fs end
+	fs[#fs + 1] = f
+end
+
+--- sock.threadenv[co]: a value of the program's choice per thread (weak keys).
+M.threadenv = setmetatable({}, {__mode = 'k'})
 
 --- sock.currentthread() -> co: the running sock thread, or nil.
 function M.currentthread()
@@ -228,6 +259,7 @@ end
 
 --- sock.cowrap(f) -> wrapper: like coroutine.wrap, but the coroutine may do
 --- socket I/O between its yields; its waits park only itself.
+--- (sock.cosafewrap: the name the code of the seed's date used.)
 function M.cowrap(f)
 	if type(f) ~= 'function' then argerr('sock.cowrap', 1, 'f', 'function expected') end
 	local co = create(f)
@@ -235,6 +267,25 @@ function M.cowrap(f)
 		if not in_thread() then return unwrap(resume(co, ...)) end
 		return unwrap(transfer(co, ...))
 	end
+end
+
+M.cosafewrap = M.cowrap
+
+--- sock.run(f, ...) -> ...: f(...) in a sock thread, the loop driven until it
+--- ends, and its results (its error raised again); inside a thread, f(...).
+function M.run(f, ...)
+	if type(f) ~= 'function' then argerr('sock.run', 1, 'f', 'function expected') end
+	if in_thread() then return f(...) end
+	local res
+	local function run(...) res = {n = select('#', ...), ...} end
+	M.newthread(function(...) run(pcall(f, ...)) end, ...)
+	while not res do
+		local ok, err = R.poll(nil)
+		if not ok and err == 'empty' then break end
+	end
+	if not res then error('sock.run: the thread ended without finishing f', 2) end
+	if not res[1] then error(res[2], 0) end
+	return unpack(res, 2, res.n)
 end
 
 -- Inside sock threads, coroutine.resume/wrap go through the trampoline, so
@@ -420,6 +471,14 @@ M.tcp = maker'tcp'
 M.udp = maker'udp'
 M.raw = maker'raw'
 
+-- The method tables, for a program to add methods to every socket of a kind,
+-- and the fields that tell socket objects apart (the later versions' names).
+M.tcp_class, M.udp_class, M.raw_class = tcp, udp, raw
+socket.issocket = true
+tcp.istcpsocket = true
+udp.isudpsocket = true
+raw.israwsocket, raw.isudpsocket = true, false
+
 local function self_s(self, func)
 	local s = type(self) == 'table' and self._s
 	if not s then argerr(func, 1, 'self', 'socket expected', 1) end
@@ -532,6 +591,14 @@ function tcp:recvall(buf, len, expires)
 	local r = fast_recvall(T, h, b, n)
 	if r == 0 then return true end
 	return fast_result('tcp:recvall', r, expires)
+end
+
+--- tcp:recvn(buf, len, [expires]) -> buf, len: exactly len bytes (the
+--- later versions' name of the seed's recvall); a short read: nil, err, got.
+function tcp:recvn(buf, len, expires)
+	local ok, err, _, _, got = self.recvall(self, buf, len, expires)
+	if ok then return buf, len end
+	return nil, err, got
 end
 
 --- tcp:shutdown('r'|'w'|'rw', [expires])
