@@ -271,6 +271,10 @@ end
 
 M.cosafewrap = M.cowrap
 
+--- sock.yield(...): yields from an iterator made by sock.cowrap to its
+--- consumer (coroutine.yield, under the later versions' name).
+M.yield = yield
+
 --- sock.run(f, ...) -> ...: f(...) in a sock thread, the loop driven until it
 --- ends, and its results (its error raised again); inside a thread, f(...).
 function M.run(f, ...)

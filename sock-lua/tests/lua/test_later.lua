@@ -34,6 +34,17 @@ t.test('sock.cosafewrap is cowrap: I/O between the yields', function()
 	t.eq(table.concat(got, ','), '1,2,3')
 end)
 
+t.test('sock.yield: from a cowrap iterator to its consumer, I/O in between', function()
+	local got = {}
+	u.run(function()
+		local gen = sock.cowrap(function()
+			for i = 1, 3 do sock.sleep(0.001); sock.yield(i, i * 10) end
+		end)
+		for a, b in gen do got[#got + 1] = a .. ':' .. b end
+	end)
+	t.eq(table.concat(got, ','), '1:10,2:20,3:30')
+end)
+
 t.test('sock.run: the results of f in a thread, the loop driven; errors raised again', function()
 	local a, b = sock.run(function(x)
 		sock.sleep(0.01)
