@@ -558,8 +558,20 @@ static ELSEWHERE: &[&str] = &[
 /// assert!(!sock::opt::elsewhere("so_reuseaddr") && !sock::opt::elsewhere("so_bogus"));
 /// ```
 pub fn elsewhere(name: &str) -> bool {
-    let known = |n: &str| ELSEWHERE.binary_search(&n).is_ok();
-    known(name) || known(&format!("so_{name}"))
+    spelled_either_way(name, |n| ELSEWHERE.binary_search(&n).ok()).is_some()
+}
+
+/// `find(name)`, or `find("so_" + name)`: the later versions' spelling of
+/// the socket-level names, without `so_` (`reuseaddr`); the `tcp_*` and
+/// `ip*` names keep theirs.
+fn spelled_either_way<T>(name: &str, find: impl Fn(&str) -> Option<T>) -> Option<T> {
+    find(name).or_else(|| {
+        let mut buf = [0u8; 64];
+        let full = buf.get_mut(..name.len() + 3)?;
+        full[..3].copy_from_slice(b"so_");
+        full[3..].copy_from_slice(name.as_bytes());
+        find(std::str::from_utf8(full).ok()?)
+    })
 }
 
 /// The error of an option that exists on another platform only:
@@ -580,19 +592,10 @@ pub fn not_here(name: &str) -> Error {
 
 /// The row of `name`, if there is one.
 fn row(name: &str) -> Option<&'static OptRow> {
-    let find = |name: &str| {
+    spelled_either_way(name, |name| {
         OPTS.binary_search_by(|o| o.name.cmp(name))
             .ok()
             .map(|i| &OPTS[i])
-    };
-    find(name).or_else(|| {
-        // The later versions' spelling of the socket-level names, without
-        // `so_` (`reuseaddr`); the `tcp_*` and `ip*` names keep theirs.
-        let mut buf = [0u8; 64];
-        let full = buf.get_mut(..name.len() + 3)?;
-        full[..3].copy_from_slice(b"so_");
-        full[3..].copy_from_slice(name.as_bytes());
-        find(std::str::from_utf8(full).ok()?)
     })
 }
 

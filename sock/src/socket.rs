@@ -481,10 +481,8 @@ impl Socket {
         force: bool,
     ) -> Step<(usize, Option<SockAddr>)> {
         let cap = buf.len();
-        self.step(Direction::Read, force, |s| {
-            sys::socket::recv_datagram(s, buf, from)
-        })
-        .and_then(|got| truncation(cap, got))
+        self.step_datagram(buf, from, force)
+            .and_then(|got| truncation(cap, got))
     }
 
     /// [`step_recv_datagram`](Self::step_recv_datagram) that reports a
@@ -497,10 +495,21 @@ impl Socket {
         force: bool,
     ) -> Step<(usize, Option<SockAddr>, bool)> {
         let cap = buf.len();
+        self.step_datagram(buf, from, force)
+            .map(|(n, addr)| (n.min(cap), addr.map(SockAddr::from), n > cap))
+    }
+
+    /// One step of a datagram's receive, as the kernel reports it (its full
+    /// length, `MSG_TRUNC`) for the two steps above to report a cut.
+    fn step_datagram(
+        &self,
+        buf: &mut [u8],
+        from: bool,
+        force: bool,
+    ) -> Step<(usize, Option<socket2::SockAddr>)> {
         self.step(Direction::Read, force, |s| {
             sys::socket::recv_datagram(s, buf, from)
         })
-        .map(|(n, addr)| (n.min(cap), addr.map(SockAddr::from), n > cap))
     }
 
     /// One step of a `sendto`.

@@ -390,9 +390,13 @@ impl LuaUserData for LSock {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
                 };
-                let list = match sock::ToAddr::to_addr(&a, &s.hints(flags)) {
-                    Ok(list) => list.into_owned(),
-                    Err(e) => return fail(lua, &e),
+                // A looked-up list is moved in; an ai or sa becomes one.
+                let list = match a {
+                    Addr::List(list) => list,
+                    a => match sock::ToAddr::to_addr(&a, &s.hints(flags)) {
+                        Ok(list) => list.into_owned(),
+                        Err(e) => return fail(lua, &e),
+                    },
                 };
                 let connect = sock::op::Connect::new(list);
                 s.call(lua, LuaOp::Connect(Box::new(connect)))

@@ -144,16 +144,7 @@ impl Registration {
     ) -> Driver<C, O> {
         let (deadline, invalid) = split(deadline);
         Driver {
-            parking: Parking {
-                core,
-                token: self.token,
-                dir: Direction::Read,
-                deadline,
-                timer: None,
-                napping: false,
-                parked: None,
-                shared,
-            },
+            parking: Parking::new(core, self.token, Direction::Read, deadline, shared),
             invalid,
             op,
         }
@@ -167,11 +158,9 @@ impl Registration {
         shared: bool,
     ) -> Wait {
         let (deadline, invalid) = split(deadline);
-        let mut parking = Parking::new(Rc::clone(&self.core), self.token, deadline);
-        parking.dir = dir;
-        parking.shared = shared;
+        let core = Rc::clone(&self.core);
         Wait {
-            parking,
+            parking: Parking::new(core, self.token, dir, deadline, shared),
             invalid,
             started: false,
         }
@@ -207,16 +196,23 @@ struct Parking<C: Deref<Target = Core>> {
 }
 
 impl<C: Deref<Target = Core>> Parking<C> {
-    fn new(core: C, token: usize, deadline: Option<Instant>) -> Parking<C> {
+    #[inline]
+    fn new(
+        core: C,
+        token: usize,
+        dir: Direction,
+        deadline: Option<Instant>,
+        shared: bool,
+    ) -> Parking<C> {
         Parking {
             core,
             token,
-            dir: Direction::Read,
+            dir,
             deadline,
             timer: None,
             napping: false,
             parked: None,
-            shared: false,
+            shared,
         }
     }
 
