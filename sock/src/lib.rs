@@ -7,7 +7,13 @@
 //!
 //! - A **thread** is a future started with [`newthread`]: it runs at once until
 //!   its first blocking call. [`start`] runs the loop until every thread is done
-//!   or [`stop`] is called; [`poll`] runs one iteration.
+//!   or [`stop`] is called ([`start_for`]: for at most some seconds); [`poll`]
+//!   runs one iteration.
+//! - A thread can **park** until another lets it go: [`suspend`] and
+//!   [`resume`] (the other runs at once, until it next blocks), and a sleep
+//!   that another thread can cut short ([`SleepJob`]). **Timed jobs**
+//!   ([`run_at`], [`run_after`], [`run_every`]) start a thread when their
+//!   time comes; until then they are entries of the loop's timer heap.
 //! - Every blocking call takes **`expires`**, an absolute time on [`clock`]
 //!   (`None` = no deadline). When it passes the call fails with
 //!   [`ErrorKind::Timeout`] and the socket stays usable.
@@ -132,8 +138,9 @@ pub use opt::{Opt, OptType, OptVal};
 pub use reactor::Direction;
 pub use sched::io::Wait;
 pub use sched::{
-    currentthread, epoll_fd, newthread, poll, set_epoll_fd, set_error_handler, sleep, sleep_until,
-    start, stop, Loop, SharedPoller, Sleep, Thread, ThreadId, ThreadOutput,
+    currentthread, epoll_fd, newthread, poll, resume, run_after, run_at, run_every, set_epoll_fd,
+    set_error_handler, sleep, sleep_until, start, start_for, stop, suspend, JobSleep, Loop,
+    SharedPoller, Sleep, SleepJob, Suspend, Thread, ThreadId, ThreadOutput, Timer,
 };
 pub use time::clock;
 

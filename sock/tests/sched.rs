@@ -21,35 +21,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use sock::{clock, ErrorKind, Family, Tcp, ThreadId};
-use util::listener;
+use util::{bounded, listener};
 
 /// How late a wake-up may be ("not too late").
 const LATE: f64 = 0.05;
-
-thread_local! {
-    static REPORTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on a new OS thread and fails if it panics, does not return within
-/// `limit` seconds, or leaves failures reported to the default test handler.
-fn bounded<F: FnOnce() + Send + 'static>(limit: f64, f: F) {
-    let (tx, rx) = mpsc::channel::<()>();
-    let h = std::thread::spawn(move || {
-        let _tx = tx; // dropped when f returns or unwinds
-        sock::set_error_handler(|id, msg| {
-            REPORTS.with(|r| r.borrow_mut().push(format!("thread {id:?}: {msg}")))
-        });
-        f();
-        let reports = REPORTS.with(|r| r.borrow().clone());
-        assert!(reports.is_empty(), "sock threads failed: {reports:?}");
-    });
-    if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs_f64(limit)) {
-        panic!("the test did not finish within {limit} s (hang)");
-    }
-    if let Err(p) = h.join() {
-        std::panic::resume_unwind(p);
-    }
-}
 
 type Reports = Rc<RefCell<Vec<(Option<ThreadId>, String)>>>;
 

@@ -226,7 +226,7 @@ impl<C: Deref<Target = Core>> Parking<C> {
     #[inline]
     fn arm_deadline(&mut self, me: ThreadId) {
         if let (Some(d), None) = (self.deadline, self.timer) {
-            self.timer = Some(self.core.timers.borrow_mut().insert(d, me));
+            self.timer = Some(self.core.timers.borrow_mut().insert(d, me.into()));
         }
     }
 
@@ -256,7 +256,7 @@ impl<C: Deref<Target = Core>> Parking<C> {
         self.unpark_io();
         self.remove_timer();
         let at = self.deadline.map_or(t, |d| d.min(t));
-        self.timer = Some(self.core.timers.borrow_mut().insert(at, me));
+        self.timer = Some(self.core.timers.borrow_mut().insert(at, me.into()));
         self.napping = true;
     }
 

@@ -20,6 +20,8 @@
 //! through a mutex.
 
 pub(crate) mod io;
+mod jobs;
+mod park;
 pub(crate) mod remote;
 mod task;
 pub(crate) mod timers;
@@ -44,7 +46,24 @@ use remote::{Inbox, Remote};
 use task::{JoinState, TaskBody, TaskSlot, TaskWaker};
 use timers::Timers;
 
+pub use jobs::{run_after, run_at, run_every, Timer};
+pub use park::{resume, suspend, JobSleep, SleepJob, Suspend};
 pub use task::{Thread, ThreadId, ThreadOutput};
+
+/// What a timer of the loop's heap is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Due {
+    /// Wakes a thread (a deadline, a sleep).
+    Thread(ThreadId),
+    /// Calls a job's action ([`run_at`], ...).
+    Job(jobs::JobKey),
+}
+
+impl From<ThreadId> for Due {
+    fn from(id: ThreadId) -> Due {
+        Due::Thread(id)
+    }
+}
 
 /// The per-OS-thread loop.
 pub(crate) struct Core {
@@ -60,7 +79,9 @@ pub(crate) struct Core {
     tasks: RefCell<Slab<TaskSlot>>,
     task_gen: Cell<u32>,
     run_queue: RefCell<VecDeque<ThreadId>>,
-    pub(crate) timers: RefCell<Timers<ThreadId>>,
+    pub(crate) timers: RefCell<Timers<Due>>,
+    /// The pending jobs of [`run_at`] and its kin.
+    jobs: RefCell<Slab<jobs::Job>>,
     current: Cell<Option<ThreadId>>,
     stopping: Cell<bool>,
     polling: Cell<bool>,
@@ -117,6 +138,7 @@ impl Core {
             task_gen: Cell::new(0),
             run_queue: RefCell::new(VecDeque::new()),
             timers: RefCell::new(Timers::new()),
+            jobs: RefCell::new(Slab::new()),
             current: Cell::new(None),
             stopping: Cell::new(false),
             polling: Cell::new(false),
@@ -150,6 +172,8 @@ impl Core {
         let slots: Vec<TaskSlot> = self.tasks.borrow_mut().drain().collect();
         self.run_queue.borrow_mut().clear();
         drop(slots);
+        let jobs: Vec<jobs::Job> = self.jobs.borrow_mut().drain().collect();
+        drop(jobs);
     }
 
     /// The poller, created on first use.
@@ -217,6 +241,7 @@ impl Core {
             gen,
             body: Some(TaskBody { future, waker }),
             queued: false,
+            park: park::Park::None,
         });
         id
     }
@@ -266,7 +291,7 @@ impl Core {
                 "poll/start cannot be called from inside a sock thread",
             ));
         }
-        if self.live_threads() == 0 {
+        if self.live_threads() == 0 && self.live_jobs() == 0 {
             return Err(Error::new(ErrorKind::Empty));
         }
         self.polling.set(true);
@@ -351,7 +376,8 @@ impl Core {
         loop {
             let expired = self.timers.borrow_mut().pop_expired(now);
             match expired {
-                Some(id) => self.wake(id),
+                Some(Due::Thread(id)) => self.wake(id),
+                Some(Due::Job(key)) => self.fire_job(key),
                 None => return,
             }
         }
@@ -617,26 +643,59 @@ pub fn poll(timeout: Option<f64>) -> Result<bool> {
 /// sock::start().unwrap();
 /// ```
 pub fn start() -> Result<()> {
-    with_core(|c| {
-        if c.current.get().is_some() {
+    with_core(|c| c.start(None)).map(|_| ())
+}
+
+/// [`start`] for at most `timeout` seconds: returns `Ok(true)` when every
+/// thread and job is done or [`stop`] was called, and `Ok(false)` when the
+/// time ran out first (the threads that are still waiting stay parked).
+///
+/// ```
+/// let t = sock::newthread(async { sock::sleep(3600.0).await });
+/// assert!(!sock::start_for(0.01).unwrap()); // the time ran out
+/// assert!(!t.is_finished());
+/// ```
+pub fn start_for(timeout: f64) -> Result<bool> {
+    if timeout.is_nan() {
+        return Err(Error::with_message(
+            ErrorKind::InvalidArgument,
+            "the timeout is NaN",
+        ));
+    }
+    let until = crate::time::deadline(Some(crate::time::clock() + timeout))?;
+    with_core(|c| c.start(until))
+}
+
+impl Core {
+    /// The loop of [`start`], until `until` if given: whether it ended
+    /// before that.
+    fn start(&self, until: Option<Instant>) -> Result<bool> {
+        if self.current.get().is_some() {
             return Err(Error::with_message(
                 ErrorKind::InvalidArgument,
                 "poll/start cannot be called from inside a sock thread",
             ));
         }
         let r = loop {
-            if c.stopping.get() {
-                break Ok(());
+            if self.stopping.get() {
+                break Ok(true);
             }
-            match c.poll_once(None) {
+            let max_wait = match until {
+                Some(u) => match u.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => break Ok(false),
+                },
+                None => None,
+            };
+            match self.poll_once(max_wait) {
                 Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Empty => break Ok(()),
+                Err(e) if e.kind() == ErrorKind::Empty => break Ok(true),
                 Err(e) => break Err(e),
             }
         };
-        c.stopping.set(false);
+        self.stopping.set(false);
         r
-    })
+    }
 }
 
 /// Tells [`start`] to return after the current iteration (callable from inside
@@ -766,7 +825,7 @@ impl Future for Sleep {
                 return Poll::Pending;
             }
             if let (None, Some(d)) = (&this.timer, deadline) {
-                let id = c.timers.borrow_mut().insert(d, me);
+                let id = c.timers.borrow_mut().insert(d, me.into());
                 this.timer = Some((Rc::clone(c), id));
             }
             Poll::Pending

@@ -55,6 +55,8 @@ pub(crate) struct TaskSlot {
     pub(crate) body: Option<TaskBody>,
     /// Already in the run queue: a second wake-up does not queue it twice.
     pub(crate) queued: bool,
+    /// Where it stands with `suspend` (see `park.rs`).
+    pub(crate) park: super::park::Park,
 }
 
 /// The `std::task::Waker` of a thread, for futures that are not sock's own

@@ -4,6 +4,8 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use sock::{Family, SockAddr, Tcp};
 
@@ -90,4 +92,29 @@ pub fn echo_server(l: Tcp, conns: usize) -> sock::Thread<sock::Result<()>> {
         }
         Ok(())
     })
+}
+
+thread_local! {
+    static REPORTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a new OS thread and fails if it panics, does not return within
+/// `limit` seconds, or leaves failures reported to the default test handler.
+pub fn bounded<F: FnOnce() + Send + 'static>(limit: f64, f: F) {
+    let (tx, rx) = mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        let _tx = tx; // dropped when f returns or unwinds
+        sock::set_error_handler(|id, msg| {
+            REPORTS.with(|r| r.borrow_mut().push(format!("thread {id:?}: {msg}")))
+        });
+        f();
+        let reports = REPORTS.with(|r| r.borrow().clone());
+        assert!(reports.is_empty(), "sock threads failed: {reports:?}");
+    });
+    if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs_f64(limit)) {
+        panic!("the test did not finish within {limit} s (hang)");
+    }
+    if let Err(p) = h.join() {
+        std::panic::resume_unwind(p);
+    }
 }
