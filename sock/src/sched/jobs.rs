@@ -192,7 +192,8 @@ fn due(t: f64) -> Result<Instant> {
 /// let r = ran.clone();
 /// let at = sock::clock() + 0.01;
 /// sock::run_at(at, move || async move { r.set(sock::clock()) }).unwrap();
-/// let never = sock::run_at(at, || async { panic!("cancelled"); }).unwrap();
+/// let n = ran.clone();
+/// let never = sock::run_at(at, move || async move { n.set(-1.0) }).unwrap();
 /// assert!(never.cancel());
 /// sock::start().unwrap(); // returns once no job and no thread is left
 /// assert!(ran.get() >= at);
