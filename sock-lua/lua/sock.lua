@@ -17,9 +17,11 @@ local yield, running, create = coroutine.yield, coroutine.running, coroutine.cre
 -- R keeps the originals for every load of the module in this state).
 local co_resume, co_wrap = R.co_resume, R.co_wrap
 local type, error, select, tonumber, setmetatable = type, error, select, tonumber, setmetatable
+local unpack = unpack
 local traceback, xpcall = debug.traceback, xpcall
 
 local OP, SLEEP, TRANSFER, FAILED, JOIN = R.OP, R.SLEEP, R.TRANSFER, R.FAILED, R.JOIN
+local SUSPEND, JOBSLEEP = R.SUSPEND, R.JOBSLEEP
 local PENDING = R.PENDING
 
 -- The coroutines that sock threads are running now: the threads, and the
@@ -157,9 +159,216 @@ function M.poll(timeout)
 	return R.poll(timeout)
 end
 
-M.start = R.start
+--- sock.start([timeout]) -> true | false, 'timeout': runs the loop until
+--- every thread and timer is done or sock.stop(); with a timeout, for at
+--- most that many seconds.
+function M.start(timeout)
+	if timeout ~= nil and type(timeout) ~= 'number' then
+		argerr('sock.start', 1, 'timeout', 'number expected')
+	end
+	return R.start(timeout)
+end
+
 M.stop = R.stop
 M.clock = R.clock
+
+-- suspend, resume, transfer ---------------------------------------------------
+
+local function pack(...) return {n = select('#', ...), ...} end
+
+-- The values that sock.resume / sock.transfer pass to a suspended thread, by
+-- the coroutine that suspended (weak keys: a thread that never runs again
+-- leaves nothing behind).
+local resumed_with = setmetatable({}, {__mode = 'k'})
+-- The values of the last sock.suspend, for the sock.resume that ran it
+-- (resume reads them as soon as the thread it ran blocks).
+local handed
+
+local function resumed(co)
+	local a = resumed_with[co]
+	resumed_with[co] = nil
+	if a then return unpack(a, 1, a.n) end
+end
+
+--- sock.suspend(...) -> ...: parks this thread until sock.resume(co, ...),
+--- whose values it returns; its own values go to that resume's caller.
+function M.suspend(...)
+	local co = running()
+	if not (co and active[co]) then return not_in_thread(false) end
+	handed = pack(...)
+	yield(SUSPEND)
+	return resumed(co)
+end
+
+--- sock.resume(co, ...) -> ...: runs the suspended thread co now, until it
+--- next blocks or ends; returns the values it passed to sock.suspend
+--- (nothing if it blocked on something else). Raises if co is not parked in
+--- sock.suspend.
+function M.resume(co, ...)
+	if type(co) ~= 'thread' then argerr('sock.resume', 1, 'co', 'thread expected') end
+	resumed_with[co] = pack(...)
+	handed = nil
+	local ok, why = R.resume(co)
+	if not ok then
+		resumed_with[co] = nil
+		error('sock.resume: ' .. why, 2)
+	end
+	local h = handed
+	handed = nil
+	if h then return unpack(h, 1, h.n) end
+end
+
+--- sock.transfer(co, ...) -> ...: parks this thread and runs the suspended
+--- thread co with the values, without coming back; returns what the
+--- sock.resume or sock.transfer that wakes this thread passes.
+function M.transfer(co, ...)
+	if type(co) ~= 'thread' then argerr('sock.transfer', 1, 'co', 'thread expected') end
+	local me = running()
+	if not (me and active[me]) then return not_in_thread(false) end
+	if not R.suspended(co) then
+		error('sock.transfer: the thread is not suspended (it runs, waits for I/O '
+			.. 'or a time, or has finished)', 2)
+	end
+	resumed_with[co] = pack(...)
+	local ok, err, code, msg = yield(SUSPEND, co)
+	if err then return ok, err, code, msg end
+	return resumed(me)
+end
+
+-- sleep jobs -------------------------------------------------------------------
+
+local sleep_job = {}
+local sleep_job_mt = {__index = sleep_job, __name = 'sock.sleep_job'}
+
+--- sock.sleep_job() -> sj: a sleep that another thread can cut short.
+function M.sleep_job()
+	return setmetatable({_j = R.sleep_job()}, sleep_job_mt)
+end
+
+local function self_job(self, func)
+	local j = type(self) == 'table' and self._j
+	if not j then argerr(func, 1, 'self', 'sleep job expected', 1) end
+	return j
+end
+
+--- sj:sleep_until(t) -> ...: sleeps until sock.clock() reaches t, unless
+--- sj:wakeup(...) comes first: then it returns the wakeup's values.
+function sleep_job:sleep_until(t)
+	local j = self_job(self, 'sj:sleep_until')
+	if type(t) ~= 'number' then argerr('sj:sleep_until', 2, 't', 'number expected') end
+	if t ~= t then argerr('sj:sleep_until', 2, 't', 'NaN') end
+	if not in_thread() then return not_in_thread(false) end
+	if j:sleeping() then error('sj:sleep_until: another thread sleeps on this job', 2) end
+	self._woken = nil
+	local woken, err, code, msg = yield(JOBSLEEP, j, t)
+	if err then return nil, err, code, msg end
+	if woken then
+		local v = self._woken
+		self._woken = nil
+		if v then return unpack(v, 1, v.n) end
+	end
+end
+
+--- sj:sleep(s) -> ...: sj:sleep_until(sock.clock() + s).
+function sleep_job:sleep(s)
+	self_job(self, 'sj:sleep')
+	if type(s) ~= 'number' then argerr('sj:sleep', 2, 's', 'number expected') end
+	if s ~= s then argerr('sj:sleep', 2, 's', 'NaN') end
+	return self.sleep_until(self, R.clock() + s)
+end
+
+--- sj:wakeup(...) -> true | false: ends the sleep in progress early (its
+--- sleep returns the values); false when no thread sleeps on the job.
+function sleep_job:wakeup(...)
+	local j = self_job(self, 'sj:wakeup')
+	if not j:sleeping() then return false end
+	self._woken = pack(...)
+	return j:wakeup()
+end
+
+-- timers -------------------------------------------------------------------------
+
+-- The functions of the pending timers, by number (src/timers.rs): strong, a
+-- pending timer is alive whether or not the program keeps its object.
+local timer_funcs = {}
+local timer_n = 0
+
+-- The coroutine of a run of timer n, placed as newthread places one (not
+-- started): the job runs it as a sock thread. `once`: the timer is then over.
+R.set_timer_thread(REPORTER, function(n, once)
+	local f = timer_funcs[n]
+	if not f then return nil end
+	if once then timer_funcs[n] = nil end
+	local co = create(body)
+	co_resume(co, f)
+	active[co] = true
+	return co
+end)
+
+local timer = {}
+local timer_mt = {__index = timer, __name = 'sock.timer'}
+
+local function new_timer(func, make, t, f, every)
+	-- (depth 0: the callers' tail calls leave no frame of their own)
+	if type(f) ~= 'function' then argerr(func, 2, 'f', 'function expected') end
+	timer_n = timer_n + 1
+	local n = timer_n
+	local tm = setmetatable({_n = n}, timer_mt)
+	if every then
+		timer_funcs[n] = function()
+			if f() == false then tm:cancel() end
+		end
+	else
+		timer_funcs[n] = f
+	end
+	local t_ = make(t, n, REPORTER)
+	tm._t = t_
+	return tm
+end
+
+local function timearg(func, name, t)
+	if type(t) ~= 'number' then argerr(func, 1, name, 'number expected', 1) end
+	if t ~= t then argerr(func, 1, name, 'NaN', 1) end
+end
+
+--- sock.runat(t, f) -> tm: runs f() in a new sock thread when sock.clock()
+--- reaches t.
+function M.runat(t, f)
+	timearg('sock.runat', 't', t)
+	return new_timer('sock.runat', R.runat, t, f)
+end
+
+--- sock.runafter(s, f) -> tm: runs f() in a new sock thread s seconds from now.
+function M.runafter(s, f)
+	timearg('sock.runafter', 's', s)
+	return new_timer('sock.runafter', R.runat, R.clock() + s, f)
+end
+
+--- sock.runevery(s, f) -> tm: runs f() in a new sock thread every s seconds
+--- (runs never overlap) until tm:cancel() or until f returns false.
+function M.runevery(s, f)
+	timearg('sock.runevery', 's', s)
+	if not (s > 0 and s < math.huge) then
+		argerr('sock.runevery', 1, 's', 'a positive number of seconds expected')
+	end
+	return new_timer('sock.runevery', R.runevery, s, f, true)
+end
+
+--- tm:cancel() -> true | false: the timer runs no more (a run in progress
+--- goes on); false when it had already run (or been cancelled).
+function timer:cancel()
+	local t = type(self) == 'table' and self._t
+	if not t then argerr('tm:cancel', 1, 'self', 'timer expected') end
+	timer_funcs[self._n] = nil
+	return t:cancel()
+end
+
+--- tm:pending() -> true | false: whether the timer is still to run (or repeating).
+function timer:pending()
+	local t = type(self) == 'table' and self._t
+	if not t then argerr('tm:pending', 1, 'self', 'timer expected') end
+	return t:pending()
+end
 
 --- sock.sleep_until(t): sleeps until sock.clock() reaches t.
 function M.sleep_until(t)
@@ -585,9 +794,38 @@ function tcp:sendall(buf, len, expires)
 	return fast_result('tcp:sendall', r, expires)
 end
 
+-- tcp:recvall([expires]): reads until the peer closes, into a buffer that
+-- grows (doubling, from 64 KiB): buf, len | nil, err, buf, len.
+local u8arr = ffi.typeof'uint8_t[?]'
+local function recvall_grow(self, expires)
+	local cap, len = 65536, 0
+	local buf = u8arr(cap)
+	while true do
+		if len == cap then
+			local bigger = u8arr(cap * 2)
+			ffi.copy(bigger, buf, len)
+			buf, cap = bigger, cap * 2
+		end
+		local n, err, code, msg = self.recv(self, buf + len, cap - len, expires)
+		if not n then
+			if err == 'closed' then return buf, len end
+			return nil, err, buf, len
+		end
+		len = len + n
+	end
+end
+
 --- tcp:recvall(buf, len, [expires]) -> true | nil, err, code, msg, received
+--- tcp:recvall([expires]) -> buf, len | nil, err, buf, len: everything until
+--- the peer closes (the later versions' form; told apart by the first
+--- argument, a buffer or not).
 function tcp:recvall(buf, len, expires)
 	self_s(self, 'tcp:recvall')
+	if buf == nil or type(buf) == 'number' then
+		if len ~= nil then argerr('tcp:recvall', 2, 'buf', 'cdata expected, got ' .. type(buf)) end
+		expiresarg('tcp:recvall', 2, buf)
+		return recvall_grow(self, buf)
+	end
 	local h = self._h
 	if len == nil then argerr('tcp:recvall', 3, 'len', 'number expected') end
 	local b, n = bufarg('tcp:recvall', 2, buf, len, true)
@@ -595,6 +833,25 @@ function tcp:recvall(buf, len, expires)
 	local r = fast_recvall(T, h, b, n)
 	if r == 0 then return true end
 	return fast_result('tcp:recvall', r, expires)
+end
+
+--- tcp:recvall_read([expires]) -> read | nil, err, buf, len: reads
+--- everything as tcp:recvall() does, then gives read(buf, maxlen) -> len, a
+--- plain function over that data (0 at its end).
+function tcp:recvall_read(expires)
+	local data, len, a, b = self.recvall(self, expires)
+	if not data then return nil, len, a, b end
+	local pos = 0
+	return function(dst, maxlen)
+		if type(dst) ~= 'cdata' then argerr('read', 1, 'buf', 'cdata expected, got ' .. type(dst)) end
+		if type(maxlen) ~= 'number' or maxlen < 0 then
+			argerr('read', 2, 'maxlen', 'non-negative number expected')
+		end
+		local n = math.min(maxlen, len - pos)
+		ffi.copy(dst, data + pos, n)
+		pos = pos + n
+		return n
+	end
 end
 
 --- tcp:recvn(buf, len, [expires]) -> buf, len: exactly len bytes (the

@@ -24,7 +24,9 @@
 //! | `addr.rs` | `ai`, `sa`, `ip` objects, the address arguments |
 //! | `socket/` | the socket userdata, the state's handle table, the blocking calls as core operations (`op.rs`) and their FFI fast path (`fast.rs`) |
 //! | `osthread.rs` | OS threads with a state of their own |
-//! | `sched.rs` | sock threads: coroutines resumed by the core's loop, driving the pending calls |
+//! | `sleep_job.rs` | sleeps that another thread can cut short |
+//! | `sched.rs` | sock threads: coroutines resumed by the core's loop, driving the pending calls; `suspend`/`resume` |
+//! | `timers.rs` | `runat`/`runevery`: functions run in new threads when their time comes |
 //! | `lib.rs` | the module: the parts, then the Lua chunks |
 //!
 //! The policy of every blocking call (retries, deadlines, the walk over the
@@ -69,8 +71,10 @@ mod error;
 mod handles;
 mod osthread;
 mod sched;
+mod sleep_job;
 mod socket;
 mod state;
+mod timers;
 
 /// The function each Rust part exports: adds its primitives to `R`.
 type Register = fn(&Lua, &LuaTable) -> LuaResult<()>;
@@ -79,7 +83,9 @@ type Register = fn(&Lua, &LuaTable) -> LuaResult<()>;
 const PARTS: &[Register] = &[
     addr::register,
     socket::register,
+    sleep_job::register,
     sched::register,
+    timers::register,
     |lua, r| osthread::register(lua, r, open),
 ];
 

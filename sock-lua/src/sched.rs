@@ -61,7 +61,8 @@
 //! from mlua (about 575 ns more than the same in Rust, 276 ns) to about
 //! 340 ns; an `exec_raw` (protected) version of the same took 630 ns.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::c_int;
 use std::future::Future;
 use std::pin::Pin;
@@ -85,6 +86,16 @@ pub(crate) struct State {
     /// The registry table [`THREADS`], kept here: a thread's start and end
     /// use it without a registry lookup by name.
     threads: LuaTable,
+    /// The threads parked in `sock.suspend`, by the coroutine that called it
+    /// (its state's address): what `sock.resume(co)` resumes.
+    suspended: RefCell<HashMap<usize, sock::ThreadId>>,
+}
+
+/// The sock thread parked in `sock.suspend` by the coroutine `co`, if any.
+pub(crate) fn suspended(lua: &Lua, co: &mlua::Thread) -> Option<sock::ThreadId> {
+    let s = lua.app_data_ref::<State>()?;
+    let id = s.suspended.borrow().get(&(co.state() as usize)).copied();
+    id
 }
 
 /// The registry table [`THREADS`] of `lua`'s state.
@@ -115,6 +126,12 @@ enum Next {
     Yield(bool),
     /// `yield(JOIN, t)`: until the OS thread `t` has finished.
     Join(crate::osthread::Finished),
+    /// `yield(SUSPEND[, co])`: parked until `sock.resume`; the coroutine
+    /// `co` (a thread parked the same way) is resumed once this one is
+    /// parked (`sock.transfer`).
+    Suspend(sock::Suspend, Option<sock::ThreadId>),
+    /// `yield(JOBSLEEP, sj, t)`: a sleep that `sj:wakeup` can cut short.
+    JobSleep(sock::JobSleep),
 }
 
 /// The future of one sock thread.
@@ -129,7 +146,7 @@ enum Next {
 /// can wait at once. It holds the raw state of its top coroutine instead
 /// (`co`), which the slot keeps alive. (One Lua value per idle thread, not a
 /// table: 136 bytes less per idle connection.)
-struct LuaThread {
+pub(crate) struct LuaThread {
     lua: mlua::WeakLua,
     id: i64,
     /// The Lua state of the top coroutine: anchored in the slot, so valid
@@ -245,7 +262,28 @@ impl LuaThread {
             return Ok(false);
         }
         // (A wait request never comes here: `run` takes every one.)
-        if is_mark(vals.front(), mark(JOIN)) {
+        if is_mark(vals.front(), mark(SUSPEND)) {
+            let target = match vals.get(1) {
+                Some(LuaValue::Thread(t)) => Some(
+                    suspended(lua, t)
+                        .ok_or_else(|| usage_error("sock.transfer", "thread not suspended"))?,
+                ),
+                _ => None,
+            };
+            if let Some(me) = sock::currentthread() {
+                if let Some(s) = lua.app_data_ref::<State>() {
+                    s.suspended.borrow_mut().insert(co.state() as usize, me);
+                }
+            }
+            self.next = Next::Suspend(sock::suspend(), target);
+        } else if is_mark(vals.front(), mark(JOBSLEEP)) {
+            self.next = match (vals.get(1), vals.get(2)) {
+                (Some(LuaValue::UserData(ud)), Some(LuaValue::Number(t))) => {
+                    Next::JobSleep(ud.borrow::<crate::sleep_job::LSleepJob>()?.sleep_until(*t))
+                }
+                _ => return Err(usage_error("sj:sleep", "sleep request without a job")),
+            };
+        } else if is_mark(vals.front(), mark(JOIN)) {
             self.next = match vals.get(1) {
                 Some(LuaValue::UserData(ud)) => {
                     Next::Join(ud.borrow::<crate::osthread::LOsThread>()?.finished())
@@ -379,6 +417,13 @@ impl LuaThread {
             })
         };
         self.finish_step(lua, r)
+    }
+
+    /// The thread is no longer parked in `sock.suspend`.
+    fn unsuspend(&self, lua: &Lua) {
+        if let Some(s) = lua.app_data_ref::<State>() {
+            s.suspended.borrow_mut().remove(&(self.co as usize));
+        }
     }
 
     /// `yield(OP, expires)`: the core's driver of the state's pending call (or
@@ -561,12 +606,14 @@ const TRANSFER: usize = 1;
 const FAILED: usize = 2;
 const JOIN: usize = 3;
 const SLEEP: usize = 4;
+const SUSPEND: usize = 5;
+const JOBSLEEP: usize = 6;
 
-/// The sentinel `i` (`OP`, `TRANSFER`, `FAILED`, `JOIN`, `SLEEP`): distinct
-/// addresses, the elements of a static, the same for every state and module
-/// load.
+/// The sentinel `i` (`OP`, `TRANSFER`, `FAILED`, `JOIN`, `SLEEP`, `SUSPEND`,
+/// `JOBSLEEP`): distinct addresses, the elements of a static, the same for
+/// every state and module load.
 fn mark(i: usize) -> LuaLightUserData {
-    static MARKS: [u8; 5] = [0; 5];
+    static MARKS: [u8; 7] = [0; 7];
     LuaLightUserData(&MARKS[i] as *const u8 as *mut _)
 }
 
@@ -609,6 +656,40 @@ impl Future for LuaThread {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(()) => Args::True,
                 },
+                Next::Suspend(s, target) => match Pin::new(&mut *s).poll(cx) {
+                    // Parked; then the thread it hands control to runs
+                    // (which may hand control back at once: look again).
+                    Poll::Pending => match target.take().map(sock::resume) {
+                        None => return Poll::Pending,
+                        Some(Ok(())) => continue,
+                        Some(Err(e)) => {
+                            this.unsuspend(&lua);
+                            match fail(&lua, &e) {
+                                Ok(v) => Args::Values(v),
+                                Err(_) => return Poll::Ready(()),
+                            }
+                        }
+                    },
+                    Poll::Ready(r) => {
+                        this.unsuspend(&lua);
+                        match r {
+                            Ok(()) => Args::None,
+                            Err(e) => match fail(&lua, &e) {
+                                Ok(v) => Args::Values(v),
+                                Err(_) => return Poll::Ready(()),
+                            },
+                        }
+                    }
+                },
+                Next::JobSleep(s) => match Pin::new(s).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(true)) => Args::True,
+                    Poll::Ready(Ok(false)) => Args::None,
+                    Poll::Ready(Err(e)) => match fail(&lua, &e) {
+                        Ok(v) => Args::Values(v),
+                        Err(_) => return Poll::Ready(()),
+                    },
+                },
                 Next::Yield(done) => {
                     if !*done {
                         *done = true;
@@ -649,29 +730,57 @@ fn reporter(lua: &Lua, report: LuaFunction) -> LuaResult<i64> {
 /// resume like every other, on the raw path; `reporter` is the number that
 /// `R.reporter` gave for the module load that made it.
 fn spawn(lua: &Lua, (co, reporter): (mlua::Thread, i64)) -> LuaResult<()> {
-    let (id, threads, sockets) = match lua.app_data_ref::<State>() {
-        Some(s) => {
-            let id = s.next_id.get();
-            s.next_id.set(id + 1);
-            (id, s.threads.clone(), Rc::clone(&s.sockets))
-        }
-        None => return Err(usage_error("sock", "module not initialized")),
-    };
-    let co_state = co.state();
-    threads.raw_set(id, co)?;
-    let fut = LuaThread {
-        lua: lua.weak(),
-        id,
-        co: co_state,
-        depth: 1,
-        reporter,
-        sockets,
-        next: Next::Start,
-    };
+    let fut = LuaThread::new(lua, co, reporter)?;
     lp(lua)?.enter(|| {
         sock::newthread(fut);
     });
     Ok(())
+}
+
+impl LuaThread {
+    /// The future of a sock thread running the coroutine `co`, which waits in
+    /// its first yield with its function and arguments in place; `reporter`:
+    /// see [`spawn`].
+    pub(crate) fn new(lua: &Lua, co: mlua::Thread, reporter: i64) -> LuaResult<LuaThread> {
+        let (id, threads, sockets) = match lua.app_data_ref::<State>() {
+            Some(s) => {
+                let id = s.next_id.get();
+                s.next_id.set(id + 1);
+                (id, s.threads.clone(), Rc::clone(&s.sockets))
+            }
+            None => return Err(usage_error("sock", "module not initialized")),
+        };
+        let co_state = co.state();
+        threads.raw_set(id, co)?;
+        Ok(LuaThread {
+            lua: lua.weak(),
+            id,
+            co: co_state,
+            depth: 1,
+            reporter,
+            sockets,
+            next: Next::Start,
+        })
+    }
+}
+
+/// `R.resume(co)`: runs the thread parked in `sock.suspend` by the coroutine
+/// `co`, now, until it next blocks: true, or false and why not.
+fn resume(lua: &Lua, co: mlua::Thread) -> LuaResult<(bool, Option<String>)> {
+    let Some(id) = suspended(lua, &co) else {
+        let why = match co.status() {
+            LuaThreadStatus::Finished | LuaThreadStatus::Error => "the thread has finished",
+            LuaThreadStatus::Running | LuaThreadStatus::Normal => "the thread is running",
+            LuaThreadStatus::Resumable => {
+                "the thread is not suspended (it waits for I/O or a time, or is no sock thread)"
+            }
+        };
+        return Ok((false, Some(why.to_owned())));
+    };
+    match lp(lua)?.enter(|| sock::resume(id)) {
+        Ok(()) => Ok((true, None)),
+        Err(e) => Ok((false, Some(e.message().to_owned()))),
+    }
 }
 
 /// `R.poll(timeout)`: one iteration of this state's loop.
@@ -687,10 +796,17 @@ fn poll(lua: &Lua, timeout: Option<f64>) -> LuaResult<LuaMultiValue> {
     }
 }
 
-/// `R.start()`: runs this state's loop until its threads are done or `stop`.
-fn start(lua: &Lua, (): ()) -> LuaResult<LuaMultiValue> {
-    match lp(lua)?.enter(sock::start) {
-        Ok(()) => true.into_lua_multi(lua),
+/// `R.start([timeout])`: runs this state's loop until its threads and timers
+/// are done or `stop`, for at most `timeout` seconds: true, or false,
+/// 'timeout' when the time ran out.
+fn start(lua: &Lua, timeout: Option<f64>) -> LuaResult<LuaMultiValue> {
+    let r = match timeout {
+        None => lp(lua)?.enter(sock::start).map(|()| true),
+        Some(t) => lp(lua)?.enter(|| sock::start_for(t)),
+    };
+    match r {
+        Ok(true) => true.into_lua_multi(lua),
+        Ok(false) => (false, "timeout").into_lua_multi(lua),
         Err(e) if e.kind() == sock::ErrorKind::InvalidArgument => {
             Err(usage_error("sock.start", e.message()))
         }
@@ -721,6 +837,7 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
             sockets: crate::socket::table(lua)?,
             next_id: Cell::new(1),
             threads,
+            suspended: RefCell::new(HashMap::new()),
         });
     }
     r.set("NOT_SUSPENDED", NOT_SUSPENDED)?;
@@ -729,6 +846,8 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("TRANSFER", mark(TRANSFER))?;
     r.set("FAILED", mark(FAILED))?;
     r.set("JOIN", mark(JOIN))?;
+    r.set("SUSPEND", mark(SUSPEND))?;
+    r.set("JOBSLEEP", mark(JOBSLEEP))?;
     // Shared by every load of the module in this state (a reload must agree
     // with the threads of the first): the standard coroutine functions, as
     // they were before the first load replaced them, and the weak set of the
@@ -755,6 +874,11 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     };
     r.set("active", per_state(lua, "sock.active", weak_keys)?)?;
     r.set("spawn", lua.create_function(spawn)?)?;
+    r.set("resume", lua.create_function(resume)?)?;
+    r.set(
+        "suspended",
+        lua.create_function(|lua, co: mlua::Thread| Ok(suspended(lua, &co).is_some()))?,
+    )?;
     r.set("reporter", lua.create_function(reporter)?)?;
     r.set("poll", lua.create_function(poll)?)?;
     r.set("start", lua.create_function(start)?)?;
