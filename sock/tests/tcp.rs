@@ -206,6 +206,42 @@ fn eof_is_sticky_and_recvall_reports_partial() {
     });
 }
 
+/// D5: recv_to_end reads a 1 MiB stream to its end, appending to what the
+/// buffer held; a deadline before the end tells what was appended.
+#[test]
+fn recv_to_end_reads_to_the_end_of_the_stream() {
+    run(20.0, async {
+        let (l, addr) = listener(Family::Inet);
+        let (c, s) = pair(&l, &addr).await?;
+        let data: Vec<u8> = (0..(1 << 20) + 13)
+            .map(|i: u32| (i * 31 % 251) as u8)
+            .collect();
+        let d = data.clone();
+        sock::newthread(async move {
+            s.sendall(&d, within(10.0)).await?;
+            s.close();
+            sock::Result::Ok(())
+        });
+        let mut all = b"head".to_vec();
+        let n = c.recv_to_end(&mut all, within(10.0)).await?;
+        assert_eq!(n, data.len());
+        assert_eq!(&all[..4], b"head");
+        assert!(all[4..] == data[..], "the bytes as sent");
+        // At the end already: nothing more, and no error.
+        assert_eq!(c.recv_to_end(&mut all, within(1.0)).await?, 0);
+
+        let (c, s) = pair(&l, &addr).await?;
+        s.sendall(b"partial", within(1.0)).await?;
+        let mut got = Vec::new();
+        let e = c.recv_to_end(&mut got, within(0.05)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert_eq!(e.done(), 7);
+        assert_eq!(got, b"partial");
+        drop(s);
+        Ok(())
+    });
+}
+
 /// B1: connecting to a closed port is refused, with the normalized name.
 #[test]
 fn connection_refused() {

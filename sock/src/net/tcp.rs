@@ -445,6 +445,52 @@ impl Tcp {
         self.s.drive_ref(op, deadline(expires))
     }
 
+    /// Receives until the peer closes, appending to `buf` (which grows as a
+    /// `Vec` does; each receive takes up to 64 KiB), under one deadline: the number of bytes
+    /// appended. On error [`Error::done`] tells how many were appended (they
+    /// are in `buf`). The later versions' `recvall()` without a buffer.
+    ///
+    /// ```
+    /// use sock::{Family, Tcp};
+    /// let l = Tcp::new(Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let t1 = sock::newthread(async move {
+    ///     let (conn, _, _) = l.accept(None).await?;
+    ///     conn.sendall(&vec![7u8; 300_000], None).await // then dropped: FIN
+    /// });
+    /// let t2 = sock::newthread(async move {
+    ///     let c = Tcp::new(Family::Inet)?;
+    ///     c.connect(addr, None).await?;
+    ///     let mut all = Vec::new();
+    ///     let n = c.recv_to_end(&mut all, Some(sock::clock() + 5.0)).await?;
+    ///     assert_eq!((n, all.len()), (300_000, 300_000));
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// assert!(matches!(t1.result(), Some(Ok(Ok(_)))));
+    /// assert!(matches!(t2.result(), Some(Ok(Ok(_)))));
+    /// ```
+    pub async fn recv_to_end(&self, buf: &mut Vec<u8>, expires: Option<f64>) -> Result<usize> {
+        const STEP: usize = 64 * 1024;
+        let start = buf.len();
+        loop {
+            let len = buf.len();
+            buf.resize(len + STEP, 0);
+            match self.recv(&mut buf[len..], expires).await {
+                Ok(0) => {
+                    buf.truncate(len);
+                    return Ok(len - start);
+                }
+                Ok(n) => buf.truncate(len + n),
+                Err(e) => {
+                    buf.truncate(len);
+                    return Err(e.with_done(len - start));
+                }
+            }
+        }
+    }
+
     /// One non-blocking `accept`: the connection with its remote and local
     /// addresses, or `None` if none is pending. For code that waits by itself
     /// (see [`wait`](Self::wait)); [`accept`](Self::accept) is this plus the wait.
