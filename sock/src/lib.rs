@@ -70,6 +70,7 @@ pub mod error;
 pub mod net;
 pub mod opt;
 mod reactor;
+mod resolve;
 mod sched;
 mod socket;
 mod step;
@@ -136,6 +137,9 @@ pub use net::tcp::{Shutdown, Tcp};
 pub use net::udp::Udp;
 pub use opt::{Opt, OptType, OptVal};
 pub use reactor::Direction;
+pub use resolve::{
+    resolve, resolver_threads, resolver_threads_alive, set_lookup_delay, set_resolver_threads,
+};
 pub use sched::io::Wait;
 pub use sched::{
     currentthread, epoll_fd, newthread, poll, resume, run_after, run_at, run_every, set_epoll_fd,

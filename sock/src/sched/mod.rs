@@ -771,6 +771,15 @@ pub fn sleep_until(t: f64) -> Sleep {
     }
 }
 
+/// [`sleep_until`] an instant (a deadline already converted).
+pub(crate) fn sleep_until_instant(d: Instant) -> Sleep {
+    Sleep {
+        deadline: Ok(Some(d)),
+        timer: None,
+        yielded: false,
+    }
+}
+
 /// Suspends the current thread for `s` seconds; other threads run meanwhile.
 ///
 /// ```
