@@ -171,6 +171,8 @@ end
 
 M.stop = R.stop
 M.clock = R.clock
+-- Test hook: delays every lookup made off the loop by s seconds (process-wide).
+M._lookup_delay = R.lookup_delay
 
 -- suspend, resume, transfer ---------------------------------------------------
 
@@ -749,10 +751,24 @@ end
 
 --- tcp:connect(host, port, [expires], [af]): every resolved address in
 --- turn, under the one deadline.
+-- A host name is looked up first, off the loop inside a thread (R.LOOKUP:
+-- see lua/addr.lua), under the same deadline.
+local LOOKUP, looked_up = R.LOOKUP, R.looked_up
+
+local function connect_to(s, expires, af, a, ...)
+	if a ~= LOOKUP then return blocking(expires, a, ...) end
+	local ai, err, code, msg = looked_up(expires, a, ...)
+	if not ai then
+		if err == 'timeout' then s:close() end -- the seed's deadline
+		return nil, err, code, msg
+	end
+	return blocking(expires, s:connect(ai, nil, af))
+end
+
 function tcp:connect(host, port, expires, af)
 	local s = self_s(self, 'tcp:connect')
 	expiresarg('tcp:connect', 4, expires)
-	return blocking(expires, s:connect(host, port, af))
+	return connect_to(s, expires, af, s:connect(host, port, af))
 end
 
 --- tcp:listen([backlog, ]host, port, [af])

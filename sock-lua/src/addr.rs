@@ -60,6 +60,7 @@ use crate::error::{self, Arg};
 ///   a `uint8_t[n]` cdata and its length).
 pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("addr", lua.create_function(addr)?)?;
+    r.set("LOOKUP", lookup_mark())?;
     r.set(
         "set_tobinary",
         lua.create_function(|lua, f: LuaValue| {
@@ -109,8 +110,10 @@ fn addr(lua: &Lua, args: LuaMultiValue) -> LuaResult<LuaMultiValue> {
         &arg(1),
         Arg::new(F, 2, "port"),
         &hints,
+        true,
     )?;
     match found {
+        Ok(Addr::Lookup(lk)) => deferred(lua, lk),
         Ok(Addr::Ai(_)) => host.into_lua_multi(lua), // (already returned above)
         Ok(Addr::Sa(sa)) => {
             let socket_type = hints.socket_type.unwrap_or(SocketType::Tcp);
@@ -131,6 +134,60 @@ pub(crate) enum Addr {
     Sa(SockAddr),
     /// The result of looking up a host and a port.
     List(AddrList),
+    /// A lookup still to make (see [`resolve`]'s `defer`): a sock thread
+    /// makes it off the loop (`sched.rs`); as a [`ToAddr`] it is the
+    /// blocking lookup.
+    Lookup(Lookup),
+}
+
+/// A host name and a port to look up, with the hints.
+#[derive(Clone, Debug)]
+pub(crate) struct Lookup {
+    pub(crate) host: String,
+    pub(crate) service: String,
+    pub(crate) hints: Hints,
+}
+
+impl Lookup {
+    /// The blocking lookup.
+    pub(crate) fn run(&self) -> sock::Result<AddrList> {
+        sock::addr_with(&self.host, self.service.as_str(), &self.hints)
+    }
+}
+
+/// The userdata of a lookup that a sock thread makes off the loop: what a
+/// call returns, after the mark `R.LOOKUP`, when the host needs the
+/// resolver; `lua/addr.lua` then yields it to the scheduler (inside a sock
+/// thread) or makes it at once (`lk:blocking()`).
+pub(crate) struct LLookup(pub(crate) std::cell::RefCell<Option<Lookup>>);
+
+impl LuaUserData for LLookup {
+    fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
+        m.add_method("blocking", |lua, l, ()| match l.0.borrow_mut().take() {
+            Some(lk) => lookup_values(lua, lk.run()),
+            None => Err(mlua::Error::runtime("sock: lookup already made")),
+        });
+    }
+}
+
+/// The values of a lookup's result: an ai, or `nil, err, code, msg`.
+pub(crate) fn lookup_values(lua: &Lua, r: sock::Result<AddrList>) -> LuaResult<LuaMultiValue> {
+    match r {
+        Ok(list) => new_ai(lua, list)?.into_lua_multi(lua),
+        Err(e) => error::fail(lua, &e),
+    }
+}
+
+/// The mark before an [`LLookup`] in a call's results (and in the yield that
+/// hands it to the scheduler).
+pub(crate) fn lookup_mark() -> LuaLightUserData {
+    static MARK: u8 = 0;
+    LuaLightUserData(&MARK as *const u8 as *mut _)
+}
+
+/// `R.LOOKUP, lk` for a deferred lookup.
+pub(crate) fn deferred(lua: &Lua, lk: Lookup) -> LuaResult<LuaMultiValue> {
+    (lookup_mark(), LLookup(std::cell::RefCell::new(Some(lk)))).into_lua_multi(lua)
 }
 
 impl ToAddr for Addr {
@@ -139,6 +196,7 @@ impl ToAddr for Addr {
             Addr::Ai(ai) => ai.to_addr(hints),
             Addr::Sa(sa) => sa.to_addr(hints),
             Addr::List(list) => list.to_addr(hints),
+            Addr::Lookup(lk) => lk.run().map(Cow::Owned),
         }
     }
 
@@ -147,6 +205,7 @@ impl ToAddr for Addr {
             Addr::Ai(ai) => ai.sockaddr(),
             Addr::Sa(sa) => Some(sa),
             Addr::List(list) => list.sockaddr(),
+            Addr::Lookup(_) => None,
         }
     }
 }
@@ -154,7 +213,9 @@ impl ToAddr for Addr {
 /// Turns the `host, port` arguments of a function into an address: an `ai` or
 /// `sa` object in place of `host` is taken as is (`port` is then ignored);
 /// otherwise `host` (a string) and `port` (a number, a service name, or nil for
-/// 0) are looked up with `hints` ([`sock::addr_with`]).
+/// 0) are looked up with `hints` ([`sock::addr_with`]). With `defer`, a host
+/// that needs the resolver is not looked up here: the result is
+/// [`Addr::Lookup`], for a sock thread to make off the loop.
 ///
 /// The outer error is a programmer error to raise (a wrong type, a freed ai, a
 /// port out of range); the inner one is the lookup's runtime failure (return it
@@ -165,6 +226,7 @@ pub(crate) fn resolve(
     port: &LuaValue,
     port_arg: Arg,
     hints: &Hints,
+    defer: bool,
 ) -> LuaResult<sock::Result<Addr>> {
     const EXPECTED: &str = "string, ai or sa";
     let host = match host {
@@ -183,18 +245,26 @@ pub(crate) fn resolve(
     let host = host
         .to_str()
         .map_err(|_| host_arg.error("not valid UTF-8"))?;
-    let found = match port {
-        LuaValue::Nil => sock::addr_with(&host, 0u16, hints),
-        LuaValue::Integer(_) | LuaValue::Number(_) => {
-            sock::addr_with(&host, port_number(port, port_arg)?, hints)
-        }
+    let service = match port {
+        LuaValue::Nil => "0".to_owned(),
+        LuaValue::Integer(_) | LuaValue::Number(_) => port_number(port, port_arg)?.to_string(),
         LuaValue::String(s) => {
             let s = s.to_str().map_err(|_| port_arg.error("not valid UTF-8"))?;
-            sock::addr_with(&host, &*s, hints)
+            match &*s {
+                "" => "0".to_owned(),
+                s => s.to_owned(),
+            }
         }
         _ => return Err(port_arg.type_error("number or string", port)),
     };
-    Ok(found.map(Addr::List))
+    if defer && sock::needs_resolver(&host, service.as_str(), hints) {
+        return Ok(Ok(Addr::Lookup(Lookup {
+            host: host.to_owned(),
+            service,
+            hints: hints.clone(),
+        })));
+    }
+    Ok(sock::addr_with(&host, service.as_str(), hints).map(Addr::List))
 }
 
 /// A port number: an integer 0-65535.

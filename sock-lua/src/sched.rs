@@ -132,6 +132,8 @@ enum Next {
     Suspend(sock::Suspend, Option<sock::ThreadId>),
     /// `yield(JOBSLEEP, sj, t)`: a sleep that `sj:wakeup` can cut short.
     JobSleep(sock::JobSleep),
+    /// `yield(LOOKUP, lk, expires)`: a name lookup off the loop.
+    Lookup(Pin<Box<dyn Future<Output = sock::Result<sock::AddrList>>>>),
 }
 
 /// The future of one sock thread.
@@ -276,6 +278,23 @@ impl LuaThread {
                 }
             }
             self.next = Next::Suspend(sock::suspend(), target);
+        } else if is_mark(vals.front(), crate::addr::lookup_mark()) {
+            let lk = match vals.get(1) {
+                Some(LuaValue::UserData(ud)) => {
+                    ud.borrow::<crate::addr::LLookup>()?.0.borrow_mut().take()
+                }
+                _ => None,
+            };
+            let Some(lk) = lk else {
+                return Err(usage_error("sock.addr", "lookup request without a lookup"));
+            };
+            let expires = match vals.get(2) {
+                Some(LuaValue::Number(t)) => Some(*t),
+                _ => None,
+            };
+            self.next = Next::Lookup(Box::pin(async move {
+                sock::resolve(&lk.host, lk.service.as_str(), &lk.hints, expires).await
+            }));
         } else if is_mark(vals.front(), mark(JOBSLEEP)) {
             self.next = match (vals.get(1), vals.get(2)) {
                 (Some(LuaValue::UserData(ud)), Some(LuaValue::Number(t))) => {
@@ -681,6 +700,13 @@ impl Future for LuaThread {
                         }
                     }
                 },
+                Next::Lookup(f) => match f.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => match crate::addr::lookup_values(&lua, r) {
+                        Ok(v) => Args::Values(v),
+                        Err(_) => return Poll::Ready(()),
+                    },
+                },
                 Next::JobSleep(s) => match Pin::new(s).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(true)) => Args::True,
@@ -887,6 +913,14 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
         lua.create_function(|lua, ()| lp(lua).map(|l| l.enter(sock::stop)))?,
     )?;
     r.set("clock", lua.create_function(|_, ()| Ok(sock::clock()))?)?;
+    // The test hook of a slow resolver (`sock._lookup_delay`, for tests).
+    r.set(
+        "lookup_delay",
+        lua.create_function(|_, s: f64| {
+            sock::set_lookup_delay(s);
+            Ok(())
+        })?,
+    )?;
     r.set(
         "epoll_fd",
         lua.create_function(|lua, fd: Option<i32>| {

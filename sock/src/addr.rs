@@ -23,8 +23,10 @@
 //! Every API that takes a host and a port also takes an already resolved address:
 //! see [`ToAddr`].
 //!
-//! Note that `getaddrinfo` blocks the calling OS thread while it resolves a name
-//! that needs the network (numeric addresses and `/etc/hosts` entries do not).
+//! [`addr`] and [`addr_with`] call `getaddrinfo` on the calling OS thread, which
+//! it blocks while it resolves a name that needs the network. Inside a sock
+//! thread use [`resolve`](crate::resolve): the lookup runs on the resolver
+//! pool, under a deadline, and parks only the calling thread.
 //!
 //! ```
 //! let list = sock::addr("127.0.0.1", 8080)?;

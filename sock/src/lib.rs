@@ -138,7 +138,8 @@ pub use net::udp::Udp;
 pub use opt::{Opt, OptType, OptVal};
 pub use reactor::Direction;
 pub use resolve::{
-    resolve, resolver_threads, resolver_threads_alive, set_lookup_delay, set_resolver_threads,
+    needs_resolver, resolve, resolver_threads, resolver_threads_alive, set_lookup_delay,
+    set_resolver_threads,
 };
 pub use sched::io::Wait;
 pub use sched::{

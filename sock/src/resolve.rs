@@ -225,6 +225,20 @@ pub async fn resolve(
     .await
 }
 
+/// Whether looking up `host` and `port` with `hints` goes to the resolver
+/// (a name, or a service name): what [`resolve`] runs on the pool. Numeric
+/// addresses, `"*"` and unix paths with a numeric port do not.
+///
+/// ```
+/// use sock::Hints;
+/// assert!(sock::needs_resolver("example.com", 80, &Hints::default()));
+/// assert!(!sock::needs_resolver("::1", 80, &Hints::default()));
+/// assert!(sock::needs_resolver("::1", "http", &Hints::default()));
+/// ```
+pub fn needs_resolver(host: &str, port: impl Port, hints: &Hints) -> bool {
+    !is_local(host, &port.to_service(), hints)
+}
+
 /// Whether the lookup needs no name server (and so no resolver thread).
 fn is_local(host: &str, service: &str, hints: &Hints) -> bool {
     let numeric_port = service.bytes().all(|b| b.is_ascii_digit());

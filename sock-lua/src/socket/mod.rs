@@ -356,6 +356,7 @@ fn resolve(
     first: usize,
     args: &(LuaValue, LuaValue, LuaValue),
     flags: sock::AddrFlags,
+    defer: bool,
 ) -> LuaResult<Result<Addr, LuaMultiValue>> {
     let host = Arg::new(func, first, "host");
     let port = Arg::new(func, first + 1, "port");
@@ -365,7 +366,7 @@ fn resolve(
         LuaValue::Nil => LuaValue::String(lua.create_string("*")?),
         v => v.clone(),
     };
-    match addr::resolve(&h, host, p, port, &s.hints(flags))? {
+    match addr::resolve(&h, host, p, port, &s.hints(flags), defer)? {
         Ok(a) => Ok(Ok(a)),
         Err(e) => Ok(Err(fail(lua, &e)?)),
     }
@@ -386,7 +387,9 @@ impl LuaUserData for LSock {
             |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
                 live!(lua, s).tcp("tcp:connect")?;
                 let flags = sock::AddrFlags::empty();
-                let a = match resolve(lua, s, "tcp:connect", 2, &(host, port, af), flags)? {
+                // A name: looked up off the loop first (`lua/sock.lua`).
+                let a = match resolve(lua, s, "tcp:connect", 2, &(host, port, af), flags, true)? {
+                    Ok(Addr::Lookup(lk)) => return addr::deferred(lua, lk),
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
                 };
@@ -408,7 +411,7 @@ impl LuaUserData for LSock {
                 let s = live!(lua, s);
                 let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
                 let flags = sock::AddrFlags::empty();
-                let a = match resolve(lua, s, "udp:sendto", 2, &(host, port, af), flags)? {
+                let a = match resolve(lua, s, "udp:sendto", 2, &(host, port, af), flags, false)? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
                 };
@@ -437,6 +440,7 @@ impl LuaUserData for LSock {
                     2,
                     &(host, port, af),
                     sock::AddrFlags::empty(),
+                    false,
                 )? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
@@ -458,6 +462,7 @@ impl LuaUserData for LSock {
                     2,
                     &(host, port, af),
                     sock::AddrFlags::PASSIVE,
+                    false,
                 )? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
@@ -479,6 +484,7 @@ impl LuaUserData for LSock {
                     3,
                     &(host, port, af),
                     sock::AddrFlags::PASSIVE,
+                    false,
                 )? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),

@@ -1,0 +1,84 @@
+-- Lookups off the loop: sock.addr and tcp:connect with a host name inside a
+-- sock thread park only that thread (the resolver pool of the core), under
+-- their deadline. The slow resolver is the core's test hook
+-- (sock._lookup_delay: every lookup made off the loop waits that long).
+
+local t = require'tap'
+local sock = require'sock'
+local u = require'util'
+
+t.test('a slow lookup parks only its thread: the others keep their ticks', function()
+	sock._lookup_delay(0.5)
+	local res, gap, ticks, last, done = {}, 0, 0, nil, false
+	local ok, err = pcall(u.run, 10, function()
+		last = sock.clock()
+		while not done do
+			sock.sleep(0.01)
+			local now = sock.clock()
+			gap = math.max(gap, now - last); last = now; ticks = ticks + 1
+		end
+	end, function()
+		local t0 = sock.clock()
+		res.ai, res.err = sock.addr('localhost', 80, 'tcp')
+		res.took = sock.clock() - t0
+		-- numeric hosts never go to the resolver
+		t0 = sock.clock()
+		res.numeric = sock.addr('127.0.0.1', 80)
+		res.numeric_took = sock.clock() - t0
+		done = true
+	end)
+	sock._lookup_delay(0)
+	assert(ok, err)
+	t.ok(res.ai, tostring(res.err)); t.eq(res.ai.addr:port(), 80)
+	t.ok(res.took >= 0.5, 'the lookup took the delay: ' .. res.took)
+	t.ok(ticks >= 10, ticks .. ' ticks')
+	t.ok(gap < 0.25, 'the loop never stopped: a ' .. gap .. ' s gap')
+	t.ok(res.numeric); t.ok(res.numeric_took < 0.25, 'numeric: ' .. res.numeric_took)
+end)
+
+t.test("connect's deadline wins over a slow lookup: timeout at once, the socket closed", function()
+	sock._lookup_delay(1)
+	local res = {}
+	local ok, err = pcall(u.run, 10, function()
+		local c = assert(sock.tcp())
+		local t0 = sock.clock()
+		res.r = {c:connect('localhost', 9, sock.clock() + 0.1)}
+		res.took = sock.clock() - t0
+		res.closed = c:closed()
+		t0 = sock.clock()
+		res.addr = {sock.addr('localhost', 80, nil, nil, nil, nil, sock.clock() + 0.1)}
+		res.addr_took = sock.clock() - t0
+	end)
+	sock._lookup_delay(0)
+	assert(ok, err)
+	t.eq(res.r[1], nil); t.eq(res.r[2], 'timeout')
+	t.ok(res.took >= 0.1 and res.took < 0.8, 'timed out after ' .. res.took)
+	t.eq(res.closed, true)
+	t.eq(res.addr[1], nil); t.eq(res.addr[2], 'timeout')
+	t.ok(res.addr_took < 0.8, 'sock.addr timed out after ' .. res.addr_took)
+	u.raises_at("sock.addr: bad argument #7 'expires'", sock.addr, 'localhost', 80, nil, nil, nil, nil, 'x')
+end)
+
+t.test('1,000 concurrent lookups of localhost all succeed; connect by name works', function()
+	local n, port_ok = 0, true
+	local fns = {}
+	for i = 1, 1000 do
+		fns[i] = function()
+			local ai = assert(sock.addr('localhost', 80 + i % 10))
+			if ai.addr:port() ~= 80 + i % 10 then port_ok = false end
+			n = n + 1
+		end
+	end
+	u.run(20, unpack(fns))
+	t.eq(n, 1000); t.eq(port_ok, true)
+	local got
+	u.run(function()
+		local srv, port = u.listener()
+		sock.newthread(function() got = assert(srv:accept(u.exp())) end)
+		local c = assert(sock.tcp())
+		assert(c:connect('localhost', port, u.exp()))
+		while not got do sock.sleep(0.001) end
+		c:close(); got:close(); srv:close()
+	end)
+	t.ok(got, 'connected by name')
+end)
