@@ -710,9 +710,26 @@ function socket:getpeername() return self_s(self, 's:getpeername'):peer_addr() e
 function socket:setopt(opt, val) return self_s(self, 's:setopt'):setopt(opt, val) end
 function socket:getopt(opt) return self_s(self, 's:getopt'):getopt(opt) end
 
+-- Calls that take a host: Rust answers R.LOOKUP, lk for a host name, which
+-- is looked up (off the loop inside a thread: lua/addr.lua), and the call is
+-- made again with the ai. A lookup's timeout is the call's deadline passing:
+-- the socket is closed (the seed's deadline).
+local LOOKUP, looked_up = R.LOOKUP, R.looked_up
+
+local function lookup(s, expires, a, lk)
+	local ai, err, code, msg = looked_up(expires, a, lk)
+	if not ai and err == 'timeout' then s:close() end
+	return ai, err, code, msg
+end
+
 --- s:bind([host], [port], [af])
 function socket:bind(host, port, af)
-	return self_s(self, 's:bind'):bind(host, port, af)
+	local s = self_s(self, 's:bind')
+	local a, b, c, d = s:bind(host, port, af)
+	if a ~= LOOKUP then return a, b, c, d end
+	local ai, err, code, msg = lookup(s, nil, a, b)
+	if not ai then return nil, err, code, msg end
+	return s:bind(ai, nil, af)
 end
 
 -- The blocking calls: the first step, and on PENDING the yield.
@@ -751,17 +768,10 @@ end
 
 --- tcp:connect(host, port, [expires], [af]): every resolved address in
 --- turn, under the one deadline.
--- A host name is looked up first, off the loop inside a thread (R.LOOKUP:
--- see lua/addr.lua), under the same deadline.
-local LOOKUP, looked_up = R.LOOKUP, R.looked_up
-
 local function connect_to(s, expires, af, a, ...)
 	if a ~= LOOKUP then return blocking(expires, a, ...) end
-	local ai, err, code, msg = looked_up(expires, a, ...)
-	if not ai then
-		if err == 'timeout' then s:close() end -- the seed's deadline
-		return nil, err, code, msg
-	end
+	local ai, err, code, msg = lookup(s, expires, a, ...)
+	if not ai then return nil, err, code, msg end
 	return blocking(expires, s:connect(ai, nil, af))
 end
 
@@ -777,7 +787,11 @@ function tcp:listen(backlog, host, port, af)
 	if type(backlog) ~= 'number' then
 		backlog, host, port, af = nil, backlog, host, port
 	end
-	return s:listen(backlog, host, port, af)
+	local a, b, c, d = s:listen(backlog, host, port, af)
+	if a ~= LOOKUP then return a, b, c, d end
+	local ai, err, code, msg = lookup(s, nil, a, b)
+	if not ai then return nil, err, code, msg end
+	return s:listen(backlog, ai, nil, af)
 end
 
 -- An accepted connection's values: the new socket object and its
@@ -888,7 +902,12 @@ end
 --- udp:connect(host, port, [expires], [af]); ('*', 0) removes the filter.
 function udp:connect(host, port, expires, af)
 	expiresarg('udp:connect', 4, expires)
-	return self_s(self, 'udp:connect'):connect_datagram(host, port, af)
+	local s = self_s(self, 'udp:connect')
+	local a, b, c, d = s:connect_datagram(host, port, af)
+	if a ~= LOOKUP then return a, b, c, d end
+	local ai, err, code, msg = lookup(s, expires, a, b)
+	if not ai then return nil, err, code, msg end
+	return s:connect_datagram(ai, nil, af)
 end
 
 --- udp:sendto(host, port, s|buf, [len], [expires], [flags], [af]) -> len
@@ -897,7 +916,14 @@ function udp:sendto(host, port, buf, len, expires, flags, af)
 	local b, n = bufarg('udp:sendto', 4, buf, len)
 	expiresarg('udp:sendto', 6, expires)
 	flagsarg('udp:sendto', 7, flags)
-	return blocking(expires, s:sendto(host, port, mlua_buf(b), n, af))
+	local mb = mlua_buf(b)
+	local r, lk, c, d, e = s:sendto(host, port, mb, n, af)
+	if r == LOOKUP then
+		local ai, err, code, msg = lookup(s, expires, r, lk)
+		if not ai then return nil, err, code, msg end
+		r, lk, c, d, e = s:sendto(ai, nil, mb, n, af)
+	end
+	return blocking(expires, r, lk, c, d, e)
 end
 
 --- udp:recvnext(buf, len, [expires], [flags]) -> len, sa

@@ -110,7 +110,6 @@ fn addr(lua: &Lua, args: LuaMultiValue) -> LuaResult<LuaMultiValue> {
         &arg(1),
         Arg::new(F, 2, "port"),
         &hints,
-        true,
     )?;
     match found {
         Ok(Addr::Lookup(lk)) => deferred(lua, lk),
@@ -134,7 +133,7 @@ pub(crate) enum Addr {
     Sa(SockAddr),
     /// The result of looking up a host and a port.
     List(AddrList),
-    /// A lookup still to make (see [`resolve`]'s `defer`): a sock thread
+    /// A lookup still to make (a host name, see [`resolve`]): a sock thread
     /// makes it off the loop (`sched.rs`); as a [`ToAddr`] it is the
     /// blocking lookup.
     Lookup(Lookup),
@@ -213,9 +212,9 @@ impl ToAddr for Addr {
 /// Turns the `host, port` arguments of a function into an address: an `ai` or
 /// `sa` object in place of `host` is taken as is (`port` is then ignored);
 /// otherwise `host` (a string) and `port` (a number, a service name, or nil for
-/// 0) are looked up with `hints` ([`sock::addr_with`]). With `defer`, a host
-/// that needs the resolver is not looked up here: the result is
-/// [`Addr::Lookup`], for a sock thread to make off the loop.
+/// 0) are looked up with `hints` ([`sock::addr_with`]) when no resolver is
+/// needed (numeric hosts, `'*'`); a host name is not looked up here: the
+/// result is [`Addr::Lookup`], for a sock thread to make off the loop.
 ///
 /// The outer error is a programmer error to raise (a wrong type, a freed ai, a
 /// port out of range); the inner one is the lookup's runtime failure (return it
@@ -226,7 +225,6 @@ pub(crate) fn resolve(
     port: &LuaValue,
     port_arg: Arg,
     hints: &Hints,
-    defer: bool,
 ) -> LuaResult<sock::Result<Addr>> {
     const EXPECTED: &str = "string, ai or sa";
     let host = match host {
@@ -257,7 +255,7 @@ pub(crate) fn resolve(
         }
         _ => return Err(port_arg.type_error("number or string", port)),
     };
-    if defer && sock::needs_resolver(&host, service.as_str(), hints) {
+    if sock::needs_resolver(&host, service.as_str(), hints) {
         return Ok(Ok(Addr::Lookup(Lookup {
             host: host.to_owned(),
             service,

@@ -571,6 +571,51 @@ fn lookup(host: &str, service: &str, hints: &Hints) -> Result<AddrList> {
         let socket_type = hints.socket_type.unwrap_or(SocketType::Tcp);
         return Ok(AddrList::from_sockaddr(addr, socket_type));
     }
+    if let Some(list) = numeric(host, service, hints) {
+        return Ok(list);
+    }
+    lookup_resolver(host, service, hints)
+}
+
+/// The lookup of a numeric address and port of one socket type, made
+/// without `getaddrinfo` (it would only parse them): the same single entry.
+/// `None` when the resolver is needed, or may answer differently (a flag
+/// besides `PASSIVE` and the numeric ones, no socket type, a family hint
+/// that does not match, forms that only `inet_aton` reads such as `127.1`,
+/// scoped IPv6 addresses).
+fn numeric(host: &str, service: &str, hints: &Hints) -> Option<AddrList> {
+    let plain = AddrFlags::PASSIVE | AddrFlags::NUMERICHOST | AddrFlags::NUMERICSERV;
+    if hints.flags.0 & !plain.0 != 0 || !service.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let socket_type = hints.socket_type?;
+    let ip: IpAddr = host.parse().ok()?;
+    let port: u16 = service.parse().ok()?;
+    let family = match ip {
+        IpAddr::V4(_) => Family::Inet,
+        IpAddr::V6(_) => Family::Inet6,
+    };
+    if hints.family.is_some_and(|f| f != family) {
+        return None;
+    }
+    let protocol = match (socket_type, hints.protocol) {
+        (SocketType::Raw, p) => p.unwrap_or(Protocol::Raw),
+        (_, Some(Protocol::Ip) | None) => Protocol::default_for(socket_type),
+        (_, Some(p)) if p == Protocol::default_for(socket_type) => p,
+        _ => return None, // the resolver's answer (it refuses most)
+    };
+    Some(AddrList {
+        entries: vec![AddrInfo {
+            socket_type,
+            protocol,
+            name: None,
+            addr: SockAddr::from(SocketAddr::new(ip, port)),
+        }],
+    })
+}
+
+/// The lookup through `getaddrinfo`.
+fn lookup_resolver(host: &str, service: &str, hints: &Hints) -> Result<AddrList> {
     let mut flags = hints.flags;
     let node = if host == "*" {
         flags |= AddrFlags::PASSIVE;
@@ -1403,6 +1448,81 @@ impl<T: ToAddr + ?Sized> ToAddr for &T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A numeric host and port need no resolver: the entry made without it
+    /// is the one `getaddrinfo` gives.
+    #[test]
+    fn numeric_lookups_match_the_resolver() {
+        let protocols = [
+            None,
+            Some(Protocol::Ip),
+            Some(Protocol::Udp),
+            Some(Protocol::Icmp),
+        ];
+        for host in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "10.1.2.3",
+            "::1",
+            "::",
+            "fe80::1",
+            "::ffff:1.2.3.4",
+        ] {
+            for socket_type in [SocketType::Tcp, SocketType::Udp, SocketType::Raw] {
+                for family in [None, Some(Family::Inet), Some(Family::Inet6)] {
+                    for protocol in protocols {
+                        for flags in [
+                            AddrFlags::empty(),
+                            AddrFlags::PASSIVE,
+                            AddrFlags::NUMERICHOST,
+                        ] {
+                            let hints = Hints {
+                                socket_type: Some(socket_type),
+                                family,
+                                protocol,
+                                flags,
+                            };
+                            let slow = lookup_resolver(host, "8080", &hints);
+                            let Some(fast) = numeric(host, "8080", &hints) else {
+                                // Left to the resolver: a family mismatch, or
+                                // a protocol that is not the type's.
+                                assert!(family.is_some() || protocol.is_some(), "{host} {hints:?}");
+                                continue;
+                            };
+                            let slow = match slow {
+                                Ok(l) => l,
+                                Err(e) => panic!("{host} {hints:?}: only the resolver fails: {e}"),
+                            };
+                            let (a, b) = (fast.first(), slow.first());
+                            assert_eq!(slow.len(), 1, "{host} {hints:?}");
+                            assert_eq!(a.addr(), b.addr(), "{host} {hints:?}");
+                            assert_eq!(a.socket_type(), b.socket_type(), "{host} {hints:?}");
+                            assert_eq!(a.protocol(), b.protocol(), "{host} {hints:?}");
+                            assert_eq!(a.name(), b.name(), "{host} {hints:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // Forms the resolver reads and the fast path leaves to it.
+        let tcp = Hints {
+            socket_type: Some(SocketType::Tcp),
+            ..Hints::default()
+        };
+        assert!(numeric("127.1", "80", &tcp).is_none());
+        assert!(numeric("fe80::1%lo", "80", &tcp).is_none());
+        assert!(numeric("127.0.0.1", "http", &tcp).is_none());
+        assert!(numeric("127.0.0.1", "80", &Hints::default()).is_none());
+        let canon = Hints {
+            flags: AddrFlags::CANONNAME,
+            ..tcp.clone()
+        };
+        assert!(numeric("127.0.0.1", "80", &canon).is_none());
+        assert_eq!(
+            lookup("127.1", "80", &tcp).unwrap().first().to_string(),
+            "127.0.0.1:80"
+        );
+    }
 
     #[test]
     fn enum_names_round_trip() {

@@ -348,7 +348,10 @@ impl Buf {
     }
 }
 
-/// Resolves `host, port` (or an ai/sa) with the socket's hints.
+/// Resolves `host, port` (or an ai/sa) with the socket's hints. A host
+/// that needs the resolver is not looked up here: the values to return are
+/// then `R.LOOKUP, lk`, and `lua/sock.lua` makes the call again with the
+/// lookup's ai.
 fn resolve(
     lua: &Lua,
     s: &LSock,
@@ -356,7 +359,6 @@ fn resolve(
     first: usize,
     args: &(LuaValue, LuaValue, LuaValue),
     flags: sock::AddrFlags,
-    defer: bool,
 ) -> LuaResult<Result<Addr, LuaMultiValue>> {
     let host = Arg::new(func, first, "host");
     let port = Arg::new(func, first + 1, "port");
@@ -366,7 +368,10 @@ fn resolve(
         LuaValue::Nil => LuaValue::String(lua.create_string("*")?),
         v => v.clone(),
     };
-    match addr::resolve(&h, host, p, port, &s.hints(flags), defer)? {
+    match addr::resolve(&h, host, p, port, &s.hints(flags))? {
+        // A name: looked up off the loop first (`lua/addr.lua`), then the
+        // call is made again with the result.
+        Ok(Addr::Lookup(lk)) => Ok(Err(addr::deferred(lua, lk)?)),
         Ok(a) => Ok(Ok(a)),
         Err(e) => Ok(Err(fail(lua, &e)?)),
     }
@@ -387,9 +392,7 @@ impl LuaUserData for LSock {
             |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
                 live!(lua, s).tcp("tcp:connect")?;
                 let flags = sock::AddrFlags::empty();
-                // A name: looked up off the loop first (`lua/sock.lua`).
-                let a = match resolve(lua, s, "tcp:connect", 2, &(host, port, af), flags, true)? {
-                    Ok(Addr::Lookup(lk)) => return addr::deferred(lua, lk),
+                let a = match resolve(lua, s, "tcp:connect", 2, &(host, port, af), flags)? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
                 };
@@ -411,7 +414,7 @@ impl LuaUserData for LSock {
                 let s = live!(lua, s);
                 let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
                 let flags = sock::AddrFlags::empty();
-                let a = match resolve(lua, s, "udp:sendto", 2, &(host, port, af), flags, false)? {
+                let a = match resolve(lua, s, "udp:sendto", 2, &(host, port, af), flags)? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
                 };
@@ -440,7 +443,6 @@ impl LuaUserData for LSock {
                     2,
                     &(host, port, af),
                     sock::AddrFlags::empty(),
-                    false,
                 )? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
@@ -462,7 +464,6 @@ impl LuaUserData for LSock {
                     2,
                     &(host, port, af),
                     sock::AddrFlags::PASSIVE,
-                    false,
                 )? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),
@@ -484,7 +485,6 @@ impl LuaUserData for LSock {
                     3,
                     &(host, port, af),
                     sock::AddrFlags::PASSIVE,
-                    false,
                 )? {
                     Ok(a) => a,
                     Err(failed) => return Ok(failed),

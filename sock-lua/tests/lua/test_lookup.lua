@@ -82,3 +82,35 @@ t.test('1,000 concurrent lookups of localhost all succeed; connect by name works
 	end)
 	t.ok(got, 'connected by name')
 end)
+
+t.test('bind, listen, udp:connect and sendto with a host name resolve off the loop too', function()
+	sock._lookup_delay(0.2)
+	local res, ticks, done = {}, 0, false
+	local ok, err = pcall(u.run, 10, function()
+		while not done do sock.sleep(0.01); ticks = ticks + 1 end
+	end, function()
+		local t0 = sock.clock()
+		local l = assert(sock.tcp())
+		res.listen = {l:listen('localhost', 0)}
+		local b = assert(sock.udp())
+		res.bind = {b:bind('localhost', 0)}
+		local port = b:getsockname():port()
+		local a = assert(sock.udp())
+		res.sendto = {a:sendto('localhost', port, 'by name', nil, u.exp())}
+		res.connect = {a:connect('localhost', port)}
+		local buf = require'ffi'.new'char[16]'
+		res.got = {b:recvnext(buf, 16, u.exp())}
+		res.took = sock.clock() - t0
+		l:close(); a:close(); b:close()
+		done = true
+	end)
+	sock._lookup_delay(0)
+	assert(ok, err)
+	t.eq(res.listen[1], true, tostring(res.listen[2]))
+	t.eq(res.bind[1], true, tostring(res.bind[2]))
+	t.eq(res.sendto[1], 7, tostring(res.sendto[2]))
+	t.eq(res.connect[1], true, tostring(res.connect[2]))
+	t.eq(res.got[1], 7)
+	t.ok(res.took >= 0.8, 'four lookups of 0.2 s: ' .. res.took)
+	t.ok(ticks >= 20, 'the ticker ran meanwhile: ' .. ticks .. ' ticks')
+end)
