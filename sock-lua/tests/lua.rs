@@ -319,3 +319,42 @@ fn socket_handles_are_per_state() {
                local n = assert(u1:recv(b, 8)); return n .. ':' .. string.char(b[0])";
     assert_eq!(a.eval(buf), "1:x");
 }
+
+/// The number of entries of a `/proc/self` folder (descriptors, threads).
+fn proc_count(dir: &str) -> usize {
+    std::fs::read_dir(format!("/proc/self/{dir}")).map_or(0, |d| d.count())
+}
+
+/// A state closed while its threads wait for lookups off the loop: no crash,
+/// the late results are dropped, no descriptor is left, and the resolver
+/// threads stay within the pool's bound.
+#[test]
+fn a_state_closed_with_lookups_in_flight() {
+    let dir = module_dir();
+    let lj = LuaJit::load();
+    let fds = proc_count("fd");
+    let tasks = proc_count("task");
+    {
+        let a = lj.state(dir);
+        let parked = a.eval(
+            "sock = require'sock'; sock._lookup_delay(0.3); n = 0; \
+             for i = 1, 50 do sock.newthread(function() sock.addr('localhost', 80); n = n + 1 end) end; \
+             sock.poll(0.01); return tostring(n)",
+        );
+        assert_eq!(parked, "0", "the lookups are in flight");
+        assert!(
+            proc_count("task") <= tasks + 4,
+            "at most 4 resolver threads"
+        );
+        drop(a); // closed with 50 threads parked in lookups
+    }
+    // The abandoned lookups finish (50 of 0.3 s on 4 threads) and go.
+    std::thread::sleep(std::time::Duration::from_secs_f64(4.5));
+    assert!(proc_count("task") <= tasks + 4);
+    assert_eq!(proc_count("fd"), fds, "no descriptor left behind");
+    let b = lj.state(dir);
+    assert_eq!(
+        b.eval("sock = require'sock'; sock._lookup_delay(0); local r; sock.run(function() r = sock.addr('localhost', 80) end); return r.addr:port() .. ''"),
+        "80"
+    );
+}

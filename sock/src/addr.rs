@@ -1381,6 +1381,19 @@ pub trait ToAddr {
     fn sockaddr(&self) -> Option<&SockAddr> {
         None
     }
+
+    /// The host and the service this value looks up, if it is one to look
+    /// up, so that a blocking call inside a sock thread can make the lookup
+    /// off the loop ([`resolve`](crate::resolve)). The default is `None`.
+    ///
+    /// ```
+    /// use sock::ToAddr;
+    /// let (host, service) = ("localhost", 80).host_port().unwrap();
+    /// assert_eq!((host, &*service), ("localhost", "80"));
+    /// ```
+    fn host_port(&self) -> Option<(&str, Cow<'_, str>)> {
+        None
+    }
 }
 
 /// A host and a port, looked up with [`addr_with`]: `("localhost", 80)`,
@@ -1388,6 +1401,10 @@ pub trait ToAddr {
 impl<H: AsRef<str>, P: Port> ToAddr for (H, P) {
     fn to_addr(&self, hints: &Hints) -> Result<Cow<'_, AddrList>> {
         lookup(self.0.as_ref(), &self.1.to_service(), hints).map(Cow::Owned)
+    }
+
+    fn host_port(&self) -> Option<(&str, Cow<'_, str>)> {
+        Some((self.0.as_ref(), self.1.to_service()))
     }
 }
 
@@ -1442,6 +1459,10 @@ impl<T: ToAddr + ?Sized> ToAddr for &T {
 
     fn sockaddr(&self) -> Option<&SockAddr> {
         (**self).sockaddr()
+    }
+
+    fn host_port(&self) -> Option<(&str, Cow<'_, str>)> {
+        (**self).host_port()
     }
 }
 

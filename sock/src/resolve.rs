@@ -20,7 +20,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::addr::{addr_with, AddrList, Hints, Port};
+use std::borrow::Cow;
+
+use crate::addr::{addr_with, AddrList, Hints, Port, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
 
 /// How long an idle resolver thread waits for work before it ends.
@@ -223,6 +225,24 @@ pub async fn resolve(
         timer: deadline.map(crate::sched::sleep_until_instant),
     }
     .await
+}
+
+/// `addr.to_addr(hints)`, with the lookup of a host name made off the loop
+/// inside a sock thread (under `expires`): for the blocking calls that take
+/// an address (`connect`, `sendto`).
+pub(crate) async fn to_addr<'a, A: ToAddr + ?Sized>(
+    addr: &'a A,
+    hints: &Hints,
+    expires: Option<f64>,
+) -> Result<Cow<'a, AddrList>> {
+    if let Some((host, service)) = addr.host_port() {
+        if crate::sched::current_id().is_some() && !is_local(host, &service, hints) {
+            return resolve(host, &*service, hints, expires)
+                .await
+                .map(Cow::Owned);
+        }
+    }
+    addr.to_addr(hints)
 }
 
 /// Whether looking up `host` and `port` with `hints` goes to the resolver

@@ -812,7 +812,8 @@ macro_rules! datagram_common {
                 if let Some(sa) = addr.sockaddr() {
                     return self.s.send_to(sa, buf, deadline).await;
                 }
-                let list = addr.to_addr(&self.s.hints($crate::AddrFlags::empty()))?;
+                let hints = self.s.hints($crate::AddrFlags::empty());
+                let list = $crate::resolve::to_addr(&addr, &hints, expires).await?;
                 self.s.send_to(list.first().addr(), buf, deadline).await
             }
 

@@ -64,8 +64,28 @@ fn a_slow_lookup_parks_only_its_thread_and_its_deadline_wins() {
         assert_eq!(kind, ErrorKind::Timeout);
         assert!((0.1..0.9).contains(&took), "timed out after {took} s");
 
-        // A lookup right after is not held up by the abandoned one (it has a
-        // pool thread of its own).
+        // connect's and sendto's lookups of a host name: under their deadline.
+        let t = sock::newthread(async {
+            let c = sock::Tcp::new(sock::Family::Inet)?;
+            let t0 = clock();
+            let e = c
+                .connect(("localhost", 9), Some(clock() + 0.1))
+                .await
+                .unwrap_err();
+            let u = sock::Udp::new(sock::Family::Inet)?;
+            let f = u
+                .sendto(("localhost", 9), b"x", Some(clock() + 0.1))
+                .await
+                .unwrap_err();
+            sock::Result::Ok((e.kind(), f.kind(), clock() - t0))
+        });
+        sock::start().unwrap();
+        let (e, f, took) = t.result().unwrap().unwrap().unwrap();
+        assert_eq!((e, f), (ErrorKind::Timeout, ErrorKind::Timeout));
+        assert!(took < 1.5, "two lookups timed out after {took} s");
+
+        // A lookup right after is not held up by the abandoned ones (each
+        // has a pool thread of its own).
         sock::set_lookup_delay(0.0);
         let t = sock::newthread(async {
             let t0 = clock();
@@ -76,7 +96,7 @@ fn a_slow_lookup_parks_only_its_thread_and_its_deadline_wins() {
         let took = t.result().unwrap().unwrap().unwrap();
         assert!(took < 0.8, "held up for {took} s");
         // The abandoned lookup's thread finishes; nothing is left waiting.
-        std::thread::sleep(std::time::Duration::from_secs_f64(1.0));
+        std::thread::sleep(std::time::Duration::from_secs_f64(1.2));
         assert_eq!(sock::poll(Some(0.0)).unwrap_err().kind(), ErrorKind::Empty);
     });
 }

@@ -164,7 +164,8 @@ impl Tcp {
     pub async fn connect(&self, addr: impl ToAddr, expires: Option<f64>) -> Result<()> {
         let deadline = deadline(expires)?;
         self.s.require_thread()?;
-        let list = addr.to_addr(&self.s.hints(AddrFlags::empty()))?;
+        let hints = self.s.hints(AddrFlags::empty());
+        let list = crate::resolve::to_addr(&addr, &hints, expires).await?;
         let op = ConnectOn {
             tcp: self,
             connect: Connect::new(list.as_ref()),
