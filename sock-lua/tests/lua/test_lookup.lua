@@ -114,3 +114,68 @@ t.test('bind, listen, udp:connect and sendto with a host name resolve off the lo
 	t.ok(res.took >= 0.8, 'four lookups of 0.2 s: ' .. res.took)
 	t.ok(ticks >= 20, 'the ticker ran meanwhile: ' .. ticks .. ' ticks')
 end)
+
+-- The real thing: a name server that never answers (a UDP socket on
+-- 127.0.0.53:53 that reads nothing), in private mount and network
+-- namespaces (unshare) where /etc/resolv.conf points at it with a 1 s
+-- timeout. Skipped where unshare cannot make them.
+local SLOW_DNS = [[
+local sock = require'sock'
+local silent = assert(sock.udp())
+assert(silent:bind('127.0.0.53', 53))
+local gap, ticks, last, done, res = 0, 0, nil, false, {}
+sock.newthread(function()
+	last = sock.clock()
+	while not done do
+		sock.sleep(0.01)
+		local now = sock.clock()
+		gap = math.max(gap, now - last); last = now; ticks = ticks + 1
+	end
+end)
+sock.newthread(function()
+	local t0 = sock.clock()
+	res.ai, res.err = sock.addr('slow.example.com', 80, 'tcp')
+	res.took = sock.clock() - t0
+	local c = assert(sock.tcp())
+	t0 = sock.clock()
+	res.c, res.cerr = c:connect('slow.example.com', 80, sock.clock() + 0.3)
+	res.ctook = sock.clock() - t0
+	done = true
+end)
+assert(sock.start(20))
+print(('result %s %s took %.3f gap %.3f ticks %d connect %s %s ctook %.3f'):format(
+	tostring(res.ai), tostring(res.err), res.took, gap, ticks,
+	tostring(res.c), tostring(res.cerr), res.ctook))
+]]
+
+t.test('a silent name server on loopback stalls only the thread that asks', function()
+	local probe = io.popen("unshare -rmn sh -c 'ip link set lo up && echo yes' 2>/dev/null")
+	local can = probe and probe:read'*l' == 'yes'
+	if probe then probe:close() end
+	if not can then
+		t.skip('unshare -rmn (user, mount and network namespaces) is not available here')
+		return
+	end
+	local dir = os.tmpname(); os.remove(dir); assert(os.execute('mkdir -p ' .. dir) == 0)
+	local conf = assert(io.open(dir .. '/resolv.conf', 'w'))
+	conf:write('nameserver 127.0.0.53\noptions timeout:1 attempts:1\n'); conf:close()
+	local script = assert(io.open(dir .. '/slow.lua', 'w')); script:write(SLOW_DNS); script:close()
+	local exe = arg and arg[-1] or 'luajit'
+	local cpath = os.getenv'LUA_CPATH' or package.cpath
+	local cmd = ("unshare -rmn sh -c 'ip link set lo up && mount --bind %s/resolv.conf /etc/resolv.conf && "
+		.. "LUA_CPATH=\"%s\" timeout 30 %s %s/slow.lua' 2>&1"):format(dir, cpath, exe, dir)
+	local p = assert(io.popen(cmd))
+	local out = p:read'*a'
+	p:close()
+	os.execute('rm -rf ' .. dir)
+	local ai, err, took, gap, ticks, c, cerr, ctook = out:match(
+		'result (%S+) (%S+) took (%S+) gap (%S+) ticks (%d+) connect (%S+) (%S+) ctook (%S+)')
+	t.ok(ai, 'the script ran: ' .. out)
+	t.eq(ai, 'nil', 'no answer: ' .. out)
+	t.ok(err == 'try_again' or err == 'host_not_found' or err == 'lookup_failed', err)
+	t.ok(tonumber(took) >= 0.9, 'the resolver waited for its timeout: ' .. took)
+	t.ok(tonumber(gap) < 0.25, 'the loop went on meanwhile: a ' .. gap .. ' s gap')
+	t.ok(tonumber(ticks) >= 40, ticks .. ' ticks')
+	t.eq(c, 'nil'); t.eq(cerr, 'timeout')
+	t.ok(tonumber(ctook) < 0.8, "connect's deadline won: " .. ctook)
+end)
