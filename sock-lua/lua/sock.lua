@@ -703,7 +703,13 @@ end
 function socket:type() return self_s(self, 's:type'):type() end
 function socket:family() return self_s(self, 's:family'):family() end
 function socket:protocol() return self_s(self, 's:protocol'):protocol() end
-function socket:close() return self_s(self, 's:close'):close() end
+local resolving -- (below: the lookups in flight, by socket)
+function socket:close()
+	local s = self_s(self, 's:close')
+	local lk = resolving[s]
+	if lk then resolving[s] = nil; lk:cancel() end
+	return s:close()
+end
 function socket:closed() return self_s(self, 's:closed'):closed() end
 function socket:getsockname() return self_s(self, 's:getsockname'):local_addr() end
 function socket:getpeername() return self_s(self, 's:getpeername'):peer_addr() end
@@ -716,8 +722,14 @@ function socket:getopt(opt) return self_s(self, 's:getopt'):getopt(opt) end
 -- the socket is closed (the seed's deadline).
 local LOOKUP, looked_up = R.LOOKUP, R.looked_up
 
+-- The lookups in flight, by socket: closing the socket ends the wait with
+-- 'closed' (socket:close).
+resolving = setmetatable({}, {__mode = 'k'})
+
 local function lookup(s, expires, a, lk)
+	resolving[s] = lk
 	local ai, err, code, msg = looked_up(expires, a, lk)
+	resolving[s] = nil
 	if not ai and err == 'timeout' then s:close() end
 	return ai, err, code, msg
 end

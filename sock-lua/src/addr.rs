@@ -158,13 +158,69 @@ impl Lookup {
 /// call returns, after the mark `R.LOOKUP`, when the host needs the
 /// resolver; `lua/addr.lua` then yields it to the scheduler (inside a sock
 /// thread) or makes it at once (`lk:blocking()`).
-pub(crate) struct LLookup(pub(crate) std::cell::RefCell<Option<Lookup>>);
+pub(crate) struct LLookup {
+    lookup: std::cell::RefCell<Option<Lookup>>,
+    /// Set by `lk:cancel()` (the socket it is for was closed).
+    cancel: std::rc::Rc<Cancel>,
+}
+
+/// The cancel of a lookup in flight: a flag and the waker of the thread
+/// that waits for it.
+#[derive(Default)]
+pub(crate) struct Cancel {
+    flag: std::cell::Cell<bool>,
+    waker: std::cell::RefCell<Option<std::task::Waker>>,
+}
+
+impl LLookup {
+    /// The lookup (once) and its cancel, for the scheduler.
+    pub(crate) fn take(&self) -> Option<(Lookup, std::rc::Rc<Cancel>)> {
+        let lk = self.lookup.borrow_mut().take()?;
+        Some((lk, std::rc::Rc::clone(&self.cancel)))
+    }
+}
+
+/// `lookup` under `cancel`: the `closed` error as soon as it is cancelled.
+pub(crate) async fn cancellable(
+    lookup: Lookup,
+    cancel: std::rc::Rc<Cancel>,
+    expires: Option<f64>,
+) -> sock::Result<AddrList> {
+    let resolve = sock::resolve(
+        &lookup.host,
+        lookup.service.as_str(),
+        &lookup.hints,
+        expires,
+    );
+    let mut resolve = std::pin::pin!(resolve);
+    std::future::poll_fn(|cx| {
+        if cancel.flag.get() {
+            return std::task::Poll::Ready(Err(sock::Error::with_message(
+                sock::ErrorKind::Closed,
+                "the socket was closed during its name lookup",
+            )));
+        }
+        *cancel.waker.borrow_mut() = Some(cx.waker().clone());
+        std::future::Future::poll(resolve.as_mut(), cx)
+    })
+    .await
+}
 
 impl LuaUserData for LLookup {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        m.add_method("blocking", |lua, l, ()| match l.0.borrow_mut().take() {
-            Some(lk) => lookup_values(lua, lk.run()),
-            None => Err(mlua::Error::runtime("sock: lookup already made")),
+        m.add_method("blocking", |lua, l, ()| {
+            match l.lookup.borrow_mut().take() {
+                Some(lk) => lookup_values(lua, lk.run()),
+                None => Err(mlua::Error::runtime("sock: lookup already made")),
+            }
+        });
+        // Ends the wait for the lookup with `closed` (its socket was closed).
+        m.add_method("cancel", |_, l, ()| {
+            l.cancel.flag.set(true);
+            if let Some(w) = l.cancel.waker.borrow_mut().take() {
+                w.wake();
+            }
+            Ok(())
         });
     }
 }
@@ -186,7 +242,11 @@ pub(crate) fn lookup_mark() -> LuaLightUserData {
 
 /// `R.LOOKUP, lk` for a deferred lookup.
 pub(crate) fn deferred(lua: &Lua, lk: Lookup) -> LuaResult<LuaMultiValue> {
-    (lookup_mark(), LLookup(std::cell::RefCell::new(Some(lk)))).into_lua_multi(lua)
+    let lk = LLookup {
+        lookup: std::cell::RefCell::new(Some(lk)),
+        cancel: Default::default(),
+    };
+    (lookup_mark(), lk).into_lua_multi(lua)
 }
 
 impl ToAddr for Addr {

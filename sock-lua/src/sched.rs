@@ -280,21 +280,17 @@ impl LuaThread {
             self.next = Next::Suspend(sock::suspend(), target);
         } else if is_mark(vals.front(), crate::addr::lookup_mark()) {
             let lk = match vals.get(1) {
-                Some(LuaValue::UserData(ud)) => {
-                    ud.borrow::<crate::addr::LLookup>()?.0.borrow_mut().take()
-                }
+                Some(LuaValue::UserData(ud)) => ud.borrow::<crate::addr::LLookup>()?.take(),
                 _ => None,
             };
-            let Some(lk) = lk else {
+            let Some((lk, cancel)) = lk else {
                 return Err(usage_error("sock.addr", "lookup request without a lookup"));
             };
             let expires = match vals.get(2) {
                 Some(LuaValue::Number(t)) => Some(*t),
                 _ => None,
             };
-            self.next = Next::Lookup(Box::pin(async move {
-                sock::resolve(&lk.host, lk.service.as_str(), &lk.hints, expires).await
-            }));
+            self.next = Next::Lookup(Box::pin(crate::addr::cancellable(lk, cancel, expires)));
         } else if is_mark(vals.front(), mark(JOBSLEEP)) {
             self.next = match (vals.get(1), vals.get(2)) {
                 (Some(LuaValue::UserData(ud)), Some(LuaValue::Number(t))) => {

@@ -59,6 +59,25 @@ t.test("connect's deadline wins over a slow lookup: timeout at once, the socket 
 	u.raises_at("sock.addr: bad argument #7 'expires'", sock.addr, 'localhost', 80, nil, nil, nil, nil, 'x')
 end)
 
+t.test("closing the socket of a connect that is still resolving wakes it with 'closed'", function()
+	sock._lookup_delay(1)
+	local res = {}
+	local ok, err = pcall(u.run, 10, function()
+		local c = assert(sock.tcp())
+		sock.newthread(function() sock.sleep(0.05); c:close() end)
+		local t0 = sock.clock()
+		res.r = {c:connect('localhost', 9)} -- no deadline
+		res.took = sock.clock() - t0
+		-- the socket stays closed; a later call says so
+		res.again = {c:connect('127.0.0.1', 9)}
+	end)
+	sock._lookup_delay(0)
+	assert(ok, err)
+	t.eq(res.r[1], nil); t.eq(res.r[2], 'closed')
+	t.ok(res.took < 0.5, "woken by the close, not by the lookup's end: " .. res.took)
+	t.eq(res.again[2], 'closed')
+end)
+
 t.test('1,000 concurrent lookups of localhost all succeed; connect by name works', function()
 	local n, port_ok = 0, true
 	local fns = {}
