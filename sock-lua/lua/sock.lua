@@ -151,11 +151,15 @@ function M.currentthread()
 	return co and active[co] and co or nil
 end
 
+local function timeoutarg(func, timeout)
+	if timeout ~= nil and type(timeout) ~= 'number' then
+		argerr(func, 1, 'timeout', 'number expected', 1)
+	end
+end
+
 --- sock.poll([timeout]) -> true | false, 'timeout' | false, 'empty'
 function M.poll(timeout)
-	if timeout ~= nil and type(timeout) ~= 'number' then
-		argerr('sock.poll', 1, 'timeout', 'number expected')
-	end
+	timeoutarg('sock.poll', timeout)
 	return R.poll(timeout)
 end
 
@@ -163,9 +167,7 @@ end
 --- every thread and timer is done or sock.stop(); with a timeout, for at
 --- most that many seconds.
 function M.start(timeout)
-	if timeout ~= nil and type(timeout) ~= 'number' then
-		argerr('sock.start', 1, 'timeout', 'number expected')
-	end
+	timeoutarg('sock.start', timeout)
 	return R.start(timeout)
 end
 
@@ -323,8 +325,7 @@ local function new_timer(func, make, t, f, every)
 	else
 		timer_funcs[n] = f
 	end
-	local t_ = make(t, n, REPORTER)
-	tm._t = t_
+	tm._t = make(t, n, REPORTER)
 	return tm
 end
 

@@ -48,7 +48,9 @@ use std::fmt;
 use std::rc::Rc;
 
 use mlua::prelude::*;
-use sock::{AddrFlags, AddrInfo, AddrList, Family, Hints, Protocol, SockAddr, SocketType, ToAddr};
+use sock::{
+    AddrFlags, AddrInfo, AddrList, Family, Hints, Port, Protocol, SockAddr, SocketType, ToAddr,
+};
 
 use crate::error::{self, Arg};
 
@@ -118,8 +120,8 @@ fn addr(lua: &Lua, args: LuaMultiValue) -> LuaResult<LuaMultiValue> {
             let socket_type = hints.socket_type.unwrap_or(SocketType::Tcp);
             new_ai(lua, AddrList::from_sockaddr(sa, socket_type))?.into_lua_multi(lua)
         }
-        Ok(Addr::List(list)) => new_ai(lua, list)?.into_lua_multi(lua),
-        Err(e) => error::fail(lua, &e),
+        Ok(Addr::List(list)) => lookup_values(lua, Ok(list)),
+        Err(e) => lookup_values(lua, Err(e)),
     }
 }
 
@@ -304,14 +306,13 @@ pub(crate) fn resolve(
         .to_str()
         .map_err(|_| host_arg.error("not valid UTF-8"))?;
     let service = match port {
-        LuaValue::Nil => "0".to_owned(),
-        LuaValue::Integer(_) | LuaValue::Number(_) => port_number(port, port_arg)?.to_string(),
+        LuaValue::Nil => 0u16.to_service().into_owned(),
+        LuaValue::Integer(_) | LuaValue::Number(_) => {
+            port_number(port, port_arg)?.to_service().into_owned()
+        }
         LuaValue::String(s) => {
             let s = s.to_str().map_err(|_| port_arg.error("not valid UTF-8"))?;
-            match &*s {
-                "" => "0".to_owned(),
-                s => s.to_owned(),
-            }
+            s.to_service().into_owned()
         }
         _ => return Err(port_arg.type_error("number or string", port)),
     };

@@ -488,6 +488,11 @@ enum Args {
     Values(LuaMultiValue),
 }
 
+/// The values of the error `e`, to resume a thread with.
+fn failed(lua: &Lua, e: &sock::Error) -> LuaResult<Args> {
+    fail(lua, e).map(Args::Values)
+}
+
 /// What a finished call resumes its thread with: a count or `true` on the
 /// raw path, anything else as values.
 fn resume_with(
@@ -649,68 +654,47 @@ impl Future for LuaThread {
             let Some(lua) = this.lua.try_upgrade() else {
                 return Poll::Ready(());
             };
+            // What to resume the thread with; an error making the values
+            // (the state is failing) ends the thread.
             let args = match &mut this.next {
-                Next::Start => Args::None,
-                Next::Resume(args) => Args::Values(std::mem::take(args)),
+                Next::Start => Ok(Args::None),
+                Next::Resume(args) => Ok(Args::Values(std::mem::take(args))),
                 Next::Op(d) => match Pin::new(&mut *d).poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => match resume_with(&lua, &this.sockets, d, r) {
-                        Ok(args) => args,
-                        Err(_) => return Poll::Ready(()),
-                    },
+                    Poll::Ready(r) => resume_with(&lua, &this.sockets, d, r),
                 },
                 Next::Sleep(s) => match Pin::new(s).poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(())) => Args::None,
-                    Poll::Ready(Err(e)) => match fail(&lua, &e) {
-                        Ok(v) => Args::Values(v),
-                        Err(_) => return Poll::Ready(()),
-                    },
+                    Poll::Ready(Ok(())) => Ok(Args::None),
+                    Poll::Ready(Err(e)) => failed(&lua, &e),
                 },
                 Next::Join(f) => match Pin::new(f).poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(()) => Args::True,
+                    Poll::Ready(()) => Ok(Args::True),
                 },
-                Next::Suspend(s, target) => match Pin::new(&mut *s).poll(cx) {
-                    // Parked; then the thread it hands control to runs
-                    // (which may hand control back at once: look again).
-                    Poll::Pending => match target.take().map(sock::resume) {
-                        None => return Poll::Pending,
-                        Some(Ok(())) => continue,
-                        Some(Err(e)) => {
-                            this.unsuspend(&lua);
-                            match fail(&lua, &e) {
-                                Ok(v) => Args::Values(v),
-                                Err(_) => return Poll::Ready(()),
-                            }
-                        }
-                    },
-                    Poll::Ready(r) => {
-                        this.unsuspend(&lua);
-                        match r {
-                            Ok(()) => Args::None,
-                            Err(e) => match fail(&lua, &e) {
-                                Ok(v) => Args::Values(v),
-                                Err(_) => return Poll::Ready(()),
-                            },
-                        }
-                    }
-                },
+                Next::Suspend(s, target) => {
+                    let r = match Pin::new(&mut *s).poll(cx) {
+                        // Parked; then the thread it hands control to runs
+                        // (which may hand control back at once: look again).
+                        Poll::Pending => match target.take().map(sock::resume) {
+                            None => return Poll::Pending,
+                            Some(Ok(())) => continue,
+                            Some(Err(e)) => Err(e),
+                        },
+                        Poll::Ready(r) => r,
+                    };
+                    this.unsuspend(&lua);
+                    r.map_or_else(|e| failed(&lua, &e), |()| Ok(Args::None))
+                }
                 Next::Lookup(f) => match f.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => match crate::addr::lookup_values(&lua, r) {
-                        Ok(v) => Args::Values(v),
-                        Err(_) => return Poll::Ready(()),
-                    },
+                    Poll::Ready(r) => crate::addr::lookup_values(&lua, r).map(Args::Values),
                 },
                 Next::JobSleep(s) => match Pin::new(s).poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(true)) => Args::True,
-                    Poll::Ready(Ok(false)) => Args::None,
-                    Poll::Ready(Err(e)) => match fail(&lua, &e) {
-                        Ok(v) => Args::Values(v),
-                        Err(_) => return Poll::Ready(()),
-                    },
+                    Poll::Ready(Ok(true)) => Ok(Args::True),
+                    Poll::Ready(Ok(false)) => Ok(Args::None),
+                    Poll::Ready(Err(e)) => failed(&lua, &e),
                 },
                 Next::Yield(done) => {
                     if !*done {
@@ -718,8 +702,11 @@ impl Future for LuaThread {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    Args::None
+                    Ok(Args::None)
                 }
+            };
+            let Ok(args) = args else {
+                return Poll::Ready(());
             };
             this.next = Next::Resume(LuaMultiValue::new());
             match this.run(&lua, args) {

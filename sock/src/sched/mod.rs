@@ -223,12 +223,19 @@ impl Core {
         now
     }
 
+    /// A new generation for a slot of the task or job table: ids of a
+    /// reused slot never match the earlier ones.
+    fn next_gen(&self) -> u32 {
+        let gen = self.task_gen.get().wrapping_add(1);
+        self.task_gen.set(gen);
+        gen
+    }
+
     /// Adds a thread; `future` reports its own output and panics (`Finish`).
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()>>>) -> ThreadId {
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let gen = self.task_gen.get().wrapping_add(1);
-        self.task_gen.set(gen);
+        let gen = self.next_gen();
         let id = ThreadId {
             index: entry.key() as u32,
             gen,
