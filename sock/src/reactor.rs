@@ -262,6 +262,23 @@ impl<W: Copy + PartialEq> Reactor<W> {
         shared: bool,
         w: W,
     ) -> Result<()> {
+        let (fd, read, write) = self.hold(token, dir, shared, w)?;
+        poller.arm(fd, token, read, write)?;
+        Ok(())
+    }
+
+    /// Makes `w` the waiter of the direction `dir` (as [`park`](Self::park)
+    /// does) without arming the poller: `w` is woken when the socket is
+    /// closed, and by an event only if some other waiter armed it. Answers
+    /// the descriptor and the directions that have waiters.
+    #[inline]
+    pub(crate) fn hold(
+        &self,
+        token: usize,
+        dir: Direction,
+        shared: bool,
+        w: W,
+    ) -> Result<(RawFd, bool, bool)> {
         let (index, gen) = untoken(token);
         let mut io = self.io.borrow_mut();
         let slot = match io.get_mut(index) {
@@ -283,10 +300,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
                 _ => *waiter = Some(w),
             }
         }
-        let (fd, read, write) = (slot.fd, slot.has_readers(), slot.writer.is_some());
-        drop(io);
-        poller.arm(fd, token, read, write)?;
-        Ok(())
+        Ok((slot.fd, slot.has_readers(), slot.writer.is_some()))
     }
 
     /// Whether `w` still waits on the socket (`Some(true)`), was handed back

@@ -301,6 +301,16 @@ impl Socket {
         self.reg.wait(dir, crate::time::deadline(expires), shared)
     }
 
+    /// Runs `fut` so that closing this socket ends it with `closed` at once:
+    /// see [`Registration::until_closed`].
+    pub(crate) async fn until_closed<T>(
+        &self,
+        dir: Direction,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.reg.until_closed(dir, fut).await
+    }
+
     /// Marks the socket as a listener (after `listen(2)`).
     pub(crate) fn set_listening(&self) {
         self.set_flag(LISTENING, true);

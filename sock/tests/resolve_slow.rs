@@ -1,7 +1,8 @@
 //! A slow resolver (the pool's delay hook, process-wide: this binary has one
 //! test): the other threads keep running while a lookup takes a second, a
-//! deadline wins over the lookup, the late result is dropped, and a later
-//! lookup is not held up by it.
+//! deadline wins over the lookup, closing a socket wakes its connect's
+//! lookup, the late result is dropped, and a later lookup is not held up by
+//! it.
 
 mod util;
 
@@ -83,6 +84,26 @@ fn a_slow_lookup_parks_only_its_thread_and_its_deadline_wins() {
         let (e, f, took) = t.result().unwrap().unwrap().unwrap();
         assert_eq!((e, f), (ErrorKind::Timeout, ErrorKind::Timeout));
         assert!(took < 1.5, "two lookups timed out after {took} s");
+
+        // Closing the socket of a connect that is still resolving wakes it
+        // with `closed` at once (the lookup takes 1 s).
+        let c = Rc::new(sock::Tcp::new(sock::Family::Inet).unwrap());
+        let c2 = c.clone();
+        let t = sock::newthread(async move {
+            let t0 = clock();
+            let e = c2.connect(("localhost", 9), None).await.unwrap_err();
+            sock::Result::Ok((e.kind(), clock() - t0))
+        });
+        let closer = sock::newthread(async move {
+            sock::sleep(0.1).await?;
+            c.close();
+            sock::Result::Ok(())
+        });
+        sock::start().unwrap();
+        assert!(matches!(closer.result(), Some(Ok(Ok(())))));
+        let (kind, took) = t.result().unwrap().unwrap().unwrap();
+        assert_eq!(kind, ErrorKind::Closed);
+        assert!((0.1..0.9).contains(&took), "closed after {took} s");
 
         // A lookup right after is not held up by the abandoned ones (each
         // has a pool thread of its own).

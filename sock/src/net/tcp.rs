@@ -140,7 +140,10 @@ impl Tcp {
     /// resolved address in order under the one deadline `expires`.
     ///
     /// Binds implicitly. After a `timeout`, calling `connect` again goes on
-    /// waiting for the same attempt. Errors: `connection_refused`, `timeout`,
+    /// waiting for the same attempt. A host name is looked up off the loop
+    /// (see [`resolve`](crate::resolve)); closing the socket from another
+    /// thread meanwhile ends the call at once with `closed`.
+    /// Errors: `connection_refused`, `timeout`,
     /// `host_not_found`, `network_unreachable`, `already_connected`, ...
     ///
     /// ```
@@ -165,7 +168,11 @@ impl Tcp {
         let deadline = deadline(expires)?;
         self.s.require_thread()?;
         let hints = self.s.hints(AddrFlags::empty());
-        let list = crate::resolve::to_addr(&addr, &hints, expires).await?;
+        // A close from another thread while the host is looked up wakes
+        // this one with `closed` (it holds the socket's write direction, as
+        // the connect itself will).
+        let lookup = crate::resolve::to_addr(&addr, &hints, expires);
+        let list = self.s.until_closed(Direction::Write, lookup).await?;
         let op = ConnectOn {
             tcp: self,
             connect: Connect::new(list.as_ref()),

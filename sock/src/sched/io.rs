@@ -150,6 +150,34 @@ impl Registration {
         }
     }
 
+    /// Runs `fut` (the name lookup of a `connect`) as this socket's waiter
+    /// in `dir`, so that closing the socket wakes it: it then ends with
+    /// `closed` at once, whatever `fut` was waiting for. The poller is not
+    /// armed for it (an unconnected socket is always "ready": arming would
+    /// spin). Outside the loop's threads it is `fut`.
+    pub(crate) async fn until_closed<T>(
+        &self,
+        dir: Direction,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let mut fut = std::pin::pin!(fut);
+        let mut held = Held {
+            reg: self,
+            dir,
+            who: None,
+        };
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            match held.hold() {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            }
+        })
+        .await
+    }
+
     /// A wait for readiness alone: see [`Wait`].
     pub(crate) fn wait(
         &self,
@@ -163,6 +191,43 @@ impl Registration {
             parking: Parking::new(core, self.token, dir, deadline, shared),
             invalid,
             started: false,
+        }
+    }
+}
+
+/// The waiter entry of [`Registration::until_closed`]: set while its future
+/// waits, removed when it ends.
+struct Held<'a> {
+    reg: &'a Registration,
+    dir: Direction,
+    who: Option<ThreadId>,
+}
+
+impl Held<'_> {
+    /// Holds the waiter entry for the current thread (again, after an event
+    /// took it): `closed` if the socket is gone, `busy` if another thread
+    /// waits in that direction.
+    fn hold(&mut self) -> Result<()> {
+        let Some(me) = self.reg.core.current() else {
+            return Ok(());
+        };
+        let r = self
+            .reg
+            .core
+            .reactor
+            .hold(self.reg.token, self.dir, false, me);
+        self.who = Some(me);
+        r.map(drop)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(me) = self.who.take() {
+            self.reg
+                .core
+                .reactor
+                .unpark(self.reg.token, self.dir, false, me);
         }
     }
 }
