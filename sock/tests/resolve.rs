@@ -1,4 +1,5 @@
-//! Lookups off the loop (`sock::resolve`): many at once on a bounded pool,
+//! Lookups off the loop (`sock::resolve`): many at once on a bounded pool
+//! (a burst of 10,000 from four loops queues),
 //! numeric hosts without the pool, the blocking form outside threads, and
 //! the error names. (The slow resolver: `resolve_slow.rs`, a binary of its
 //! own because its delay hook is process-wide.)
@@ -32,6 +33,47 @@ fn a_thousand_concurrent_lookups_all_succeed_on_a_bounded_pool() {
         sock::start().unwrap();
         assert_eq!(*ok.borrow(), 1000);
         assert!(*most.borrow() <= max, "{} resolver threads", most.borrow());
+        assert!(sock::resolver_threads_alive() <= max);
+    });
+}
+
+#[test]
+fn a_burst_of_ten_thousand_lookups_from_four_loops_queues_on_the_pool() {
+    bounded(120.0, || {
+        let max = sock::resolver_threads();
+        // Four OS threads, each with its own loop: every answer reaches the
+        // loop that asked, and the pool stays at its size.
+        let loops: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let ok = Rc::new(RefCell::new(0usize));
+                    let most = Rc::new(RefCell::new(0usize));
+                    for i in 0..2500u16 {
+                        let (ok, most) = (ok.clone(), most.clone());
+                        sock::newthread(async move {
+                            let list =
+                                sock::resolve("localhost", i, &Hints::default(), None).await?;
+                            assert_eq!(list.first().addr().port(), i);
+                            let mut m = most.borrow_mut();
+                            *m = (*m).max(sock::resolver_threads_alive());
+                            *ok.borrow_mut() += 1;
+                            sock::Result::Ok(())
+                        });
+                    }
+                    sock::start().unwrap();
+                    let (ok, most) = (*ok.borrow(), *most.borrow());
+                    (ok, most)
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        for l in loops {
+            let (ok, most) = l.join().unwrap();
+            assert_eq!(ok, 2500);
+            assert!(most <= max, "{most} resolver threads");
+            seen = seen.max(most);
+        }
+        assert!(seen >= 1, "the lookups ran on the pool");
         assert!(sock::resolver_threads_alive() <= max);
     });
 }
