@@ -181,6 +181,16 @@ error_kinds! {
     /// No such file or directory: a Unix-domain socket path that does not
     /// exist (`ENOENT`).
     NotFound => "not_found",
+    /// The TLS handshake failed (a protocol error, an alert from the peer,
+    /// no common protocol version or cipher suite, a peer that is not TLS);
+    /// the message says why.
+    TlsHandshakeFailed => "tls_handshake_failed",
+    /// The peer's certificate was refused (expired, unknown issuer, not for
+    /// this host name, ...); the message gives the reason.
+    CertificateInvalid => "certificate_invalid",
+    /// A TLS protocol error after the handshake (a corrupt or unexpected
+    /// record, an alert from the peer); the message says which.
+    TlsError => "tls_error",
     /// Any other OS error; see [`Error::code`] and the message.
     Other => "error",
 }

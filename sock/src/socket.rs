@@ -536,6 +536,13 @@ impl Socket {
             s.send_with_flags(buf, sys::socket::SEND_FLAGS)
         })
     }
+
+    /// One gathering send of `bufs` (`sendmsg`): several buffers, one syscall.
+    pub(crate) fn step_send_vectored(&self, bufs: &[io::IoSlice<'_>], force: bool) -> Step<usize> {
+        self.step(Direction::Write, force, |s| {
+            s.send_vectored_with_flags(bufs, sys::socket::SEND_FLAGS)
+        })
+    }
 }
 
 /// A single attempt as an [`Op`]: the blocking `send`, `recv`, `sendto`, ...

@@ -578,6 +578,20 @@ impl Tcp {
         self.s.step_send(buf, force)
     }
 
+    /// One non-blocking gathering send of `bufs` in one syscall (`sendmsg`),
+    /// as a step: the bytes sent (from the first buffer on), or `Wait`.
+    /// For layers that queue several records (TLS).
+    ///
+    /// ```
+    /// use std::io::IoSlice;
+    /// let t = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// let s = t.step_send_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"c")], true);
+    /// assert!(s.ready().is_err()); // not connected
+    /// ```
+    pub fn step_send_vectored(&self, bufs: &[std::io::IoSlice<'_>], force: bool) -> Step<usize> {
+        self.s.step_send_vectored(bufs, force)
+    }
+
     /// One non-blocking `recv`: the bytes read (0 at end of stream), or
     /// `None` if nothing is there yet.
     ///
