@@ -39,7 +39,7 @@ step "rustdoc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 step "doc tests"
-cargo test -p sock --doc
+cargo test -p sock -p sock-tls --doc
 
 step "demo (short run)"
 cargo run --release -q -p sock-examples --example demo -- 50 0.3
