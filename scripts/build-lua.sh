@@ -41,6 +41,10 @@ target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
 mkdir -p "$target/lua"
 cp "$target/release/libsock_lua.so" "$target/lua/sock.so"
+# require'sock_tls' and require'sock_libtls' (the original's name) open the
+# same library through links (one copy of the module in the process).
+ln -sf sock.so "$target/lua/sock_tls.so"
+ln -sf sock.so "$target/lua/sock_libtls.so"
 step "built $target/lua/sock.so"
 
 # Load it from a folder without a ./sock.so, so only LUA_CPATH can find it.
@@ -57,6 +61,8 @@ if [ "$install" = 1 ]; then
     dest="${dest:-/usr/local/lib/lua/5.1}"
     $sudo mkdir -p "$dest"
     $sudo install -m 0644 "$target/lua/sock.so" "$dest/sock.so"
+    $sudo ln -sf sock.so "$dest/sock_tls.so"
+    $sudo ln -sf sock.so "$dest/sock_libtls.so"
     (cd / && env -u LUA_CPATH luajit -e "$check")
     step "installed $dest/sock.so: luajit -e \"require'sock'\" works from anywhere"
 else

@@ -54,6 +54,7 @@ local function pending(expires)
 	if not in_thread() then return not_in_thread(true) end
 	return yield(OP, expires)
 end
+R.pending = pending -- (for lua/tls.lua)
 
 -- threads -------------------------------------------------------------------
 

@@ -94,6 +94,7 @@ const PARTS: &[Register] = &[
 const CHUNKS: &[(&str, &str)] = &[
     ("=sock/addr.lua", include_str!("../lua/addr.lua")),
     ("=sock/sock.lua", include_str!("../lua/sock.lua")),
+    ("=sock/tls.lua", include_str!("../lua/tls.lua")),
 ];
 
 /// Builds the module table `M` in `lua`: registers every Rust part in a fresh
@@ -127,6 +128,33 @@ pub fn open(lua: &Lua) -> LuaResult<LuaTable> {
 fn sock(lua: &Lua) -> LuaResult<LuaTable> {
     pin_library();
     open(lua)
+}
+
+/// The TLS module (`lua/tls.lua`), loading `sock` first if no one did: what
+/// `require'sock_tls'` and `require'sock_libtls'` find through the links
+/// `sock_tls.so` and `sock_libtls.so` to this library (`require'sock'`
+/// also makes both available through `package.preload`).
+fn tls_module(lua: &Lua) -> LuaResult<LuaTable> {
+    let package: LuaTable = lua.globals().get("package")?;
+    let loaded: LuaTable = package.get("loaded")?;
+    if loaded.get::<LuaValue>("sock")?.is_nil() {
+        let m = sock(lua)?;
+        loaded.set("sock", m)?;
+    }
+    let preload: LuaTable = package.get("preload")?;
+    preload.get::<LuaFunction>("sock_tls")?.call(())
+}
+
+/// `luaopen_sock_tls`: `require'sock_tls'`.
+#[mlua::lua_module(name = "sock_tls", skip_memory_check)]
+fn sock_tls(lua: &Lua) -> LuaResult<LuaTable> {
+    tls_module(lua)
+}
+
+/// `luaopen_sock_libtls`: `require'sock_libtls'`, the original's name.
+#[mlua::lua_module(name = "sock_libtls", skip_memory_check)]
+fn sock_libtls(lua: &Lua) -> LuaResult<LuaTable> {
+    tls_module(lua)
 }
 
 /// Keeps this library mapped until the process exits.

@@ -36,6 +36,15 @@ fn module_dir() -> &'static Path {
         std::fs::copy(&built, &tmp)
             .unwrap_or_else(|e| panic!("copy {} to {}: {e}", built.display(), tmp.display()));
         std::fs::rename(&tmp, dir.join("sock.so")).expect("rename to sock.so");
+        // The TLS module's names, links to the same library (as
+        // scripts/build-lua.sh makes them).
+        for name in ["sock_tls.so", "sock_libtls.so"] {
+            let link = dir.join(name);
+            if std::fs::read_link(&link).is_err() {
+                let _ = std::fs::remove_file(&link);
+                let _ = std::os::unix::fs::symlink("sock.so", &link);
+            }
+        }
         dir
     })
 }

@@ -203,6 +203,22 @@ impl Socket {
         }
     }
 
+    /// Moves the socket (descriptor, registration, state) to a new value;
+    /// this one is left closed, without closing anything. `closed` if it is.
+    pub(crate) fn detach(&self) -> Result<Socket> {
+        let s = self.inner.borrow_mut().take().ok_or_else(closed)?;
+        Ok(Socket {
+            inner: RefCell::new(Some(s)),
+            reg: self.reg.moved(),
+            ty: self.ty,
+            family: self.family,
+            protocol: self.protocol,
+            flags: Cell::new(self.flags.get()),
+            unix_file: RefCell::new(self.unix_file.borrow_mut().take()),
+            _not_send: PhantomData,
+        })
+    }
+
     /// Unregisters, wakes the parked threads, and closes the descriptor.
     /// Idempotent.
     pub(crate) fn close(&self) {

@@ -134,6 +134,9 @@ pub unsafe extern "C" fn sock_lua_send(
     // SAFETY: by the contract.
     let (t, b) = unsafe { (table(t), RawBuf::new(buf as *mut u8, len.min(MAX_IO))) };
     let Some(s) = live(t, h) else { return CLOSED };
+    if let Kind::Tls(tls) = &s.kind {
+        return tls_send(t, h, tls, b, false);
+    }
     let first = any_kind!(&s.kind, x => x.step_send(b.bytes(), false));
     finish(t, h, first, false, || LuaOp::Send(b))
 }
@@ -157,7 +160,10 @@ pub unsafe extern "C" fn sock_lua_recv(
     // SAFETY: by the contract.
     let (t, mut b) = unsafe { (table(t), RawBuf::new(buf, len.min(MAX_IO))) };
     let Some(s) = live(t, h) else { return CLOSED };
-    let first = any_kind!(&s.kind, x => x.step_recv(b.bytes_mut(), false));
+    let first = match &s.kind {
+        Kind::Tls(tls) => tls.step_recv(b.bytes_mut(), false),
+        k => any_kind!(k, x => x.step_recv(b.bytes_mut(), false)),
+    };
     finish(t, h, seed_recv(&s.kind, len, first), false, || {
         LuaOp::Recv(b)
     })
@@ -178,8 +184,10 @@ pub unsafe extern "C" fn sock_lua_sendall(
 ) -> c_int {
     // SAFETY: by the contract.
     let (t, b) = unsafe { (table(t), RawBuf::new(buf as *mut u8, len)) };
-    let Some(Kind::Tcp(s)) = live(t, h).map(|s| &s.kind) else {
-        return CLOSED;
+    let s = match live(t, h).map(|s| &s.kind) {
+        Some(Kind::Tcp(s)) => s,
+        Some(Kind::Tls(tls)) => return tls_send(t, h, tls, b, true),
+        _ => return CLOSED,
     };
     let mut all = SendAll::new();
     let first = all.step(s, b.bytes(), false).map(|()| 0);
@@ -202,12 +210,26 @@ pub unsafe extern "C" fn sock_lua_recvall(
 ) -> c_int {
     // SAFETY: by the contract.
     let (t, mut b) = unsafe { (table(t), RawBuf::new(buf, len)) };
-    let Some(Kind::Tcp(s)) = live(t, h).map(|s| &s.kind) else {
-        return CLOSED;
+    let s = match live(t, h).map(|s| &s.kind) {
+        Some(Kind::Tcp(s)) => s,
+        Some(Kind::Tls(tls)) => {
+            let mut done = 0;
+            let first = seed_recvall(super::op::tls_recvall(tls, &mut done, b.bytes_mut(), false));
+            return finish(t, h, first.map(|()| 0), true, || LuaOp::TlsRecvAll(done, b));
+        }
+        _ => return CLOSED,
     };
     let mut all = RecvAll::new();
     let first = seed_recvall(all.step(s, b.bytes_mut(), false)).map(|()| 0);
     finish(t, h, first, true, || LuaOp::RecvAll(all, b))
+}
+
+/// The first step of `send` (`all` false) or `sendall` on a TLS stream.
+fn tls_send(t: &Table, h: u64, tls: &sock_tls::TlsStream, b: RawBuf, all: bool) -> c_int {
+    let mut done = 0;
+    let first = tls.step_send(&mut done, b.bytes(), all, false);
+    let first = if all { first.map(|_| 0) } else { first };
+    finish(t, h, first, all, || LuaOp::TlsSend { done, buf: b, all })
 }
 
 /// A function's address, as a light userdata for `ffi.cast`.

@@ -42,6 +42,11 @@ macro_rules! any_kind {
             Kind::Tcp($x) => $e,
             Kind::Udp($x) => $e,
             Kind::Raw($x) => $e,
+            // The socket under the TLS stream (options, addresses, state).
+            Kind::Tls(t) => {
+                let $x = t.tcp();
+                $e
+            }
         }
     };
 }
@@ -59,7 +64,9 @@ macro_rules! datagram {
         match &$s.kind {
             Kind::Udp($x) => $e,
             Kind::Raw($x) => $e,
-            Kind::Tcp(_) => return Err(Arg::new($func, 1, "self").error("not a datagram socket")),
+            Kind::Tcp(_) | Kind::Tls(_) => {
+                return Err(Arg::new($func, 1, "self").error("not a datagram socket"))
+            }
         }
     };
 }
@@ -78,6 +85,7 @@ macro_rules! live {
 
 pub(crate) mod fast;
 pub(crate) mod op;
+pub(crate) mod tls;
 
 use op::{LuaOp, Pending, RawBuf};
 
@@ -89,6 +97,9 @@ pub(crate) enum Kind {
     Udp(Udp),
     /// A raw socket.
     Raw(Raw),
+    /// A TLS stream over a TCP socket (`sock_tls`; boxed: the rustls
+    /// connection is large, and plain sockets should not pay for it).
+    Tls(Box<sock_tls::TlsStream>),
 }
 
 /// The socket userdata (`__name` "sock.socket").
@@ -243,10 +254,13 @@ impl LSock {
         any!(self, s => s.is_closed())
     }
 
-    /// Closes the socket (FIN, or RST with unread data), waking the threads
-    /// parked on it.
+    /// Closes the socket (FIN, or RST with unread data; a TLS stream sends
+    /// its close_notify first), waking the threads parked on it.
     pub(crate) fn close(&self) {
-        any!(self, s => s.close())
+        match &self.kind {
+            Kind::Tls(t) => t.close(),
+            _ => any!(self, s => s.close()),
+        }
     }
 
     /// The core's driver of `op` on this socket, until `expires`.
@@ -493,7 +507,6 @@ impl LuaUserData for LSock {
             },
         );
         m.add_method("shutdown", |lua, s, how: LuaValue| {
-            let t = live!(lua, s).tcp("tcp:shutdown")?;
             let arg = Arg::new("tcp:shutdown", 2, "how");
             let how: Shutdown = match &how {
                 LuaValue::Nil => Shutdown::Both,
@@ -503,6 +516,11 @@ impl LuaUserData for LSock {
                 },
                 other => return Err(arg.type_error("'r', 'w' or 'rw'", other)),
             };
+            // TLS: close_notify first, a blocking call.
+            if let Kind::Tls(_) = &live!(lua, s).kind {
+                return s.call(lua, LuaOp::TlsShutdown(how, false));
+            }
+            let t = s.tcp("tcp:shutdown")?;
             crate::error::ret(lua, t.shutdown(how).map(|()| true))
         });
         m.add_method("setopt", |lua, s, (name, val): (LuaValue, LuaValue)| {
@@ -547,9 +565,10 @@ impl LuaUserData for LSock {
             }
         });
         m.add_method("close", |_, s, ()| {
-            any!(s, x => x.close());
+            s.close();
             Ok(true)
         });
+        tls::add_methods(m);
         m.add_method("closed", |_, s, ()| Ok(s.is_closed()));
         m.add_method("type", |_, s, ()| Ok(s.socket_type().name()));
         m.add_method("family", |_, s, ()| Ok(s.family().name()));
@@ -679,5 +698,6 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("socket", lua.create_function(new_socket)?)?;
     r.set("not_in_thread", lua.create_function(not_in_thread)?)?;
     r.set("closed", lua.create_function(|lua, ()| closed_values(lua))?)?;
+    tls::register(lua, r)?;
     fast::register(lua, r)
 }

@@ -89,6 +89,22 @@ pub(crate) enum LuaOp {
     SendTo(Box<SockAddr>, RawBuf),
     /// `udp:recvnext`.
     RecvNext(RawBuf),
+    /// `send` (`all` false) and `sendall` on a TLS stream: `done` is the
+    /// bytes the engine took.
+    TlsSend {
+        /// Bytes of the buffer the TLS engine took so far.
+        done: usize,
+        /// The buffer.
+        buf: RawBuf,
+        /// `sendall`.
+        all: bool,
+    },
+    /// `recvall` on a TLS stream: `done` bytes received so far.
+    TlsRecvAll(usize, RawBuf),
+    /// `cs:handshake`.
+    TlsHandshake,
+    /// `cs:shutdown`: close_notify (queued yet?), then the TCP shutdown.
+    TlsShutdown(sock::Shutdown, bool),
 }
 
 /// The result of a finished [`LuaOp`]: a word, so that the hot paths move
@@ -124,11 +140,44 @@ pub(crate) enum Extra {
 /// bytes stays 0, and so does a `recv` into no room.
 pub(crate) fn seed_recv(kind: &Kind, len: usize, step: Step<usize>) -> Step<usize> {
     match step {
-        Step::Ready(Ok(0)) if len > 0 && matches!(kind, Kind::Tcp(_)) => {
+        Step::Ready(Ok(0)) if len > 0 && matches!(kind, Kind::Tcp(_) | Kind::Tls(_)) => {
             Step::Ready(Err(peer_closed(0)))
         }
+        // A TLS stream that ended without close_notify ends too.
+        Step::Ready(Err(e)) if e.kind() == ErrorKind::Eof => Step::Ready(Err(Error::with_message(
+            ErrorKind::Closed,
+            e.message().to_owned(),
+        ))),
         other => other,
     }
+}
+
+/// One step of `recvall` on a TLS stream (the core's `RecvAll` for a TLS
+/// stream): `eof` with the bytes received if the stream ends first.
+pub(crate) fn tls_recvall(
+    t: &sock_tls::TlsStream,
+    done: &mut usize,
+    buf: &mut [u8],
+    force: bool,
+) -> Step<()> {
+    while *done < buf.len() {
+        match t.step_recv(&mut buf[*done..], force) {
+            Step::Ready(Ok(0)) => {
+                return Step::Ready(Err(Error::new(ErrorKind::Eof).with_done(*done)))
+            }
+            Step::Ready(Ok(n)) => *done += n,
+            Step::Ready(Err(e)) => {
+                let e = match e.kind() {
+                    ErrorKind::Eof => Error::new(ErrorKind::Eof),
+                    _ => e,
+                };
+                return Step::Ready(Err(e.with_done(*done)));
+            }
+            Step::Wait(d) => return Step::Wait(d),
+            Step::Sleep(at) => return Step::Sleep(at),
+        }
+    }
+    Step::Ready(Ok(()))
 }
 
 /// The seed's end of stream for `recvall`: `nil, 'closed'`, with the bytes it
@@ -162,6 +211,42 @@ impl LuaOp {
             return Step::Ready(Err(Error::new(ErrorKind::Closed)));
         }
         match (self, &s.kind) {
+            (LuaOp::Recv(b), Kind::Tls(t)) => {
+                let len = b.len;
+                seed_recv(&s.kind, len, t.step_recv(b.bytes_mut(), force)).map(Out::Count)
+            }
+            (LuaOp::TlsSend { done, buf, all }, Kind::Tls(t)) => {
+                let all = *all;
+                t.step_send(done, buf.bytes(), all, force)
+                    .map(|n| match all {
+                        true => Out::Done,
+                        false => Out::Count(n),
+                    })
+            }
+            (LuaOp::TlsRecvAll(done, b), Kind::Tls(t)) => {
+                seed_recvall(tls_recvall(t, done, b.bytes_mut(), force)).map(|()| Out::Done)
+            }
+            (LuaOp::TlsHandshake, Kind::Tls(t)) => t.step_handshake(force).map(|()| Out::Done),
+            (LuaOp::TlsShutdown(how, notified), Kind::Tls(t)) => {
+                t.step_shutdown(*how, notified, force).map(|()| Out::Done)
+            }
+            (
+                LuaOp::Send(_)
+                | LuaOp::SendAll(..)
+                | LuaOp::RecvAll(..)
+                | LuaOp::Accept
+                | LuaOp::Connect(_)
+                | LuaOp::SendTo(..)
+                | LuaOp::RecvNext(_),
+                Kind::Tls(_),
+            ) => wrong_kind("plain"),
+            (
+                LuaOp::TlsSend { .. }
+                | LuaOp::TlsRecvAll(..)
+                | LuaOp::TlsHandshake
+                | LuaOp::TlsShutdown(..),
+                _,
+            ) => wrong_kind("TLS"),
             (LuaOp::Send(b), k) => any_kind!(k, x => x.step_send(b.bytes(), force)).map(Out::Count),
             (LuaOp::Recv(b), k) => {
                 let len = b.len;
@@ -201,7 +286,13 @@ impl LuaOp {
     /// Whether the call moves a whole buffer (`sendall`, `recvall`): its
     /// failures end with the bytes moved.
     pub(crate) fn moves_all(&self) -> bool {
-        matches!(self, LuaOp::SendAll(..) | LuaOp::RecvAll(..))
+        matches!(
+            self,
+            LuaOp::SendAll(..)
+                | LuaOp::RecvAll(..)
+                | LuaOp::TlsSend { all: true, .. }
+                | LuaOp::TlsRecvAll(..)
+        )
     }
 
     /// The error `e` as this call reports it (with the bytes moved).
@@ -209,6 +300,7 @@ impl LuaOp {
         match self {
             LuaOp::SendAll(all, _) => all.fail(e),
             LuaOp::RecvAll(all, _) => all.fail(e),
+            LuaOp::TlsSend { done, .. } | LuaOp::TlsRecvAll(done, _) => e.with_done(*done),
             _ => e,
         }
     }

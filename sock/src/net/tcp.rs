@@ -180,6 +180,27 @@ impl Tcp {
         self.s.drive_ref(op, Ok(deadline)).await
     }
 
+    /// Moves the socket to a new `Tcp` (the same descriptor, registration
+    /// and state) and leaves this one closed without closing the socket:
+    /// for a layer that takes over a socket it was given by reference (a
+    /// binding's TLS wrapper). Threads should not be waiting on it. `closed`
+    /// if it is closed.
+    ///
+    /// ```
+    /// let a = sock::Tcp::new(sock::Family::Inet).unwrap();
+    /// a.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let b = a.detach().unwrap();
+    /// assert!(a.is_closed() && !b.is_closed());
+    /// assert!(b.local_addr().unwrap().port() > 0);
+    /// assert_eq!(a.detach().unwrap_err().name(), "closed");
+    /// ```
+    pub fn detach(&self) -> Result<Tcp> {
+        Ok(Tcp {
+            s: self.s.detach()?,
+            listen_addr: RefCell::new(self.listen_addr.borrow_mut().take()),
+        })
+    }
+
     /// The hints this socket resolves addresses with (its family, type and
     /// protocol): for a [`Connect`] made from a host and port.
     ///

@@ -59,6 +59,16 @@ impl Registration {
         Registration::new_in(&self.core, fd, false)
     }
 
+    /// The same registration under a second owner: for a socket moved to a
+    /// new handle (`Socket::detach`), whose old
+    /// handle no longer deregisters (it has no descriptor).
+    pub(crate) fn moved(&self) -> Registration {
+        Registration {
+            core: Rc::clone(&self.core),
+            token: self.token,
+        }
+    }
+
     /// Unregisters the socket (before its descriptor is closed) and wakes the
     /// threads parked on it; they step again and see the socket closed.
     pub(crate) fn deregister(&self) {
