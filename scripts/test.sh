@@ -44,6 +44,9 @@ cargo test -p sock -p sock-tls --doc
 step "demo (short run)"
 cargo run --release -q -p sock-examples --example demo -- 50 0.3
 
+step "HTTPS example (short run)"
+cargo run --release -q -p sock-examples --example https -- 200
+
 step "Lua module and its examples (release build)"
 bash scripts/check-lua-examples.sh
 
