@@ -49,7 +49,17 @@ impl std::fmt::Debug for KeyPair {
     }
 }
 
-/// The options of a TLS configuration: see the [module docs](self).
+/// The options of a TLS configuration, the keys of the original's
+/// `sock_libtls` options as fields.
+///
+/// Names follow libtls: `protocols` is a list such as `"tlsv1.2,tlsv1.3"`
+/// (or `"all"`, `"default"`, `"secure"`), `ciphers` a list of OpenSSL or IANA
+/// suite names (or `"default"`, `"secure"`, `"compat"`, `"all"`), `curves` a
+/// list of group names (`x25519`, `secp256r1`/`prime256v1`/`P-256`,
+/// `secp384r1`/`P-384`), separated by commas, colons or spaces. Only TLS 1.2
+/// and 1.3 exist here: a list that names only older versions is
+/// `not_supported`; suites this library does not have (CBC, DHE) are
+/// skipped, and a list with none it has is `invalid_argument`.
 ///
 /// ```
 /// let mut o = sock_tls::TlsOptions::default();

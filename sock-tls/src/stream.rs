@@ -127,12 +127,15 @@ fn handshake_eof() -> Error {
     )
 }
 
-/// A TLS connection over a TCP socket: see the [module docs](self).
+/// A TLS connection over a TCP socket.
 ///
 /// Made with [`client`](Self::client) over a connected socket, or by a
 /// [`TlsListener`] (or [`server`](Self::server)) on the server side. The
-/// handshake runs on the first call that needs it ([`handshake`]
-/// (Self::handshake) runs it explicitly), under that call's deadline.
+/// handshake runs on the first call that needs it
+/// ([`handshake`](Self::handshake) runs it explicitly), under that call's
+/// deadline. Every call is sock's: an absolute deadline (`expires`), errors as
+/// values, one waiting thread per direction (a reader and a writer may share
+/// the stream). A `send` returns once its records are in the kernel.
 ///
 /// ```
 /// # use std::sync::Arc;
