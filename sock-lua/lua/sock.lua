@@ -906,9 +906,12 @@ function tcp:recvn(buf, len, expires)
 	return nil, err, got
 end
 
---- tcp:shutdown('r'|'w'|'rw', [expires])
-function tcp:shutdown(how)
-	return self_s(self, 'tcp:shutdown'):shutdown(how)
+--- tcp:shutdown('r'|'w'|'rw', [expires]): never waits on a plain socket;
+--- on a TLS one, 'w' and 'rw' send close_notify first (under expires).
+function tcp:shutdown(how, expires)
+	local s = self_s(self, 'tcp:shutdown')
+	expiresarg('tcp:shutdown', 3, expires)
+	return blocking(expires, s:shutdown(how))
 end
 
 -- udp, raw --------------------------------------------------------------------

@@ -197,11 +197,15 @@ local stcp_mt = {__index = stcp, __name = 'sock.tls'}
 stcp_mt.__tostring = function(self) return 'sock.tls (' .. tostring(self._s:fd()) .. ')' end
 S.client_class = stcp
 
-local function wrap(s, h, ...)
+-- The TLS socket object over the plain object `plain`, whose Rust socket
+-- moved into the TLS stream (s, h: the new userdata and handle). The plain
+-- object becomes a second view of the TLS socket (its I/O is TLS, its
+-- close the TLS close), so code that keeps it, or wrapped its methods (the
+-- original's HTTP client wraps tcp.close), sees one socket.
+local function wrap(plain, s, h, ...)
 	if not s then return nil, h, ... end
-	local cs = setmetatable({_s = s, _h = h}, stcp_mt)
-	cs.tcp = cs -- the original's field: the socket under the TLS stream
-	return cs
+	plain._s, plain._h = s, h
+	return setmetatable({_s = s, _h = h, tcp = plain}, stcp_mt)
 end
 
 local function tcp_arg(func, t)
@@ -223,7 +227,7 @@ function S.client_stcp(tcp_s, servername, opt)
 	local ok
 	ok, err, code, msg = R.tls_check(c, false)
 	if not ok then return nil, err, code, msg end
-	return wrap(R.tls_wrap(tcp_s._s, c, servername))
+	return wrap(tcp_s, R.tls_wrap(tcp_s._s, c, servername))
 end
 
 --- cs:handshake([expires]): makes the handshake now.
@@ -234,12 +238,12 @@ function stcp:handshake(expires)
 	return a, b, c, d
 end
 
---- cs:shutdown('r'|'w'|'rw', [expires]): close_notify (for 'w' and 'rw'),
---- then the TCP shutdown.
-function stcp:shutdown(how, expires)
-	local a, b, c, d = self._s:shutdown(how)
-	if a == PENDING then return pending(expires) end
-	return a, b, c, d
+--- cs:close(): close_notify, then the close; through the plain object's
+--- close (the original closes its tcp last), so wrappers of it run.
+function stcp:close()
+	local plain = self.tcp
+	if plain and plain ~= self and plain._s == self._s then return plain:close() end
+	return tcp.close(self)
 end
 
 --- What the handshake agreed: cs:version() ('tlsv1.2', 'tlsv1.3'),
@@ -285,7 +289,7 @@ end
 function sstcp:accept(expires)
 	local c, ra, la, d = self.tcp:accept(expires)
 	if not c then return nil, ra, la, d end
-	local cs, err, code, msg = wrap(R.tls_wrap(c._s, self._c, nil))
+	local cs, err, code, msg = wrap(c, R.tls_wrap(c._s, self._c, nil))
 	if not cs then
 		c:close()
 		return nil, err, code, msg
