@@ -395,6 +395,13 @@ impl TlsStream {
             {
                 return s;
             }
+            // The close_notify is out; a peer that closed already may have
+            // reset the connection since (its answer to the close_notify):
+            // the connection is over either way, as libtls's tls_close has it.
+            return match self.tcp.shutdown(how) {
+                Err(e) if e.kind() == ErrorKind::NotConnected => Step::Ready(Ok(())),
+                r => Step::Ready(r),
+            };
         }
         Step::Ready(self.tcp.shutdown(how))
     }
@@ -496,7 +503,9 @@ impl TlsStream {
 
     /// Ends the stream: for `Write` and `Both`, sends close_notify (the
     /// peer's `recv` returns 0) and waits until it is in the kernel, then
-    /// shuts the TCP socket down in `how`.
+    /// shuts the TCP socket down in `how`. A peer that is gone by then (the
+    /// connection reset after the close_notify went out: `not_connected`)
+    /// is no error.
     pub async fn shutdown(&self, how: Shutdown, expires: Option<f64>) -> Result<()> {
         struct Shut<'a>(&'a TlsStream, Shutdown, bool);
         impl Op for Shut<'_> {

@@ -452,3 +452,38 @@ fn end_of_stream_without_close_notify_is_eof() {
         c.unwrap();
     });
 }
+
+#[test]
+fn shutdown_after_the_peer_is_gone_is_not_an_error() {
+    // An HTTP server's usual end: it answers with `Connection: close`, the
+    // client reads the answer and closes at once; the server's close_notify
+    // then meets a closed socket, whose reset comes back before the TCP
+    // shutdown (at once on loopback). The close_notify was sent; the
+    // shutdown succeeds, as libtls's tls_close does.
+    bounded(60.0, || {
+        let ca = Ca::new("test CA");
+        let leaf = ca.leaf(&["localhost"]);
+        let cc = client(&ca);
+        let (s, c) = pair(
+            leaf.server(),
+            |conn| async move {
+                conn.sendall(b"bye", Some(clock() + 5.0)).await?;
+                // The client closes without close_notify: eof.
+                let mut b = [0u8; 16];
+                let e = conn.recv(&mut b, Some(clock() + 5.0)).await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Eof, "{e}");
+                conn.shutdown(Shutdown::Write, Some(clock() + 5.0)).await
+            },
+            move |addr| async move {
+                let conn = connect(&addr, "localhost", cc).await?;
+                let mut b = [0u8; 3];
+                conn.recvall(&mut b, Some(clock() + 5.0)).await?;
+                assert_eq!(&b, b"bye");
+                conn.tcp().close();
+                Ok(())
+            },
+        );
+        c.unwrap();
+        s.unwrap();
+    });
+}
