@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project, as CI does: formatting, lints, docs,
 # doc tests, the demo, and the whole test suite once with each poller backend.
-# It installs what it needs (luajit, cargo-nextest, rustfmt, clippy if
-# missing) by itself.
+# It installs what it needs (luajit, openssl and curl for the TLS interop
+# tests, cargo-nextest, rustfmt, clippy if missing) by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +11,15 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if ! command -v luajit >/dev/null 2>&1; then
-    step "installing luajit (Debian package)"
+missing=()
+for p in luajit openssl curl; do
+    command -v "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    step "installing ${missing[*]} (Debian packages)"
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq luajit
+    $sudo apt-get install -y -qq "${missing[@]}"
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     step "installing cargo-nextest"
