@@ -330,3 +330,45 @@ t.test('a TLS call outside a thread that would wait is not_in_thread', function(
 	t.eq(res.r[2], 'not_in_thread')
 	cs:close(); ss:close()
 end)
+
+t.test('curl gets a page from a Lua TLS server (TLS 1.2 and 1.3)', function()
+	if not need_certs() then return end
+	if not sh('command -v curl') then t.skip('no curl') end
+	for _, v in ipairs{'--tlsv1.2 --tls-max 1.2', '--tlsv1.3'} do
+		local ss, port = tls_listener(certs.leaf)
+		local out = certs.dir .. '/curl.out'
+		os.remove(out)
+		-- curl in the background; the loop serves it meanwhile.
+		assert(sh(('(curl -s --max-time 10 %s --cacert %s --resolve localhost:%d:127.0.0.1'
+			.. ' https://localhost:%d/hello > %s; echo "exit $?" >> %s) &')
+			:format(v, certs.ca_file, port, port, out, out)))
+		local res = {}
+		u.run(15, function()
+			local cs = assert(ss:accept(sock.clock() + 10))
+			local buf = ffi.new'uint8_t[4096]'
+			local got = ''
+			while not got:find'\r\n\r\n' do
+				local n, err = cs:recv(buf, 4096, sock.clock() + 10)
+				if not n then error(err) end
+				got = got .. ffi.string(buf, n)
+			end
+			res.request = got
+			res.version = cs:version()
+			assert(cs:sendall('HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n',
+				nil, sock.clock() + 5))
+			cs:shutdown('w', sock.clock() + 5)
+			cs:close(); ss:close()
+		end)
+		local text
+		for _ = 1, 100 do -- curl's output is complete once its exit line is there
+			local f = io.open(out, 'rb')
+			text = f and f:read'*a' or ''
+			if f then f:close() end
+			if text:find'exit %d+' then break end
+			os.execute('sleep 0.05')
+		end
+		t.eq(text, 'hello\nexit 0\n', v)
+		t.ok(res.request:find('^GET /hello HTTP/1.1\r\n'), res.request)
+		t.eq(res.version, v:find'1.3' and 'tlsv1.3' or 'tlsv1.2')
+	end
+end)
