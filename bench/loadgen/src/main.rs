@@ -21,6 +21,9 @@
 //!   conn   W3:  --conns at a time: connect, send one HTTP/1.1 request with
 //!               "Connection: close", read the answer to the server's close,
 //!               close -> connections/s, latency
+//!   http --tls  W5: http over TLS (the handshakes in the warm-up)
+//!   conn --tls  W6: conn over TLS, a full handshake per connection; W6r
+//!               with --resume: sessions resumed (TLS 1.3 tickets)
 //!   idle   W4:  open --conns connections, --batch at a time, send nothing,
 //!               wait until the server holds them all (its descriptors in
 //!               /proc), then report the growth of its resident memory
@@ -44,6 +47,12 @@
 //!                  stdout and wait for a line on stdin before going on. The
 //!                  operations reported are then exactly those the server
 //!                  served between the two lines.
+//!   --tls          (http, conn) over TLS (tls.rs): rustls, TLS 1.3 with
+//!                  TLS_AES_128_GCM_SHA256 and X25519 only
+//!   --ca FILE      --tls: the one certificate (PEM) trusted; the server's
+//!                  chain and name are verified
+//!   --servername N --tls: the name sent (SNI) and verified (localhost)
+//!   --resume       --tls conn: resume sessions (off: every handshake full)
 //! ```
 //!
 //! It prints one JSON object on stdout (also on failure, with an "error"
@@ -56,6 +65,7 @@ use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 mod sys;
+mod tls;
 
 use sys::Epoll;
 
@@ -73,6 +83,10 @@ struct Args {
     batch: usize,
     timeout: f64,
     sync: bool,
+    tls: bool,
+    ca: Option<String>,
+    servername: String,
+    resume: bool,
 }
 
 impl Args {
@@ -80,7 +94,7 @@ impl Args {
         let mut it = std::env::args().skip(1);
         let mode = it
             .next()
-            .ok_or("usage: loadgen echo|bulk|http|conn|idle|probe --addr IP:PORT ...")?;
+            .ok_or("usage: loadgen echo|bulk|http|conn|idle|probe --addr IP:PORT [--tls] ...")?;
         if !matches!(
             mode.as_str(),
             "echo" | "bulk" | "http" | "conn" | "idle" | "probe"
@@ -101,10 +115,20 @@ impl Args {
             batch: 250,
             timeout: 20.0,
             sync: false,
+            tls: false,
+            ca: None,
+            servername: "localhost".into(),
+            resume: false,
         };
         while let Some(k) = it.next() {
-            if k == "--sync" {
-                a.sync = true;
+            let flag = match k.as_str() {
+                "--sync" => Some(&mut a.sync),
+                "--tls" => Some(&mut a.tls),
+                "--resume" => Some(&mut a.resume),
+                _ => None,
+            };
+            if let Some(f) = flag {
+                *f = true;
                 continue;
             }
             let v = it.next().ok_or(format!("{k}: value missing"))?;
@@ -125,6 +149,8 @@ impl Args {
                 "--duration" => a.duration = num(&v)?,
                 "--batch" => a.batch = num(&v)? as usize,
                 "--timeout" => a.timeout = num(&v)?,
+                "--ca" => a.ca = Some(v),
+                "--servername" => a.servername = v,
                 "--pids" => {
                     a.pids = v
                         .split(',')
@@ -137,6 +163,15 @@ impl Args {
         }
         if a.conns == 0 || a.size == 0 || a.batch == 0 || a.duration <= 0.0 {
             return Err("--conns, --size, --batch and --duration must be positive".into());
+        }
+        if a.tls && !matches!(a.mode.as_str(), "http" | "conn") {
+            return Err("--tls is for the http and conn modes".into());
+        }
+        if a.tls && a.ca.is_none() {
+            return Err("--tls needs --ca FILE (the certificate to trust)".into());
+        }
+        if a.resume && !(a.tls && a.mode == "conn") {
+            return Err("--resume is for conn --tls".into());
         }
         Ok(a)
     }
@@ -222,6 +257,8 @@ fn main() {
     let mut report = Report::default();
     report.str("mode", args.mode.clone());
     let r = match args.mode.as_str() {
+        "http" if args.tls => tls::run_https(&args, &mut report),
+        "conn" if args.tls => tls::run_conn(&args, &mut report),
         "echo" | "http" => run_echo(&args, &mut report),
         "bulk" => run_bulk(&args, &mut report),
         "conn" => run_conn(&args, &mut report),
@@ -491,29 +528,37 @@ fn answer_len(ep: &Epoll, fd: i32, req: &[u8], deadline: Instant) -> Res<usize> 
                 None => break,
             }
         }
-        if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..h]).to_ascii_lowercase();
-            if !head.starts_with("http/1.1 200") {
-                return Err(Failure("not an HTTP/1.1 200 answer".into()));
-            }
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .ok_or("the answer has no Content-Length".to_string())?;
-            let total = h + 4 + len;
-            if got.len() == total {
-                return Ok(total);
-            }
-            if got.len() > total {
-                return Err(Failure("more than one answer to one request".into()));
-            }
+        if let Some(total) = answer_complete(&got)? {
+            return Ok(total);
         }
         if Instant::now() >= deadline {
             return Err(Failure("no complete answer to the first request".into()));
         }
         ep.wait(&mut evs, 10)?;
     }
+}
+
+/// The length of the one HTTP/1.1 200 answer in `got` (its header and
+/// Content-Length bytes of body) once it is all there; an error if it is not
+/// a 200 answer, or if more than one answer came.
+fn answer_complete(got: &[u8]) -> Res<Option<usize>> {
+    let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = String::from_utf8_lossy(&got[..h]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200") {
+        return Err(Failure("not an HTTP/1.1 200 answer".into()));
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .ok_or("the answer has no Content-Length".to_string())?;
+    let total = h + 4 + len;
+    if got.len() > total {
+        return Err(Failure("more than one answer to one request".into()));
+    }
+    Ok((got.len() == total).then_some(total))
 }
 
 /// W1 (echo mode): ping-pong; W2 (http mode): keep-alive requests, one in

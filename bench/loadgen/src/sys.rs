@@ -157,6 +157,29 @@ pub fn send(fd: i32, buf: &[u8]) -> io::Result<Option<usize>> {
     }
 }
 
+/// Sends the buffers with one `sendmsg` (what the socket takes): `None` when
+/// it would block.
+pub fn sendv(fd: i32, bufs: &[std::io::IoSlice<'_>]) -> io::Result<Option<usize>> {
+    // SAFETY: an all-zero msghdr is valid (no address, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec on Unix; sendmsg only reads them.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(1024) as _;
+    loop {
+        // SAFETY: `msg` points at `bufs`, valid for the duration of the call.
+        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
 /// Receives what is there: `Some(0)` at the end of the stream, `None` when it
 /// would block.
 pub fn recv(fd: i32, buf: &mut [u8]) -> io::Result<Option<usize>> {
