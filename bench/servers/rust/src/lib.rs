@@ -7,6 +7,11 @@
 //! - HTTP: answers every complete request in what it read (pipelining) with
 //!   [`KEEP_ALIVE`], or with [`CLOSE`] and then closes when the request says
 //!   `Connection: close`.
+//!
+//! sock's server also takes `TLS_PORT CERT KEY` after them (W5, W6): the
+//! HTTP hello world over TLS on a third port, with the certificate and key
+//! (PEM files) and the one handshake of every TLS server of the harness
+//! ([`TLS_PROTOCOLS`], [`TLS_CIPHERS`], [`TLS_CURVES`]).
 
 /// The per-connection buffer of the echo and HTTP handlers, in bytes (the
 /// harness subtracts it from the idle memory per connection, W4).
@@ -21,6 +26,37 @@ pub const CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConten
 
 /// The listen backlog of every benchmark server.
 pub const BACKLOG: u32 = 1024;
+
+/// The TLS protocol versions of every TLS server of the harness (as
+/// nginx's `ssl_protocols TLSv1.3`).
+pub const TLS_PROTOCOLS: &str = "tlsv1.3";
+
+/// The one cipher suite (nginx: `ssl_conf_command Ciphersuites`).
+pub const TLS_CIPHERS: &str = "TLS_AES_128_GCM_SHA256";
+
+/// The one key exchange group (nginx: `ssl_ecdh_curve X25519`).
+pub const TLS_CURVES: &str = "x25519";
+
+/// The TLS server's arguments, after the two ports: `TLS_PORT CERT KEY`
+/// (the port, the certificate's and the key's PEM files), if given; exits
+/// with a usage message when they are incomplete.
+pub fn tls_args() -> Option<(u16, String, String)> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() <= 3 {
+        return None;
+    }
+    match (
+        args.get(3).and_then(|p| p.parse::<u16>().ok()),
+        args.get(4),
+        args.get(5),
+    ) {
+        (Some(p), Some(cert), Some(key)) => Some((p, cert.clone(), key.clone())),
+        _ => {
+            eprintln!("usage: {} ECHO_PORT HTTP_PORT [TLS_PORT CERT KEY]", args[0]);
+            std::process::exit(2);
+        }
+    }
+}
 
 /// The two ports from the command line (`ECHO_PORT HTTP_PORT`); exits with a
 /// usage message when they are missing.

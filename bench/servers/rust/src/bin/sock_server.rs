@@ -1,10 +1,69 @@
 //! The benchmark's sock server from Rust: the idiomatic way, a sock thread per
 //! connection (`sock::newthread`), sequential code, one loop on one OS thread.
 //!
-//! `sock-server ECHO_PORT HTTP_PORT`: echo and HTTP hello world on 127.0.0.1.
+//! `sock-server ECHO_PORT HTTP_PORT [TLS_PORT CERT KEY]`: echo and HTTP
+//! hello world on 127.0.0.1; with `TLS_PORT CERT KEY`, the HTTP hello world
+//! over TLS (sock-tls) on that port too, the same handler on a
+//! [`TlsStream`] (a TLS connection's handshake runs in its own thread, on
+//! its first `recv`).
 
-use bench_servers::{answers, parse, ports, BACKLOG, BUF, CLOSE, KEEP_ALIVE};
+use std::future::Future;
+
+use bench_servers::{
+    answers, parse, ports, tls_args, BACKLOG, BUF, CLOSE, KEEP_ALIVE, TLS_CIPHERS, TLS_CURVES,
+    TLS_PROTOCOLS,
+};
 use sock::{Family, Tcp};
+use sock_tls::{KeyPair, TlsListener, TlsOptions, TlsStream};
+
+/// What the HTTP handler needs of a connection: sock's `recv` and
+/// `sendall`, plain or over TLS.
+trait Conn {
+    fn recv<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = sock::Result<usize>> + 'a;
+    fn sendall<'a>(
+        &'a self,
+        buf: &'a [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = sock::Result<()>> + 'a;
+}
+
+impl Conn for Tcp {
+    fn recv<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = sock::Result<usize>> + 'a {
+        Tcp::recv(self, buf, expires)
+    }
+    fn sendall<'a>(
+        &'a self,
+        buf: &'a [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = sock::Result<()>> + 'a {
+        Tcp::sendall(self, buf, expires)
+    }
+}
+
+impl Conn for TlsStream {
+    fn recv<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = sock::Result<usize>> + 'a {
+        TlsStream::recv(self, buf, expires)
+    }
+    fn sendall<'a>(
+        &'a self,
+        buf: &'a [u8],
+        expires: Option<f64>,
+    ) -> impl Future<Output = sock::Result<()>> + 'a {
+        TlsStream::sendall(self, buf, expires)
+    }
+}
 
 /// Echo until the client closes or the connection fails.
 async fn echo(c: Tcp) -> sock::Result<()> {
@@ -19,7 +78,8 @@ async fn echo(c: Tcp) -> sock::Result<()> {
 }
 
 /// HTTP/1.1 keep-alive hello world with pipelining and `Connection: close`.
-async fn http(c: Tcp) -> sock::Result<()> {
+/// Over TLS the end is the stream's drop: close_notify, then the close.
+async fn http<C: Conn>(c: C) -> sock::Result<()> {
     let mut buf = [0u8; BUF];
     let mut len = 0;
     let mut out = Vec::new();
@@ -67,17 +127,64 @@ where
     }
 }
 
+/// A socket listening on 127.0.0.1:`port`.
+fn listener(port: u16) -> sock::Result<Tcp> {
+    let l = Tcp::new(Family::Inet)?;
+    l.setopt("so_reuseaddr", true)?;
+    l.listen(Some(BACKLOG), ("127.0.0.1", port))?;
+    Ok(l)
+}
+
 /// Listens on 127.0.0.1:`port` and starts the accepting thread.
 fn serve<F, Fut>(port: u16, handler: F) -> sock::Result<()>
 where
     F: Fn(Tcp) -> Fut + 'static,
     Fut: std::future::Future<Output = sock::Result<()>> + 'static,
 {
-    let l = Tcp::new(Family::Inet)?;
-    l.setopt("so_reuseaddr", true)?;
-    l.listen(Some(BACKLOG), ("127.0.0.1", port))?;
-    sock::newthread(accept(l, handler));
+    sock::newthread(accept(listener(port)?, handler));
     Ok(())
+}
+
+/// The HTTP hello world over TLS on 127.0.0.1:`port`: TLS 1.3,
+/// TLS_AES_128_GCM_SHA256, X25519 (as every TLS server of the harness),
+/// the certificate and key from PEM files; sessions resume (tickets), as
+/// sock-tls's server configurations do by default.
+fn serve_tls(port: u16, cert: &str, key: &str) -> sock::Result<()> {
+    let read = |path: &str| {
+        std::fs::read(path).map_err(|e| {
+            sock::Error::with_message(sock::ErrorKind::InvalidArgument, format!("{path}: {e}"))
+        })
+    };
+    let options = TlsOptions {
+        keypairs: vec![KeyPair {
+            cert: read(cert)?,
+            key: read(key)?,
+            ocsp_staple: None,
+        }],
+        protocols: Some(TLS_PROTOCOLS.into()),
+        ciphers: Some(TLS_CIPHERS.into()),
+        curves: Some(TLS_CURVES.into()),
+        ..TlsOptions::default()
+    };
+    let l = TlsListener::new(listener(port)?, sock_tls::server_config(&options)?);
+    sock::newthread(accept_tls(l));
+    Ok(())
+}
+
+/// [`accept`] for TLS: a thread per connection, which makes the handshake.
+async fn accept_tls(l: TlsListener) {
+    loop {
+        match l.accept(None).await {
+            Ok((c, _, _)) => {
+                let _ = c.tcp().setopt("tcp_nodelay", true);
+                sock::newthread(http(c));
+            }
+            Err(e) => {
+                eprintln!("accept: {e}");
+                let _ = sock::sleep(0.1).await;
+            }
+        }
+    }
 }
 
 fn main() -> sock::Result<()> {
@@ -89,5 +196,8 @@ fn main() -> sock::Result<()> {
     sock::set_error_handler(|_, _| {});
     serve(echo_port, echo)?;
     serve(http_port, http)?;
+    if let Some((port, cert, key)) = tls_args() {
+        serve_tls(port, &cert, &key)?;
+    }
     sock::start()
 }
