@@ -32,6 +32,23 @@ function M.answer(s)
 	return out, pos - 1, false
 end
 
+-- The handshake of every TLS server of the harness (bench/README.md): TLS 1.3,
+-- the one suite TLS_AES_128_GCM_SHA256, the one group X25519.
+M.TLS_PROTOCOLS = 'tlsv1.3'
+M.TLS_CIPHERS = 'TLS_AES_128_GCM_SHA256'
+M.TLS_CURVES = 'x25519'
+
+-- TLS_PORT CERT KEY after the two ports (sock's TLS server), or nothing.
+function M.tls_args()
+	if arg[3] == nil then return nil end
+	local p = tonumber(arg[3])
+	if not (p and arg[4] and arg[5]) then
+		io.stderr:write('usage: ', arg[0], ' ECHO_PORT HTTP_PORT [TLS_PORT CERT KEY]\n')
+		os.exit(2)
+	end
+	return p, arg[4], arg[5]
+end
+
 function M.ports()
 	local e, h = tonumber(arg[1]), tonumber(arg[2])
 	if not (e and h) then

@@ -6,7 +6,15 @@
 -- avoids garbage (a new 16 KiB buffer per connection is 16 KiB of zeroing and
 -- of GC debt, which makes the collector run ten times as often in W3).
 --
---   LUA_CPATH='target/lua/?.so;;' luajit sock_server.lua ECHO_PORT HTTP_PORT
+-- With TLS_PORT CERT KEY after the ports (W5, W6), the HTTP hello world over
+-- TLS on that port too: require'sock_tls' (the original's sock_libtls API),
+-- server_stcp over the listening socket with the certificate and key files
+-- and the one handshake of every TLS server of the harness (TLS 1.3,
+-- TLS_AES_128_GCM_SHA256, X25519); the same handler on the TLS sockets it
+-- accepts (a connection's handshake runs in its own thread, on its first
+-- recv).
+--
+--   LUA_CPATH='target/lua/?.so;;' luajit sock_server.lua ECHO_PORT HTTP_PORT [TLS_PORT CERT KEY]
 local sock = require'sock'
 local ffi = require'ffi'
 local C = ffi.C
@@ -107,6 +115,34 @@ local function serve(port, handler)
 	end)
 end
 
+-- The HTTP hello world over TLS. TCP_NODELAY is set on the listening socket:
+-- Linux's accepted sockets inherit it.
+local function serve_tls(port, cert_file, key_file)
+	local stls = require'sock_tls'
+	local s = assert(sock.tcp())
+	assert(s:setopt('so_reuseaddr', true))
+	assert(s:setopt('tcp_nodelay', true))
+	assert(s:listen(common.BACKLOG, '127.0.0.1', port))
+	local ss = assert(stls.server_stcp(s, {
+		cert_file = cert_file, key_file = key_file,
+		protocols = common.TLS_PROTOCOLS, ciphers = common.TLS_CIPHERS,
+		ecdhecurves = common.TLS_CURVES,
+	}))
+	sock.newthread(function()
+		while true do
+			local c, err = ss:accept()
+			if c then
+				sock.newthread(http, c)
+			else
+				io.stderr:write('accept: ', tostring(err), '\n')
+				sock.sleep(0.1)
+			end
+		end
+	end)
+end
+
 serve(echo_port, echo)
 serve(http_port, http)
+local tls_port, cert_file, key_file = common.tls_args()
+if tls_port then serve_tls(tls_port, cert_file, key_file) end
 sock.start()
