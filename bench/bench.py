@@ -45,7 +45,8 @@ class Server:
     """A server of the comparison: how to start it and what it serves."""
 
     def __init__(self, key, label, group, cmd, buf=0, echo=True, idle=True, env=None, check=None,
-                 note="", workers=1, base=None, section="main", listeners=None):
+                 note="", workers=1, base=None, section="main", listeners=None, tls=None,
+                 tls_check=None):
         self.key = key          # short name, used in files and options
         self.label = label      # name in the table and the chart
         self.group = group      # colour in the chart: c, sock, tokio, lua, nginx
@@ -61,10 +62,18 @@ class Server:
         self.listeners = listeners or workers
         self.base = base        # multicore: the key of the same program with 1 worker
         self.section = section  # "main": in the main tables; "multicore": in Multi-core only
+        # The TLS workloads (W5, W6, W6r): function (echo_port, http_port,
+        # tls_port, out) -> argv of the server with its TLS port too; None:
+        # no TLS. tls_check: as check, for the TLS part only.
+        self.tls = tls
+        self.tls_check = tls_check
 
     def serves(self, wl):
         """Whether the server runs the workload (key): the HTTP-only ones
-        skip W1 and W1b, the multicore ones W4 as well."""
+        skip W1 and W1b, the multicore ones W4 as well; the TLS workloads
+        are for the servers with a TLS port."""
+        if wl in TLS_WORKLOADS:
+            return self.tls is not None
         if wl in ("W1", "W1b"):
             return self.echo
         if wl == "W4":
@@ -145,6 +154,39 @@ def nginx_cmd(e, h, out):
     return ["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf")]
 
 
+# The TLS certificate of W5 and W6 (bench/run.sh makes it with openssl, at
+# every run): self-signed, ECDSA P-256, for localhost and 127.0.0.1.
+TLS_DIR = os.path.join(HERE, "out", "tls")
+CERT, KEY = os.path.join(TLS_DIR, "cert.pem"), os.path.join(TLS_DIR, "key.pem")
+TLS_WORKLOADS = ("W5", "W6", "W6r")
+
+
+def cert_check():
+    if not (os.path.exists(CERT) and os.path.exists(KEY)):
+        return (f"no TLS certificate ({os.path.relpath(CERT, ROOT)} and key.pem: bench/run.sh "
+                "makes them with openssl)")
+    return None
+
+
+def nginx_tls_cmd(e, h, t, out):
+    """Plain nginx (no module): HTTP on h, and with t the same over TLS."""
+    d = os.path.join(out, "nginx-tls")
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    with open(os.path.join(HERE, "servers", "nginx", "nginx-tls.conf.in")) as f:
+        conf = f.read()
+    if t is None:  # the TLS server block is only for the TLS runs
+        conf = re.sub(r"\n *# tls \{\n.*?# tls \}\n", "\n", conf, flags=re.S)
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = 65536 if nofile == resource.RLIM_INFINITY else nofile
+    for k, v in {"@PREFIX@": d, "@HTTP_PORT@": str(h), "@TLS_PORT@": str(t), "@CERT@": CERT,
+                 "@KEY@": KEY, "@NOFILE@": str(nofile),
+                 "@CONNECTIONS@": str(max(1024, nofile - 100))}.items():
+        conf = conf.replace(k, v)
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(conf)
+    return ["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf")]
+
+
 def nginx_check():
     if not shutil.which("nginx"):
         return "nginx not installed"
@@ -161,7 +203,10 @@ SERVERS = [
     Server("sock-rust", "sock (Rust)", "sock",
            lambda e, h, o: [os.path.join(TARGET, "sock-server"), str(e), str(h)], buf=16384,
            check=lambda: exists(os.path.join(TARGET, "sock-server"), "sock-server"),
-           note="a sock thread per connection, 16 KiB buffer in it"),
+           tls=lambda e, h, t, o: [os.path.join(TARGET, "sock-server"), str(e), str(h), str(t),
+                                   CERT, KEY],
+           note="a sock thread per connection, 16 KiB buffer in it; TLS: sock-tls's TlsListener "
+                "and TlsStream, the same handler"),
     # The multicore examples: HTTP only (W2, W3), like nginx+lua; see "Multi-core"
     # in BENCHMARKS.md.
     Server("sock-rust-mc1", "sock (Rust) multicore ×1", "sock", multicore_rust(1), buf=4096,
@@ -191,8 +236,12 @@ SERVERS = [
     Server("sock-lua", "sock (LuaJIT)", "sock",
            lambda e, h, o: ["luajit", os.path.join(LUA, "sock_server.lua"), str(e), str(h)], buf=16384,
            env=LUA_ENV, check=lua_check("sock", "target/lua/sock.so, scripts/build-lua.sh"),
+           tls=lambda e, h, t, o: ["luajit", os.path.join(LUA, "sock_server.lua"), str(e), str(h),
+                                   str(t), CERT, KEY],
+           tls_check=lua_check("sock_tls", "target/lua/sock_tls.so, scripts/build-lua.sh"),
            note="the LuaJIT module: a sock thread per connection, a 16 KiB cdata buffer"
-                " (from a free list, given back when the connection ends)"),
+                " (from a free list, given back when the connection ends); TLS: "
+                "require'sock_tls', server_stcp over the listener, the same handler"),
     Server("sock-lua-mc1", "sock (LuaJIT) multicore ×1", "sock", multicore_lua(1), buf=4096,
            echo=False, idle=False, base="sock-lua-mc1", env=LUA_ENV, section="multicore",
            check=multicore_lua_check,
@@ -222,15 +271,26 @@ SERVERS = [
     Server("nginx-lua", "nginx+lua", "nginx", nginx_cmd, echo=False, env={
         "LD_LIBRARY_PATH": os.path.join(NGINX_ROOT, "usr", "lib", "x86_64-linux-gnu")},
         check=nginx_check, note="one worker, content_by_lua_block (HTTP only)"),
+    # The reference of the TLS workloads (the C server has no TLS).
+    Server("nginx", "nginx", "nginx", lambda e, h, o: nginx_tls_cmd(e, h, None, o), echo=False,
+           idle=False, tls=nginx_tls_cmd,
+           check=lambda: None if shutil.which("nginx") else "nginx not installed",
+           note="Debian's nginx, no module: one worker, `return 200`, HTTP and HTTPS (TLS 1.3, "
+                "TLS_AES_128_GCM_SHA256, X25519: ssl_protocols, ssl_conf_command Ciphersuites, "
+                "ssl_ecdh_curve); the reference of the TLS workloads"),
 ]
 
 
 # Workloads -------------------------------------------------------------------
 
 class Workload:
-    def __init__(self, key, title, unit, op, cpu_unit, http=False, short=""):
+    def __init__(self, key, title, unit, op, cpu_unit, http=False, short="", tls=False):
         self.key, self.title, self.unit, self.op = key, title, unit, op
         self.cpu_unit, self.http, self.short = cpu_unit, http, short
+        self.tls = tls
+        # The server the ratios are to: the C server, which has no TLS;
+        # nginx for the TLS workloads.
+        self.ref = "nginx" if tls else "c"
 
 
 WORKLOADS = [
@@ -244,7 +304,19 @@ WORKLOADS = [
              "conn/s", "conn", "µs/conn", http=True, short="W3 connect"),
     Workload("W4", "W4 idle connections parked in recv: resident memory per connection",
              "B/conn", "conn", "B/conn", short="W4 idle"),
+    Workload("W5", "W5 HTTPS keep-alive hello world: 64 connections, one request in flight each",
+             "req/s", "req", "µs/req", http=True, short="W5 HTTPS", tls=True),
+    Workload("W6", "W6 a new TLS connection per request: 64 at a time, a full handshake each "
+             "(no resumption), Connection: close", "conn/s", "conn", "µs/conn", http=True,
+             short="W6 TLS connect", tls=True),
+    Workload("W6r", "W6r as W6 with session resumption: TLS 1.3 tickets", "conn/s", "conn",
+             "µs/conn", http=True, short="W6r TLS resumed", tls=True),
 ]
+
+
+def ref_label(w):
+    """The name of a workload's reference server in column heads: C, nginx."""
+    return "C" if w.ref == "c" else w.ref
 
 
 # Processes -------------------------------------------------------------------
@@ -324,15 +396,17 @@ def cpu_seconds(pids):
 class Running:
     """A started server: its process group is ended by stop()."""
 
-    def __init__(self, server, ports, out, wrap=(), extra=()):
-        """wrap: a command the server runs under (valgrind ...); extra:
-        arguments after the server's own."""
+    def __init__(self, server, ports, out, wrap=(), extra=(), tls=False):
+        """ports: echo, HTTP, TLS; wrap: a command the server runs under
+        (valgrind ...); extra: arguments after the server's own; tls: with
+        its TLS port (the TLS workloads)."""
         self.server = server
         log = open(os.path.join(out, "logs", f"{server.key}.log"), "a")
         log.write(f"\n--- {time.strftime('%H:%M:%S')} start\n")
         log.flush()
-        argv = (["taskset", "-c", server_cpus(server)] + list(wrap)
-                + server.cmd(ports[0], ports[1], out) + list(extra))
+        cmd = (server.tls(ports[0], ports[1], ports[2], out) if tls
+               else server.cmd(ports[0], ports[1], out))
+        argv = ["taskset", "-c", server_cpus(server)] + list(wrap) + cmd + list(extra)
         self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                      env=dict(os.environ, **server.env), start_new_session=True,
                                      cwd=HERE)
@@ -482,16 +556,36 @@ def run_cell(server, wl, ports, cfg):
     return res
 
 
+def ready_ports(server, wl, ports):
+    """The ports a server listens on once it is ready, for a workload (the
+    last one is the port whose listeners are counted)."""
+    if wl in TLS_WORKLOADS:
+        return [ports[1], ports[2]]
+    return [ports[1]] if not server.echo else [ports[0], ports[1]]
+
+
+def port_for(server, wl, ports):
+    """The port the load goes to."""
+    if wl.tls:
+        return ports[2]
+    return ports[1] if (wl.http or not server.echo) else ports[0]
+
+
+def tls_args(wl):
+    """The load generator's TLS options for a TLS workload."""
+    return ["--tls", "--ca", CERT] + (["--resume"] if wl == "W6r" else [])
+
+
 def run_cell_2(server, wl, ports, cfg):
-    running = Running(server, ports, cfg.out)
+    running = Running(server, ports, cfg.out, tls=wl.tls)
     try:
-        why = running.wait_ready([ports[1]] if not server.echo else ports)
+        why = running.wait_ready(ready_ports(server, wl.key, ports))
         if why:
             tail = running.tail()
             return {"error": f"server did not start: {why}" + (f" ({tail})" if tail else ""),
                     "start_failed": True}
         pids = ",".join(map(str, running.pids))
-        port = ports[1] if (wl.http or not server.echo) else ports[0]
+        port = port_for(server, wl, ports)
         common = ["--addr", f"127.0.0.1:{port}", "--pids", pids]
         timed = ["--warmup", str(cfg.warmup), "--duration", str(cfg.duration)]
         limit = cfg.warmup + cfg.duration + 30
@@ -503,6 +597,10 @@ def run_cell_2(server, wl, ports, cfg):
             res = run_wrk(port, running, cfg)
         elif wl.key == "W3":
             res = run_loadgen(["conn", "--conns", "64"] + timed + common, limit)
+        elif wl.key == "W5":
+            res = run_loadgen(["http", "--conns", "64"] + tls_args(wl.key) + timed + common, limit)
+        elif wl.key in ("W6", "W6r"):
+            res = run_loadgen(["conn", "--conns", "64"] + tls_args(wl.key) + timed + common, limit)
         else:
             res = run_loadgen(["idle", "--conns", str(cfg.idle_conns), "--timeout", "30"] + common, 60)
         if "error" in res and not running.alive():
@@ -541,6 +639,8 @@ def metrics(wl, server, res):
         m["lg_op"] = res["loadgen_cpu_s"] / ops * 1e6
     if "p99_us" in res:
         m["p99"] = res["p99_us"]
+    if "resumed" in res:
+        m["resumed"] = res["resumed"] / ops * 100
     m["srv_util"] = res["server_cpu_s"] / secs * 100
     lg_secs = res.get("wall_s", secs)
     m["lg_util"] = res["loadgen_cpu_s"] / lg_secs * 100
@@ -560,19 +660,22 @@ def summary(values):
 
 def aggregate(results):
     """Per (workload, server): medians with min and max over the rounds, and
-    the ratio of CPU per operation to the C server's in the same round."""
+    the ratio of CPU per operation to the reference server's in the same
+    round (the C server's; nginx's in the TLS workloads)."""
     agg = {}
     for r in results:
         agg.setdefault((r["workload"], r["server"]), []).append(r)
+    ref = {w.key: w.ref for w in WORKLOADS}
     c_by_round = {(r["workload"], r["round"]): r["m"].get("cpu_op")
-                  for r in results if r["server"] == "c" and "error" not in r["m"]}
+                  for r in results if r["server"] == ref.get(r["workload"], "c")
+                  and "error" not in r["m"]}
     out = {}
     for key, runs in agg.items():
         ok = [r for r in runs if "error" not in r["m"] and r["m"].get("rate") is not None]
         errs = [r["m"]["error"] for r in runs if "error" in r["m"]]
         cell = {"runs": len(runs), "ok": len(ok), "errors": errs}
         for k in ("rate", "p99", "cpu_op", "lg_op", "srv_util", "lg_util", "srv_user", "lg_user",
-                  "library", "held"):
+                  "library", "held", "resumed"):
             v = summary([r["m"].get(k) for r in ok])
             if v:
                 cell[k] = v
@@ -653,17 +756,22 @@ def environment():
     dirty = cmd_version(["git", "-C", ROOT, "status", "--porcelain"])
     if env["commit"] and dirty:
         env["commit"] += " (with uncommitted changes)"
-    tokio = None
+    tokio = rustls = None
     try:
         with open(os.path.join(HERE, "Cargo.lock")) as f:
-            m = re.search(r'name = "tokio"\nversion = "([^"]+)"', f.read())
-            tokio = m.group(1) if m else None
+            lock = f.read()
+        m = re.search(r'name = "tokio"\nversion = "([^"]+)"', lock)
+        tokio = m.group(1) if m else None
+        m = re.search(r'name = "rustls"\nversion = "([^"]+)"', lock)
+        rustls = m.group(1) if m else None
     except OSError:
         pass
     env["versions"] = {
         "rustc": cmd_version(["rustc", "--version"], r"rustc (\S+)"),
         "gcc": cmd_version(["gcc", "-dumpfullversion"]),
         "tokio": tokio,
+        "rustls": rustls,
+        "openssl": cmd_version(["openssl", "version"], r"OpenSSL (\S+)"),
         "luajit": cmd_version(["luajit", "-v"], r"LuaJIT (\S+)"),
         "lua-luv": dpkg_version("lua-luv"),
         "lua-cqueues": dpkg_version("lua-cqueues"),
@@ -684,7 +792,8 @@ def write_markdown(path, data, agg, chart_name):
     cfg, env = data["config"], data["env"]
     servers = [s for s in SERVERS if s.key in cfg["servers"]]
     wls = [w for w in WORKLOADS if w.key in cfg["workloads"]]
-    c_cells = {w.key: agg.get((w.key, "c"), {}) for w in wls}
+    # The reference server's cells: the C server's; nginx's in the TLS workloads.
+    c_cells = {w.key: agg.get((w.key, w.ref), {}) for w in wls}
     L = []
     mode = ("the quick mode, a check that the harness works: its numbers are not for comparison"
             if cfg["quick"] else "the full run")
@@ -713,14 +822,20 @@ def write_markdown(path, data, agg, chart_name):
     servers_all, servers = servers, [s for s in servers if not s.multicore]
 
     # Summary: ratios against C.
-    L.append("## Server CPU time per operation, relative to the C epoll server\n")
+    tls_wls = [w for w in wls if w.tls]
+    L.append("## Server CPU time per operation, relative to the C epoll server"
+             + (" (TLS: to nginx)" if tls_wls else "") + "\n")
     L.append("The figure to compare (lower is better): the server's CPU time (utime + stime from "
              "/proc/PID/stat) during the measured run divided by the operations it served, over "
              "the same for the hand-written C server in the same round: the median of the rounds' "
              "ratios, lowest and highest in parentheses. W4 is the memory per idle "
              "connection that the library holds (resident memory growth per connection minus the "
-             "program's own buffers), in bytes.\n")
-    head = ["server"] + [w.short for w in wls if w.key != "W4"] + (
+             "program's own buffers), in bytes."
+             + (" The C server has no TLS: in the TLS workloads ("
+                + ", ".join(w.key for w in tls_wls) + ") the ratio is to nginx in the same "
+                "round, nginx being the reference for TLS." if tls_wls else "") + "\n")
+    head = ["server"] + [w.short + (f" (× {ref_label(w)})" if w.tls else "")
+                         for w in wls if w.key != "W4"] + (
         ["W4 library B/conn"] if any(w.key == "W4" for w in wls) else [])
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "---|" * len(head))
@@ -757,9 +872,13 @@ def write_markdown(path, data, agg, chart_name):
                          f"{cell_text(cell.get('library'))} | {fmt(cell['held']['median'])} |")
             L.append("")
             continue
-        lat = w.key in ("W1", "W2", "W3")
+        if w.tls:
+            L.append(tls_text(w) + "\n")
+        lat = w.key in ("W1", "W2", "W3", "W5", "W6", "W6r")
+        resumed = w.key in ("W6", "W6r")
         cols = ["server", w.unit] + (["p99 µs"] if lat else []) + [
-            f"server CPU {w.cpu_unit}", "× C", "server CPU %", "load gen. CPU %"]
+            f"server CPU {w.cpu_unit}", f"× {ref_label(w)}", "server CPU %", "load gen. CPU %"] + (
+            ["resumed %"] if resumed else [])
         L.append("| " + " | ".join(cols) + " |")
         L.append("|" + "---|" * len(cols))
         base = c_cells[w.key].get("cpu_op")
@@ -771,7 +890,7 @@ def write_markdown(path, data, agg, chart_name):
             ratio = ratio_text(cell["ratio"]) if "ratio" in cell else "–"
             row = [s.label, cell_text(cell["rate"])] + ([cell_text(cell.get("p99"))] if lat else []) + [
                 cell_text(cell.get("cpu_op")), ratio, cell_text(cell.get("srv_util")),
-                cell_text(cell.get("lg_util"))]
+                cell_text(cell.get("lg_util"))] + ([f"{cell['resumed']['median']:.0f}" if "resumed" in cell else "–"] if resumed else [])
             L.append("| " + " | ".join(row) + " |")
         L.append("")
 
@@ -779,8 +898,11 @@ def write_markdown(path, data, agg, chart_name):
         multicore_section(L, data, agg, servers_all, multi, wls, env)
 
     # Is the load generator fast enough?
-    L.append("## The load generator against the C server\n")
-    L.append("bench/loadgen (W1, W1b, W3, W4) is one thread on raw epoll; W2 uses wrk. A server near "
+    L.append("## The load generator against the C server" + (" (TLS: nginx)" if tls_wls else "")
+             + "\n")
+    L.append("bench/loadgen (W1, W1b, W3, W4"
+             + (", and with its TLS client " + ", ".join(w.key for w in tls_wls) if tls_wls else "")
+             + ") is one thread on raw epoll; W2 uses wrk. A server near "
              "100 % of its CPU is saturated: the load generator kept it busy. On loopback the "
              "kernel's TCP work for a packet, the receiver's part included, is charged to the "
              "process that sends it, so for ping-pong both sides cost about the same by "
@@ -788,17 +910,18 @@ def write_markdown(path, data, agg, chart_name):
              "shown as a share of its CPU time. Where it is at 100 % and the server is not, the "
              "load generator is the limit of the throughput, and the server's CPU time per "
              "operation is still the figure to compare.\n")
-    L.append("| workload | C server CPU/op | load generator CPU/op | C server CPU % | "
+    L.append("| workload | server CPU/op | load generator CPU/op | server CPU % | "
              "load generator CPU % | load generator user-space share |")
     L.append("|---|---|---|---|---|---|")
     for w in wls:
         if w.key == "W4":
             continue
         c = c_cells[w.key]
+        name = f"{w.short} ({label_of(w.ref)})"
         if "cpu_op" not in c:
-            L.append(f"| {w.short} | missing | | | | |")
+            L.append(f"| {name} | missing | | | | |")
             continue
-        L.append(f"| {w.short} | {fmt(c['cpu_op']['median'])} {w.cpu_unit} | "
+        L.append(f"| {name} | {fmt(c['cpu_op']['median'])} {w.cpu_unit} | "
                  f"{fmt(c['lg_op']['median'])} {w.cpu_unit} | {fmt(c['srv_util']['median'])} | "
                  f"{fmt(c['lg_util']['median'])} | "
                  f"{fmt(c['lg_user']['median']) + ' %' if 'lg_user' in c else '–'} |")
@@ -838,6 +961,9 @@ def write_markdown(path, data, agg, chart_name):
     L.append("\n".join(miss) if miss else "Nothing: every server ran every workload it serves.")
     L.append("")
     L.append("nginx+lua serves HTTP only (W2, W3, W4 on its HTTP port)"
+             + ("; nginx (no module) serves HTTP and HTTPS (W2, W3, W5, W6, W6r), the TLS "
+                "workloads' reference; the TLS workloads run on sock's servers and nginx only"
+                if any(s.key == "nginx" for s in servers_all) else "")
              + ("; the multicore servers serve HTTP only and run W2 and W3 only" if multi else "")
              + ".")
     L.append("")
@@ -913,6 +1039,25 @@ def multicore_section(L, data, agg, servers, multi, wls, env):
         L.append("")
 
 
+def tls_text(w):
+    """What a TLS workload's table measures: the handshake and certificate."""
+    what = {"W5": "64 keep-alive connections over TLS, one request in flight each (the load "
+                  "generator's http mode with --tls; the handshakes are in the warm-up). One "
+                  "operation: a request, one record each way",
+            "W6": "64 at a time: connect, a full TLS handshake (the client offers no session: "
+                  "no resumption), `GET /` with `Connection: close`, the answer up to the "
+                  "server's close_notify, close. One operation: a connection",
+            "W6r": "W6 with session resumption: the client caches the servers' TLS 1.3 tickets "
+                   "(two after each handshake, the default of OpenSSL and rustls alike) and "
+                   "offers one in every handshake (PSK with X25519: no certificate, no "
+                   "signature). *Resumed %* is the share of the connections whose handshake "
+                   "resumed. One operation: a connection"}[w.key]
+    return (f"{what}. The handshake of every server: TLS 1.3, TLS_AES_128_GCM_SHA256, X25519, "
+            "the self-signed ECDSA P-256 certificate bench/run.sh generates (the load "
+            "generator's rustls client trusts it and verifies it and the name localhost). "
+            "The C server has no TLS: *× nginx* is the ratio to nginx in the same round.")
+
+
 def ratio_text(r):
     if r["n"] == 1 or r["min"] == r["max"]:
         return f"{r['median']:.2f}x"
@@ -940,7 +1085,8 @@ def make_chart(data, agg, png, python):
         {"key": s.key, "label": s.label, "group": s.group, "buf": s.buf, "echo": s.echo,
          "serves": [w.key for w in WORKLOADS if s.serves(w.key)], "workers": s.workers}
         for s in SERVERS if s.key in data["config"]["servers"]],
-        "workloads": [{"key": w.key, "short": w.short, "cpu_unit": w.cpu_unit, "unit": w.unit}
+        "workloads": [{"key": w.key, "short": w.short, "cpu_unit": w.cpu_unit, "unit": w.unit,
+                       "ref": w.ref}
                       for w in WORKLOADS if w.key in data["config"]["workloads"]],
         "cells": [{"workload": k[0], "server": k[1], **v} for k, v in agg.items()]}
     tmp = png + ".json"
@@ -967,6 +1113,33 @@ def report(data, out_md, chart_python):
 
 
 # Main ------------------------------------------------------------------------
+
+def missing_tls(servers, wls, unavailable):
+    """The servers whose TLS part is missing (no certificate, or their
+    tls_check fails), with the reason (printed), when a TLS workload runs."""
+    out = {}
+    if not any(w.tls for w in wls):
+        return out
+    no_cert = cert_check()
+    for s in servers:
+        if s.tls is None or s.key in unavailable:
+            continue
+        why = no_cert or (s.tls_check() if s.tls_check else None)
+        if why:
+            out[s.key] = why
+            print(f"bench: {s.label}: the TLS workloads will fail: {why}")
+    return out
+
+
+def three_ports():
+    """Three distinct free ports: echo, HTTP, TLS."""
+    ports = []
+    while len(ports) < 3:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return tuple(ports)
+
 
 def missing_servers(servers):
     """The servers that are not installed or built, with the reason (printed)."""
@@ -1055,9 +1228,8 @@ def main():
     servers = [s for s in SERVERS if not a.servers or s.key in a.servers.split(",")]
     wls = [w for w in WORKLOADS if not a.workloads or w.key in a.workloads.split(",")]
     unavailable = missing_servers(servers)
-    ports = (free_port(), free_port())
-    while ports[0] == ports[1]:
-        ports = (ports[0], free_port())
+    tls_unavailable = missing_tls(servers, wls, unavailable)
+    ports = three_ports()
 
     t_start = time.time()
     results = []
@@ -1071,13 +1243,20 @@ def main():
                 if s.key in unavailable or not s.serves(w.key):
                     continue
                 done += 1
-                res = run_cell(s, w, ports, cfg)
-                if res.get("start_failed"):
-                    start_failures[s.key] = start_failures.get(s.key, 0) + 1
-                    if start_failures[s.key] >= 2:
-                        unavailable[s.key] = res["error"]
+                if w.tls and s.key in tls_unavailable:
+                    # (not started: its TLS part is missing, or failed to start twice)
+                    res = {"error": tls_unavailable[s.key]}
                 else:
-                    start_failures[s.key] = 0
+                    res = run_cell(s, w, ports, cfg)
+                # A server that fails to start twice in a row is missing from
+                # then on; one whose TLS part does, in the TLS workloads only.
+                fails = (s.key, w.tls)
+                if res.get("start_failed"):
+                    start_failures[fails] = start_failures.get(fails, 0) + 1
+                    if start_failures[fails] >= 2:
+                        (tls_unavailable if w.tls else unavailable)[s.key] = res["error"]
+                else:
+                    start_failures[fails] = 0
                 m = metrics(w, s, res)
                 results.append({"round": rnd, "workload": w.key, "server": s.key, "raw": res, "m": m})
                 print(f"[{done}/{total} round {rnd}] {w.key:<3} {s.label:<21} " + describe(w, m),
@@ -1111,6 +1290,8 @@ def describe(w, m):
     if m.get("cpu_op") is not None:
         s += f", server {fmt(m['cpu_op'])} {w.cpu_unit}"
     s += f" (server CPU {fmt(m.get('srv_util'))} %, load generator {fmt(m.get('lg_util'))} %)"
+    if "resumed" in m:
+        s += f", {m['resumed']:.0f} % resumed"
     return s
 
 

@@ -2,7 +2,8 @@
 --callgrind` (bench.py --callgrind), with --servers and --workloads as usual.
 
 Instead of CPU time, which moves from run to run on a small virtual machine,
-it counts for each server and workload (W1, W1b, W2, W3):
+it counts for each server and workload (W1, W1b, W2, W3, and the TLS W5, W6,
+W6r for the servers with TLS):
 
 - the user-space instructions the server executes per operation (callgrind's
   Ir: the server started under `valgrind --tool=callgrind`; the counters are
@@ -33,19 +34,31 @@ import signal
 import subprocess
 import time
 
-WORKLOADS = ("W1", "W1b", "W2", "W3")
+WORKLOADS = ("W1", "W1b", "W2", "W3", "W5", "W6", "W6r")
+TLS = ("W5", "W6", "W6r")
 BULK_CHUNK = 16384
 
 # What one operation is, per workload.
 OPS = {"W1": "message (64 B echoed)", "W1b": "16 KiB chunk echoed", "W2": "request (keep-alive)",
-       "W3": "connection (accept, request, answer, close)"}
+       "W3": "connection (accept, request, answer, close)",
+       "W5": "request (keep-alive, over TLS)",
+       "W6": "TLS connection (accept, full handshake, request, answer, close_notify, close)",
+       "W6r": "TLS connection with a resumed handshake (a TLS 1.3 ticket)"}
 
 
-def loadgen_mode(wl):
+def loadgen_mode(wl, B):
     return {"W1": ["echo", "--conns", "64", "--size", "64"],
             "W1b": ["bulk", "--conns", "16", "--size", str(BULK_CHUNK)],
             "W2": ["http", "--conns", "64"],
-            "W3": ["conn", "--conns", "64"]}[wl]
+            "W3": ["conn", "--conns", "64"],
+            "W5": ["http", "--conns", "64"] + B.tls_args("W5"),
+            "W6": ["conn", "--conns", "64"] + B.tls_args("W6"),
+            "W6r": ["conn", "--conns", "64"] + B.tls_args("W6r")}[wl]
+
+
+def ref_of(wl):
+    """The server ratios are to: C; nginx in the TLS workloads."""
+    return "nginx" if wl in TLS else "c"
 
 
 def ops_of(wl, res):
@@ -68,15 +81,17 @@ def hosted(server, host):
     if not host:
         return server
     s = copy.copy(server)
-    s.cmd = lambda e, h, o: [host if i == 0 and a == "luajit" else a
-                             for i, a in enumerate(server.cmd(e, h, o))]
+    swap = lambda argv: [host if i == 0 and a == "luajit" else a for i, a in enumerate(argv)]
+    s.cmd = lambda e, h, o: swap(server.cmd(e, h, o))
+    if server.tls:
+        s.tls = lambda e, h, t, o: swap(server.tls(e, h, t, o))
     return s
 
 
 def extra_args(server):
     """nginx forks its worker from its master: one process here, under
     valgrind as under strace."""
-    return ["-g", "master_process off;"] if server.key == "nginx-lua" else []
+    return ["-g", "master_process off;"] if server.key in ("nginx-lua", "nginx") else []
 
 
 # Processes -------------------------------------------------------------------
@@ -149,10 +164,12 @@ def callgrind_control(what, pid):
     return None
 
 
-def start(B, server, ports, cfg, wrap=()):
-    """Starts a server (under `wrap`); (running, None) or (None, reason)."""
-    running = B.Running(server, ports, cfg.work, wrap=list(wrap), extra=extra_args(server))
-    why = running.wait_ready([ports[1]] if not server.echo else ports, timeout=cfg.start_timeout)
+def start(B, server, wl, ports, cfg, wrap=()):
+    """Starts a server (under `wrap`) for a workload; (running, None) or
+    (None, reason)."""
+    running = B.Running(server, ports, cfg.work, wrap=list(wrap), extra=extra_args(server),
+                        tls=wl in TLS)
+    why = running.wait_ready(B.ready_ports(server, wl, ports), timeout=cfg.start_timeout)
     if why:
         tail = running.tail()
         running.stop()
@@ -161,6 +178,8 @@ def start(B, server, ports, cfg, wrap=()):
 
 
 def port_of(server, wl, ports):
+    if wl in TLS:
+        return ports[2]
     return ports[1] if wl in ("W2", "W3") else ports[0]
 
 
@@ -175,7 +194,7 @@ def callgrind_cell(B, server, wl, ports, cfg):
     wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={base}",
             "--smc-check=all-non-file"]
     t0 = time.time()
-    running, why = start(B, server, ports, cfg, wrap)
+    running, why = start(B, server, wl, ports, cfg, wrap)
     if why:
         return {"error": why}
     started = time.time() - t0
@@ -186,7 +205,7 @@ def callgrind_cell(B, server, wl, ports, cfg):
             time.sleep(cfg.settle)  # whatever the server does after its last answer
             return callgrind_control("zero" if what == "start" else "dump", pid)
 
-        args = loadgen_mode(wl) + ["--addr", f"127.0.0.1:{port_of(server, wl, ports)}",
+        args = loadgen_mode(wl, B) + ["--addr", f"127.0.0.1:{port_of(server, wl, ports)}",
                                    "--warmup", str(cfg.cg_warmup), "--duration", str(cfg.cg_duration)]
         res = run_synced(B, args, on_sync, cfg.cg_warmup + cfg.cg_duration + 150)
         if "error" in res and not running.alive():
@@ -220,7 +239,7 @@ def strace_cell(B, server, wl, ports, cfg):
     txt = os.path.join(cfg.dir, f"strace.{server.key}.{wl}.txt")
     if os.path.exists(txt):
         os.unlink(txt)
-    running, why = start(B, server, ports, cfg)
+    running, why = start(B, server, wl, ports, cfg)
     if why:
         return {"error": why}
     tracer = {}
@@ -252,7 +271,7 @@ def strace_cell(B, server, wl, ports, cfg):
                 return "strace did not stop"
             return None
 
-        args = loadgen_mode(wl) + ["--addr", f"127.0.0.1:{port_of(server, wl, ports)}",
+        args = loadgen_mode(wl, B) + ["--addr", f"127.0.0.1:{port_of(server, wl, ports)}",
                                    "--warmup", str(cfg.st_warmup), "--duration", str(cfg.st_duration)]
         res = run_synced(B, args, on_sync, cfg.st_warmup + cfg.st_duration + 150)
     finally:
@@ -390,11 +409,10 @@ def main(a, B):
     servers = [s for s in B.SERVERS if not a.servers or s.key in a.servers.split(",")]
     wls = [w for w in WORKLOADS if not a.workloads or w in a.workloads.split(",")]
     if a.workloads and any(w not in WORKLOADS for w in a.workloads.split(",")):
-        print("bench: --callgrind runs W1, W1b, W2 and W3 only (W4 measures memory)")
+        print("bench: --callgrind runs W1, W1b, W2, W3, W5, W6 and W6r only (W4 measures memory)")
     unavailable = B.missing_servers(servers)
-    ports = (B.free_port(), B.free_port())
-    while ports[0] == ports[1]:
-        ports = (ports[0], B.free_port())
+    tls_unavailable = B.missing_tls(servers, [w for w in B.WORKLOADS if w.key in wls], unavailable)
+    ports = B.three_ports()
     t_start = time.time()
     cells = []
     host = lua_host(B)
@@ -408,12 +426,18 @@ def main(a, B):
         if s.key in unavailable:
             continue
         t0 = time.time()
-        cg = callgrind_cell(B, hosted(s, host), w, ports, cfg)
-        st = strace_cell(B, hosted(s, host), w, ports, cfg)
+        tls = w in TLS
+        if tls and s.key in tls_unavailable:
+            cg = st = {"error": tls_unavailable[s.key]}
+        else:
+            cg = callgrind_cell(B, hosted(s, host), w, ports, cfg)
+            st = strace_cell(B, hosted(s, host), w, ports, cfg)
+        # Two failed starts: the server (its TLS part, in a TLS workload) is
+        # missing from then on.
         if "server did not start" in cg.get("error", "") and "server did not start" in st.get("error", ""):
-            start_failures[s.key] = start_failures.get(s.key, 0) + 1
-            if start_failures[s.key] >= 2:
-                unavailable[s.key] = cg["error"]
+            start_failures[(s.key, tls)] = start_failures.get((s.key, tls), 0) + 1
+            if start_failures[(s.key, tls)] >= 2:
+                (tls_unavailable if tls else unavailable)[s.key] = cg["error"]
         cells.append({"workload": w, "server": s.key, "callgrind": cg, "strace": st})
         print(f"[{i}/{len(todo)}] {w:<3} {s.label:<21} " + describe(cg, st)
               + f" ({time.time() - t0:.0f} s)", flush=True)
@@ -532,7 +556,7 @@ def write_markdown(path, data, B):
         L.append("")
 
     def instructions(w, s):
-        v, base = ir_op(w, s.key), ir_op(w, "c")
+        v, base = ir_op(w, s.key), ir_op(w, ref_of(w))
         if v is None:
             return missing(w, s, "callgrind")
         return f"{num(v)}" + (f" ({v / base:.2f}x)" if base else "")
@@ -541,12 +565,15 @@ def write_markdown(path, data, B):
         c = cell.get((w, s.key), {}).get("strace", {})
         return num(c["sys_op"]) if "sys_op" in c else missing(w, s, "strace")
 
-    summary("Instructions per operation (× the C epoll server)", instructions)
+    summary("Instructions per operation (× the C epoll server"
+            + ("; TLS workloads: × nginx, the C server has no TLS" if any(w in TLS for w in wls)
+               else "") + ")", instructions)
     summary("System calls per operation", syscalls)
 
     for w in wls:
         L.append(f"## {short.get(w, w)}: one operation is a {OPS[w]}\n")
-        L.append("| server | Ir/op | × C | syscalls/op | top 3 syscalls per op | "
+        L.append(f"| server | Ir/op | × {'nginx' if w in TLS else 'C'} | syscalls/op | "
+                 "top 3 syscalls per op | "
                  "ops/s under callgrind | ops counted (callgrind, strace) |")
         L.append("|---|---|---|---|---|---|---|")
         for s in servers:
@@ -555,7 +582,7 @@ def write_markdown(path, data, B):
                 L.append(f"| {s.label} | {missing(w, s, 'callgrind')} | | | | | |")
                 continue
             cg, st = c["callgrind"], c["strace"]
-            base = ir_op(w, "c")
+            base = ir_op(w, ref_of(w))
             row = [s.label]
             if "error" in cg:
                 row += ["failed", "", ""]
@@ -605,7 +632,10 @@ def write_markdown(path, data, B):
     L.append("## Missing and failed\n")
     L.append("\n".join(miss) if miss else "Nothing: every server ran every workload it serves.")
     L.append("")
-    L.append("nginx+lua serves HTTP only (W2, W3); it runs with `master_process off` here, its "
-             "one process doing what its worker does in the other runs.\n")
+    L.append("nginx+lua serves HTTP only (W2, W3); nginx (no module) HTTP and HTTPS (W2, W3, W5, "
+             "W6, W6r); both run with `master_process off` here, the one process doing what the "
+             "worker does in the other runs. The TLS workloads run on sock's servers and nginx; "
+             "their handshake: TLS 1.3, TLS_AES_128_GCM_SHA256, X25519, the ECDSA P-256 "
+             "certificate of bench/run.sh.\n")
     with open(path, "w") as f:
         f.write("\n".join(L))

@@ -5,8 +5,9 @@
 
 One panel per workload: the server's CPU time per operation (W4: bytes per
 idle connection), a bar per server at the median, a whisker from the lowest
-to the highest round, the C epoll server's value as a dashed line. Lower is
-better everywhere.
+to the highest round, the reference server's value as a dashed line (the C
+epoll server's; nginx's in the TLS workloads, W5, W6, W6r, as the C server has
+no TLS). Lower is better everywhere.
 """
 
 import json
@@ -19,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {"c": "#7f7f7f", "sock": "#e8590c", "tokio": "#1c7ed6", "lua": "#2f9e44", "nginx": "#9c36b5"}
 GROUP_NAMES = {"c": "C epoll (the limit)", "sock": "sock", "tokio": "tokio",
-               "lua": "Lua event libraries", "nginx": "nginx+lua"}
+               "lua": "Lua event libraries", "nginx": "nginx (+lua)"}
 
 
 def main(src, png):
@@ -51,10 +52,11 @@ def main(src, png):
             color = COLORS.get(s["group"], "#444")
             if v is None:
                 c = cells.get((w["key"], s["key"]), {})
-                serves = s.get("serves") or (
+                serves = s.get("serves") if s.get("serves") is not None else (
                     [k for k in ("W1", "W1b", "W2", "W3", "W4")
                      if s["echo"] or k not in ("W1", "W1b")])
-                why = "n/a (HTTP only)" if w["key"] not in serves else (
+                why = ("n/a (no TLS)" if w.get("ref") == "nginx" else "n/a (HTTP only)") \
+                    if w["key"] not in serves else (
                     "failed" if c.get("errors") else "missing")
                 ax.text(top * 0.03, y, why, va="center", fontsize=8, color="#888", style="italic")
                 continue
@@ -71,12 +73,14 @@ def main(src, png):
                 ax.plot([b, b], [y - 0.15, y + 0.15], color="black", lw=1)
             text = f"{v:,.0f}" if v >= 100 else f"{v:.2f}" if v < 10 else f"{v:.1f}"
             ratio = cells.get((w["key"], s["key"]), {}).get("ratio")
-            if not idle and ratio and s["key"] != "c":
+            if not idle and ratio and s["key"] != w.get("ref", "c"):
                 text += f"  ({ratio['median']:.2f}x)"
             ax.text(max(b or v, v) + top * 0.02, y, text, va="center", fontsize=8)
-        base = cells.get((w["key"], "c"), {}).get(key)
+        ref = w.get("ref", "c")
+        base = cells.get((w["key"], ref), {}).get(key)
         if base:
-            ax.axvline(base["median"], color=COLORS["c"], ls="--", lw=1)
+            ax.axvline(base["median"], color=COLORS["nginx" if ref == "nginx" else "c"], ls="--",
+                       lw=1)
         ax.set_ylim(-0.7, len(servers) - 0.3)
         ax.set_yticks(ys)
         ax.set_yticklabels(labels, fontsize=9)
@@ -102,7 +106,7 @@ def main(src, png):
         handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[g]) for g in used]
         ax.legend(handles, [GROUP_NAMES[g] for g in used], loc="upper left", frameon=False, fontsize=9)
         info = (f"Lower is better. Bars: median of {cfg['rounds']}\nround(s), whiskers: lowest to "
-                f"highest;\ndashed: C epoll.\n\n{env.get('cpu', '')}, {env.get('cpus')} CPUs\n"
+                f"highest;\ndashed: C epoll (TLS: nginx).\n\n{env.get('cpu', '')}, {env.get('cpus')} CPUs\n"
                 "servers on CPU 0"
                 + (" (2-worker\nmulticore ones: CPUs 0 and 1)"
                    if any(s.get("workers", 1) > 1 for s in servers) else "")

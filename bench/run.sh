@@ -8,9 +8,10 @@
 #   bash bench/run.sh --quick    # 1 round of 1 s runs (about 80 s), for CI:
 #                                # writes bench/out/quick/BENCHMARKS.md and .png
 #   bash bench/run.sh --callgrind  # instructions (callgrind) and system calls
-#                                # (strace) per operation, W1, W1b, W2, W3,
-#                                # about 8 min: writes bench/out/callgrind/
-#                                # CALLGRIND.md and the dumps (not for CI)
+#                                # (strace) per operation, W1-W3 and the TLS
+#                                # W5, W6, W6r, about 10 min: writes
+#                                # bench/out/callgrind/CALLGRIND.md and the
+#                                # dumps (not for CI)
 #
 # Further options go to bench/bench.py (--rounds N, --duration S, --servers
 # c,sock-rust,..., --workloads W1,W2,..., --out DIR; --help lists them).
@@ -18,12 +19,14 @@
 # bench/out/bin/luajit-host (luajit with LuaJIT's symbols, for the profiles).
 #
 # Installs with apt-get (Debian): luajit, lua-luv, lua-cqueues, lua-socket,
-# lua-copas, nginx, wrk, and unpacks libnginx-mod-http-lua in bench/out (its
+# lua-copas, nginx, wrk, openssl, and unpacks libnginx-mod-http-lua in bench/out (its
 # luajit2 cannot be installed beside Debian's luajit); builds with cargo the
 # load generator and the Rust servers (bench/ is a workspace of its own, its
 # target folder bench/target), with gcc the C server, with scripts/build-lua.sh
 # the LuaJIT module, with cargo in the repository's workspace the multicore
-# example; installs matplotlib from PyPI in bench/out/venv for the chart. A
+# example; makes the TLS workloads' certificate with openssl (a new one at
+# every run, in bench/out/tls: self-signed ECDSA P-256 for localhost and
+# 127.0.0.1); installs matplotlib from PyPI in bench/out/venv for the chart. A
 # peer that fails to install, build or start is reported as missing in
 # BENCHMARKS.md; the exit status is non-zero only when the harness itself
 # cannot run (no load generator, no Python).
@@ -71,6 +74,7 @@ groups=(
     "lua-socket lua-copas:lua-socket lua-copas"
     "nginx libpcre3:nginx libpcre3"
     "wrk:wrk"
+    "openssl:openssl"
     "gcc:gcc"
     "python3:python3"
 )
@@ -177,6 +181,23 @@ step "building the multicore example (cargo, the repository's workspace)"
 rm -f "$ROOT/target/release/examples/multicore"
 (cd "$ROOT" && logged cargo build --release -j 2 -p sock-examples --example multicore) ||
     warn "sock (Rust) multicore will be missing"
+
+# The TLS workloads' certificate (W5, W6, W6r): one self-signed ECDSA P-256
+# certificate for localhost and 127.0.0.1 (not a CA: the load generator
+# trusts it as it is), made anew at every run, never committed (bench/out is
+# ignored). Every TLS server uses it; without it the TLS runs fail.
+step "making the TLS certificate (openssl: ECDSA P-256, bench/out/tls)"
+mkdir -p "$OUT/tls"
+rm -f "$OUT/tls/cert.pem" "$OUT/tls/key.pem"
+if command -v openssl >/dev/null 2>&1; then
+    logged openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$OUT/tls/key.pem" -out "$OUT/tls/cert.pem" ||
+        { rm -f "$OUT/tls/cert.pem" "$OUT/tls/key.pem"; warn "the TLS workloads will fail"; }
+else
+    warn "no openssl: the TLS workloads will fail"
+fi
 
 # 3. The chart's Python ------------------------------------------------------------
 PY=$(command -v python3 || true)
