@@ -323,7 +323,8 @@ def profile(path):
     kind_of = {"ob": "ob", "cob": "ob", "fn": "fn", "cfn": "fn", "fl": "fl", "fi": "fl",
                "fe": "fl", "cfi": "fl", "cfl": "fl"}
     self_ir, calls_ir = {}, {}
-    fn = ob = None
+    files = {}  # function -> its source file (the fl= before its fn=)
+    fn = ob = fl = None
     call_ob = call_fn = None
     in_call = False
     with open(path, errors="replace") as f:
@@ -353,8 +354,11 @@ def profile(path):
                     name = val
                 if key == "ob":
                     ob = name
+                elif key == "fl":
+                    fl = name
                 elif key == "fn":
                     fn = f"{name} [{os.path.basename(ob or '?')}]"
+                    files.setdefault(fn, fl or "")
                 elif key == "cob":
                     call_ob = name
                 elif key == "cfn":
@@ -366,7 +370,46 @@ def profile(path):
     incl = {k: self_ir.get(k, 0) + calls_ir.get(k, 0) for k in set(self_ir) | set(calls_ir)}
     incl = {k: v for k, v in incl.items() if v < 0.95 * total and "'" not in k.split(" [")[0]}
     order = lambda d: sorted(((k, v) for k, v in d.items() if k and v), key=lambda kv: -kv[1])
-    return {"self": order(self_ir), "incl": order(incl)}
+    return {"self": order(self_ir), "incl": order(incl), "files": files}
+
+
+# The parts of a TLS server's cost, by function: its name, its object (the
+# file name) and its source file, as callgrind has them; the first that
+# matches. Functions of ring have its sources (ring-0.17.x/, its assembly
+# and C included); OpenSSL's have only their object.
+COMPONENTS = [
+    ("crypto", "ring (its Rust, C and assembly), OpenSSL's libcrypto",
+     lambda n, ob, fl: "/ring-" in fl or "ring_core_" in n or re.search(r"\bring::", n) is not None
+     or ob.startswith("libcrypto")),
+    ("TLS", "rustls, webpki, OpenSSL's libssl",
+     lambda n, ob, fl: "/rustls" in fl or re.search(r"\b(rustls|webpki)\w*::", n) is not None
+     or ob.startswith("libssl")),
+    ("sock", "sock, sock-tls, the Lua module",
+     lambda n, ob, fl: re.search(r"/sock(-tls|-lua)?/src/", fl) is not None
+     or re.search(r"\bsock(_tls|_lua)?::", n) is not None or ob.startswith("sock.so")),
+    ("libc", "libc (malloc, memcpy, the system call wrappers)",
+     lambda n, ob, fl: ob.startswith("libc.so") or ob.startswith("libc-")),
+    ("other", "the rest: the program and its HTTP handler, nginx itself, Rust's std and "
+     "allocator, LuaJIT", lambda n, ob, fl: True),
+]
+
+
+def components(path, ops):
+    """Self Ir per operation of a dump by component (COMPONENTS), or None."""
+    try:
+        prof = profile(path)
+    except OSError:
+        return None
+    out = {k: 0 for k, _, _ in COMPONENTS}
+    for name, v in prof["self"]:
+        fn, _, ob = name.rpartition(" [")
+        ob = ob.rstrip("]")
+        fl = prof["files"].get(name, "")
+        for k, _, test in COMPONENTS:
+            if test(fn, ob, fl):
+                out[k] += v / ops
+                break
+    return out
 
 
 def parse_strace(path):
@@ -597,6 +640,32 @@ def write_markdown(path, data, B):
             row[5] = num(cg.get("rate"))
             row.append(f"{num(cg.get('ops'))}, {num(st.get('ops'))}")
             L.append("| " + " | ".join(row) + " |")
+        L.append("")
+
+    tls_wls = [w for w in wls if w in TLS]
+    if tls_wls:
+        L.append("## The TLS workloads by component\n")
+        L.append("Self Ir per operation, summed by where the function is: "
+                 + "; ".join(f"*{k}*: {what}" for k, what, _ in COMPONENTS)
+                 + ". From the dumps in this folder (a function goes to the first part its "
+                 "source file, name or object belongs to; generic code goes where its source "
+                 "is). Under valgrind the CPU has no ADX and no SHA extensions (valgrind hides "
+                 "them), so ring and OpenSSL take their generic X25519 and AVX SHA-256 code: "
+                 "the handshake's crypto counts more instructions here than the same "
+                 "libraries run natively.\n")
+        names = [k for k, _, _ in COMPONENTS]
+        L.append("| workload | server | Ir/op | " + " | ".join(names) + " |")
+        L.append("|---|---|---|" + "---|" * len(names))
+        for w in tls_wls:
+            for s in servers:
+                cg = cell.get((w, s.key), {}).get("callgrind", {})
+                if "dump" not in cg:
+                    continue
+                comp = components(os.path.join(os.path.dirname(path), cg["dump"]), cg["ops"])
+                if not comp:
+                    continue
+                L.append(f"| {short.get(w, w)} | {s.label} | {num(cg['ir_op'])} | " + " | ".join(
+                    f"{num(comp[k])} ({comp[k] / cg['ir_op'] * 100:.0f} %)" for k in names) + " |")
         L.append("")
 
     L.append("## Where the instructions go\n")
