@@ -1167,7 +1167,7 @@ def main():
     ap.add_argument("--report-only", metavar="RESULTS_JSON", help="rewrite the report of a past run")
     ap.add_argument("--callgrind", action="store_true",
                     help="instructions (callgrind) and system calls (strace) per operation "
-                         "instead of CPU time: W1, W1b, W2, W3; writes CALLGRIND.md in "
+                         "instead of CPU time: W1, W1b, W2, W3, W5, W6, W6r; writes CALLGRIND.md in "
                          "bench/out/callgrind (or --out); --warmup and --duration are then the "
                          "callgrind run's (2 s and 3 s)")
     a = ap.parse_args()

@@ -435,7 +435,7 @@ def parse_strace(path):
 
 def main(a, B):
     """bench.py --callgrind: runs every selected server under every selected
-    workload of W1, W1b, W2, W3; writes CALLGRIND.md."""
+    workload of W1, W1b, W2, W3, W5, W6, W6r; writes CALLGRIND.md."""
     import argparse
     out = os.path.abspath(a.out or os.path.join(B.HERE, "out", "callgrind"))
     os.makedirs(out, exist_ok=True)
