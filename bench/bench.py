@@ -883,6 +883,8 @@ def write_markdown(path, data, agg, chart_name):
         L.append("|" + "---|" * len(cols))
         base = c_cells[w.key].get("cpu_op")
         for s in servers:
+            if w.tls and not s.serves(w.key):
+                continue  # (the servers without TLS)
             cell = agg.get((w.key, s.key), {})
             if "rate" not in cell:
                 L.append(f"| {s.label} | {missing_word(cell, s, w, long=True)} |" + " |" * (len(cols) - 2))
@@ -1066,7 +1068,7 @@ def ratio_text(r):
 
 def missing_word(cell, s, w, long=False):
     if not s.serves(w.key):
-        return "n/a (HTTP only)" if long else "n/a"
+        return ("n/a (no TLS)" if w.tls else "n/a (HTTP only)") if long else "n/a"
     if not cell or cell.get("runs", 0) == 0:
         return "missing"
     if cell.get("errors"):
