@@ -122,6 +122,7 @@ pub mod op {
     //! assert!(matches!(t.result(), Some(Ok(Ok(())))));
     //! ```
 
+    pub use crate::net::buffer::{ReadBuffer, CHUNK};
     pub use crate::net::tcp::{Connect, RecvAll, SendAll};
     pub use crate::sched::io::Drive;
     pub use crate::step::{Op, Step};
@@ -132,6 +133,7 @@ pub use addr::{
     SocketType, ToAddr,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use net::buffer::read_buffers;
 pub use net::raw::Raw;
 pub use net::tcp::{Shutdown, Tcp};
 pub use net::udp::Udp;

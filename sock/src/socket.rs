@@ -378,14 +378,6 @@ impl Socket {
         })
     }
 
-    pub(crate) fn recv<'a>(
-        &'a self,
-        buf: &'a mut [u8],
-        deadline: Result<Option<Instant>>,
-    ) -> Driver<&'a Core, impl Op<Output = usize> + Unpin + 'a> {
-        self.io(Direction::Read, deadline, |s| self.read_stream(s, buf))
-    }
-
     /// One non-blocking step of `connect(2)`: `Ok(true)` once connected,
     /// `Ok(false)` while the connection is in progress (wait until writable,
     /// then call again: Linux then reports the outcome, success or the error).

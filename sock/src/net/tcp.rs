@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use crate::addr::{AddrFlags, AddrList, Family, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::buffer::ReadBuffer;
 use crate::reactor::Direction;
 use crate::socket::{eof, socket_common, Socket};
 use crate::step::{Op, Step};
@@ -61,6 +62,10 @@ pub struct Tcp {
     /// connection has it as its local address, without a `getsockname`.
     /// (Boxed: most sockets are not listeners, and every connection has one.)
     listen_addr: RefCell<Option<Box<SockAddr>>>,
+    /// Bytes read ahead by the buffered reads (`read_line`, `read_until`),
+    /// which every read takes first. Pooled memory only while it holds
+    /// bytes.
+    rbuf: RefCell<ReadBuffer>,
 }
 
 /// Which direction [`Tcp::shutdown`] closes: the seed's `'r'`, `'w'`, `'rw'`.
@@ -133,6 +138,7 @@ impl Tcp {
         Ok(Tcp {
             s,
             listen_addr: RefCell::new(None),
+            rbuf: RefCell::default(),
         })
     }
 
@@ -198,6 +204,7 @@ impl Tcp {
         Ok(Tcp {
             s: self.s.detach()?,
             listen_addr: RefCell::new(self.listen_addr.borrow_mut().take()),
+            rbuf: RefCell::new(std::mem::take(&mut *self.rbuf.borrow_mut())),
         })
     }
 
@@ -279,6 +286,7 @@ impl Tcp {
         let l = Tcp {
             s,
             listen_addr: RefCell::new(None),
+            rbuf: RefCell::default(),
         };
         l.keep_listen_addr()?;
         Ok(l)
@@ -396,7 +404,8 @@ impl Tcp {
         buf: &'a mut [u8],
         expires: Option<f64>,
     ) -> impl Future<Output = Result<usize>> + 'a {
-        self.s.recv(buf, deadline(expires))
+        self.s
+            .drive_ref(RecvOn { tcp: self, buf }, deadline(expires))
     }
 
     /// Sends all of `buf`, repeating `send` under one deadline. On error,
@@ -549,6 +558,7 @@ impl Tcp {
                 let conn = Tcp {
                     s,
                     listen_addr: RefCell::new(None),
+                    rbuf: RefCell::default(),
                 };
                 let local = match &*self.listen_addr.borrow() {
                     Some(a) => SockAddr::clone(a),
@@ -622,7 +632,7 @@ impl Tcp {
     /// assert_eq!(t.try_recv(&mut buf).unwrap_err().name(), "not_connected");
     /// ```
     pub fn try_recv(&self, buf: &mut [u8]) -> Result<Option<usize>> {
-        self.s.step_recv_stream(buf, false).ready()
+        self.step_recv(buf, false).ready()
     }
 
     /// One step of [`recv`](Self::recv), for an [`Op`].
@@ -632,7 +642,126 @@ impl Tcp {
     /// assert!(t.step_recv(&mut [0u8; 4], false).ready().is_err()); // not connected
     /// ```
     pub fn step_recv(&self, buf: &mut [u8], force: bool) -> Step<usize> {
+        if let Some(n) = self.take_buffered(buf) {
+            return Step::Ready(Ok(n));
+        }
         self.s.step_recv_stream(buf, force)
+    }
+
+    /// Bytes the buffered reads left, if any, moved into `buf`.
+    #[inline]
+    fn take_buffered(&self, buf: &mut [u8]) -> Option<usize> {
+        let mut b = self.rbuf.borrow_mut();
+        (!b.is_empty()).then(|| b.take_into(buf))
+    }
+
+    /// Reads a line: appends it to `out` (with its end, `\n` or `\r\n`, if
+    /// `keep_eol`) and returns the bytes it took from the stream, the end
+    /// included; 0 at the end of the stream. The last line may lack its end.
+    /// A line longer than `max` bytes (its end included) is
+    /// `message_too_big`, and its bytes stay readable (by `recv`, say). The
+    /// bytes read past the line stay buffered for the next read of any kind;
+    /// the buffer is the loop's pooled memory only while it holds some, so a
+    /// connection waiting for its next line holds none.
+    ///
+    /// ```
+    /// use sock::{Family, Tcp};
+    /// let l = Tcp::new(Family::Inet).unwrap();
+    /// l.listen(None, ("127.0.0.1", 0)).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let t = sock::newthread(async move {
+    ///     let c = Tcp::new(Family::Inet)?;
+    ///     c.connect(addr, None).await?;
+    ///     let (s, _, _) = l.accept(None).await?;
+    ///     c.sendall(b"HELO x\r\nQUIT\n", None).await?;
+    ///     drop(c);
+    ///     let mut line = Vec::new();
+    ///     assert_eq!(s.read_line(&mut line, 512, false, None).await?, 8);
+    ///     assert_eq!(line, b"HELO x");
+    ///     line.clear();
+    ///     s.read_line(&mut line, 512, false, None).await?;
+    ///     assert_eq!(line, b"QUIT");
+    ///     assert_eq!(s.read_line(&mut line, 512, false, None).await?, 0); // the end
+    ///     sock::Result::Ok(())
+    /// });
+    /// sock::start().unwrap();
+    /// assert!(matches!(t.result(), Some(Ok(Ok(())))));
+    /// ```
+    pub async fn read_line(
+        &self,
+        out: &mut Vec<u8>,
+        max: usize,
+        keep_eol: bool,
+        expires: Option<f64>,
+    ) -> Result<usize> {
+        self.read_until(b"\n", out, max, keep_eol, expires).await
+    }
+
+    /// Reads up to and including the delimiter `delim` (see
+    /// [`read_line`](Self::read_line), whose delimiter is `\n`): appends
+    /// the record to `out`, with `delim` if `keep`, and returns the bytes
+    /// taken from the stream; 0 at the end of the stream.
+    pub async fn read_until(
+        &self,
+        delim: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+        keep: bool,
+        expires: Option<f64>,
+    ) -> Result<usize> {
+        let op = UntilOn {
+            tcp: self,
+            delim,
+            max,
+        };
+        match self.s.drive_ref(op, deadline(expires)).await {
+            Ok(n) => {
+                self.rbuf.borrow_mut().take_record(n, delim, keep, out);
+                Ok(n)
+            }
+            Err(e) if e.kind() == ErrorKind::Eof => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One step of [`read_until`](Self::read_until), for an [`Op`] (a
+    /// binding's): the record's length once it is buffered whole, to take
+    /// with [`take_record`](Self::take_record); `eof` at the end of the
+    /// stream with nothing buffered.
+    pub fn step_read_until(&self, delim: &[u8], max: usize, force: bool) -> Step<usize> {
+        self.rbuf
+            .borrow_mut()
+            .step_until(delim, max, force, |b, f| self.s.step_recv_stream(b, f))
+    }
+
+    /// Takes the record of length `n` that [`step_read_until`]
+    /// (Self::step_read_until) found: calls `f` with its bytes (without
+    /// `delim` unless `keep`), then removes them from the buffer.
+    pub fn take_record<R>(
+        &self,
+        n: usize,
+        delim: &[u8],
+        keep: bool,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        let mut b = self.rbuf.borrow_mut();
+        let rec = &b.buffered()[..n.min(b.len())];
+        let cut = match keep {
+            true => 0,
+            false if delim == b"\n" && rec.ends_with(b"\r\n") => 2,
+            false if rec.ends_with(delim) => delim.len(),
+            false => 0,
+        };
+        let r = f(&rec[..rec.len() - cut]);
+        let len = rec.len();
+        b.consume(len);
+        r
+    }
+
+    /// How many bytes the buffered reads hold (read from the socket, not yet
+    /// taken).
+    pub fn buffered(&self) -> usize {
+        self.rbuf.borrow().len()
     }
 
     /// Waits until the socket may be ready in `dir`, or `expires` passes: the
@@ -808,6 +937,36 @@ impl Op for AcceptOn<'_> {
     }
 }
 
+/// [`Tcp::step_recv`] as an [`Op`], for [`Tcp::recv`]: buffered bytes first.
+struct RecvOn<'a, 'b> {
+    tcp: &'a Tcp,
+    buf: &'b mut [u8],
+}
+
+impl Op for RecvOn<'_, '_> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn step(&mut self, force: bool) -> Step<usize> {
+        self.tcp.step_recv(self.buf, force)
+    }
+}
+
+/// [`Tcp::step_read_until`] as an [`Op`], for [`Tcp::read_until`].
+struct UntilOn<'a, 'b> {
+    tcp: &'a Tcp,
+    delim: &'b [u8],
+    max: usize,
+}
+
+impl Op for UntilOn<'_, '_> {
+    type Output = usize;
+
+    fn step(&mut self, force: bool) -> Step<usize> {
+        self.tcp.step_read_until(self.delim, self.max, force)
+    }
+}
+
 /// Sending all of a buffer as an [`Op`]'s state: as many sends as the kernel
 /// takes, resumed where the last step stopped. Its errors carry the bytes
 /// sent ([`Error::done`]).
@@ -886,6 +1045,10 @@ impl RecvAll {
     /// One step on `tcp` into `buf` (the same buffer at every step).
     #[inline]
     pub fn step(&mut self, tcp: &Tcp, buf: &mut [u8], force: bool) -> Step<()> {
+        let from = self.done.min(buf.len());
+        if let Some(n) = tcp.take_buffered(&mut buf[from..]) {
+            self.done += n;
+        }
         if self.done >= buf.len() {
             return Step::Ready(Ok(()));
         }
