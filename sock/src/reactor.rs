@@ -271,7 +271,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
     /// does) without arming the poller: `w` is woken when the socket is
     /// closed, and by an event only if some other waiter armed it. Answers
     /// the descriptor and the directions that have waiters.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn hold(
         &self,
         token: usize,

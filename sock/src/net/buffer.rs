@@ -297,6 +297,54 @@ impl ReadBuffer {
     }
 }
 
+/// A [`ReadBuffer`] in a `Cell`, as a socket keeps it: taken and put back
+/// around each use, so a read that finds it empty pays two moves of a
+/// pointer and no borrow flag.
+#[derive(Default)]
+pub(crate) struct ReadAhead(Cell<ReadBuffer>);
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.with(|b| b.fmt(f))
+    }
+}
+
+impl ReadAhead {
+    /// Buffered bytes, if any, moved into `dst`.
+    #[inline]
+    pub(crate) fn take_into(&self, dst: &mut [u8]) -> Option<usize> {
+        let mut b = self.0.take();
+        if b.is_empty() {
+            return None; // (the cell is empty, as it was)
+        }
+        let n = b.take_into(dst);
+        self.0.set(b);
+        Some(n)
+    }
+
+    /// Whether no byte is buffered.
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        let b = self.0.take();
+        let empty = b.is_empty();
+        self.0.set(b);
+        empty
+    }
+
+    /// Calls `f` with the buffer (`f` must not use this `ReadAhead`).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut ReadBuffer) -> R) -> R {
+        let mut b = self.0.take();
+        let r = f(&mut b);
+        self.0.set(b);
+        r
+    }
+
+    /// The buffer, moved out (this one left empty).
+    pub(crate) fn take(&self) -> ReadAhead {
+        ReadAhead(Cell::new(self.0.take()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

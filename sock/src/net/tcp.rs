@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::addr::{AddrFlags, AddrList, Family, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::buffer::ReadBuffer;
+use crate::net::buffer::{ReadAhead, ReadBuffer};
 use crate::reactor::Direction;
 use crate::socket::{eof, socket_common, Socket};
 use crate::step::{Op, Step};
@@ -64,8 +64,9 @@ pub struct Tcp {
     listen_addr: RefCell<Option<Box<SockAddr>>>,
     /// Bytes read ahead by the buffered reads (`read_line`, `read_until`),
     /// which every read takes first. Pooled memory only while it holds
-    /// bytes.
-    rbuf: RefCell<ReadBuffer>,
+    /// bytes. (A `Cell`, taken and put back: a read that finds it empty pays
+    /// two moves of a pointer.)
+    rbuf: ReadAhead,
 }
 
 /// Which direction [`Tcp::shutdown`] closes: the seed's `'r'`, `'w'`, `'rw'`.
@@ -138,7 +139,7 @@ impl Tcp {
         Ok(Tcp {
             s,
             listen_addr: RefCell::new(None),
-            rbuf: RefCell::default(),
+            rbuf: ReadAhead::default(),
         })
     }
 
@@ -204,7 +205,7 @@ impl Tcp {
         Ok(Tcp {
             s: self.s.detach()?,
             listen_addr: RefCell::new(self.listen_addr.borrow_mut().take()),
-            rbuf: RefCell::new(std::mem::take(&mut *self.rbuf.borrow_mut())),
+            rbuf: self.rbuf.take(),
         })
     }
 
@@ -286,7 +287,7 @@ impl Tcp {
         let l = Tcp {
             s,
             listen_addr: RefCell::new(None),
-            rbuf: RefCell::default(),
+            rbuf: ReadAhead::default(),
         };
         l.keep_listen_addr()?;
         Ok(l)
@@ -558,7 +559,7 @@ impl Tcp {
                 let conn = Tcp {
                     s,
                     listen_addr: RefCell::new(None),
-                    rbuf: RefCell::default(),
+                    rbuf: ReadAhead::default(),
                 };
                 let local = match &*self.listen_addr.borrow() {
                     Some(a) => SockAddr::clone(a),
@@ -641,18 +642,25 @@ impl Tcp {
     /// let t = sock::Tcp::new(sock::Family::Inet).unwrap();
     /// assert!(t.step_recv(&mut [0u8; 4], false).ready().is_err()); // not connected
     /// ```
+    #[inline(always)]
     pub fn step_recv(&self, buf: &mut [u8], force: bool) -> Step<usize> {
-        if let Some(n) = self.take_buffered(buf) {
-            return Step::Ready(Ok(n));
+        if !self.rbuf.is_empty() {
+            return Step::Ready(Ok(self.take_buffered(buf).unwrap_or(0)));
         }
-        self.s.step_recv_stream(buf, force)
+        // The one attempt, inlined: the hot path of every stream read.
+        self.s
+            .step(Direction::Read, force, |sk| self.s.read_stream(sk, buf))
     }
 
     /// Bytes the buffered reads left, if any, moved into `buf`.
-    #[inline]
+    #[inline(never)]
     fn take_buffered(&self, buf: &mut [u8]) -> Option<usize> {
-        let mut b = self.rbuf.borrow_mut();
-        (!b.is_empty()).then(|| b.take_into(buf))
+        self.rbuf.take_into(buf)
+    }
+
+    /// Calls `f` with the read-ahead buffer.
+    fn with_rbuf<R>(&self, f: impl FnOnce(&mut ReadBuffer) -> R) -> R {
+        self.rbuf.with(f)
     }
 
     /// Reads a line: appends it to `out` (with its end, `\n` or `\r\n`, if
@@ -716,7 +724,7 @@ impl Tcp {
         };
         match self.s.drive_ref(op, deadline(expires)).await {
             Ok(n) => {
-                self.rbuf.borrow_mut().take_record(n, delim, keep, out);
+                self.with_rbuf(|b| b.take_record(n, delim, keep, out));
                 Ok(n)
             }
             Err(e) if e.kind() == ErrorKind::Eof => Ok(0),
@@ -729,9 +737,7 @@ impl Tcp {
     /// with [`take_record`](Self::take_record); `eof` at the end of the
     /// stream with nothing buffered.
     pub fn step_read_until(&self, delim: &[u8], max: usize, force: bool) -> Step<usize> {
-        self.rbuf
-            .borrow_mut()
-            .step_until(delim, max, force, |b, f| self.s.step_recv_stream(b, f))
+        self.with_rbuf(|b| b.step_until(delim, max, force, |b, f| self.s.step_recv_stream(b, f)))
     }
 
     /// Takes the record of length `n` that [`step_read_until`]
@@ -744,24 +750,25 @@ impl Tcp {
         keep: bool,
         f: impl FnOnce(&[u8]) -> R,
     ) -> R {
-        let mut b = self.rbuf.borrow_mut();
-        let rec = &b.buffered()[..n.min(b.len())];
-        let cut = match keep {
-            true => 0,
-            false if delim == b"\n" && rec.ends_with(b"\r\n") => 2,
-            false if rec.ends_with(delim) => delim.len(),
-            false => 0,
-        };
-        let r = f(&rec[..rec.len() - cut]);
-        let len = rec.len();
-        b.consume(len);
-        r
+        self.with_rbuf(|b| {
+            let rec = &b.buffered()[..n.min(b.len())];
+            let cut = match keep {
+                true => 0,
+                false if delim == b"\n" && rec.ends_with(b"\r\n") => 2,
+                false if rec.ends_with(delim) => delim.len(),
+                false => 0,
+            };
+            let r = f(&rec[..rec.len() - cut]);
+            let len = rec.len();
+            b.consume(len);
+            r
+        })
     }
 
     /// How many bytes the buffered reads hold (read from the socket, not yet
     /// taken).
     pub fn buffered(&self) -> usize {
-        self.rbuf.borrow().len()
+        self.with_rbuf(|b| b.len())
     }
 
     /// Waits until the socket may be ready in `dir`, or `expires` passes: the
