@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use rustls_pki_types::ServerName;
-use sock::op::{Op, Step};
+use sock::op::{Op, ReadBuffer, Step};
 use sock::{Error, ErrorKind, Result, Shutdown, SockAddr, Tcp};
 
 /// The socket as the TLS engine reads and writes it: each call one
@@ -184,6 +184,9 @@ fn handshake_eof() -> Error {
 pub struct TlsStream {
     tcp: Tcp,
     conn: RefCell<Connection>,
+    /// Plaintext read ahead by the buffered reads (`read_line`, ...), which
+    /// every read takes first; pooled memory only while it holds bytes.
+    rbuf: RefCell<ReadBuffer>,
 }
 
 impl std::fmt::Debug for TlsStream {
@@ -220,6 +223,7 @@ impl TlsStream {
         TlsStream {
             tcp,
             conn: RefCell::new(conn),
+            rbuf: RefCell::default(),
         }
     }
 
@@ -298,8 +302,87 @@ impl TlsStream {
     }
 
     /// One step of [`recv`](Self::recv), for an [`Op`]: the bytes read (0 at
-    /// the peer's close_notify), or the direction to wait for.
+    /// the peer's close_notify), or the direction to wait for. Bytes the
+    /// buffered reads hold come first.
     pub fn step_recv(&self, buf: &mut [u8], force: bool) -> Step<usize> {
+        {
+            let mut b = self.rbuf.borrow_mut();
+            if !b.is_empty() {
+                return Step::Ready(Ok(b.take_into(buf)));
+            }
+        }
+        self.step_recv_engine(buf, force)
+    }
+
+    /// One step of [`read_until`](Self::read_until), for an [`Op`]: the
+    /// record's length once it is buffered whole (see
+    /// [`Tcp::step_read_until`]); `eof` at the end of the stream with
+    /// nothing buffered.
+    pub fn step_read_until(&self, delim: &[u8], max: usize, force: bool) -> Step<usize> {
+        self.rbuf
+            .borrow_mut()
+            .step_until(delim, max, force, |b, f| self.step_recv_engine(b, f))
+    }
+
+    /// One step of buffering at least `want` bytes (at most `cap`): see
+    /// [`Tcp::step_read_fill`].
+    pub fn step_read_fill(&self, want: usize, cap: usize, force: bool) -> Step<usize> {
+        self.rbuf
+            .borrow_mut()
+            .step_fill_to(want, cap, force, |b, f| self.step_recv_engine(b, f))
+    }
+
+    /// Calls `f` with the bytes the buffered reads hold (not taking them).
+    pub fn with_buffered<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.rbuf.borrow().buffered())
+    }
+
+    /// Takes the first `n` buffered bytes.
+    pub fn consume_buffered(&self, n: usize) {
+        self.rbuf.borrow_mut().consume(n)
+    }
+
+    /// Reads a line of at most `max` bytes into `out`: see
+    /// [`Tcp::read_line`] (0 at the end of the stream, `message_too_big`
+    /// over `max` with the bytes left readable).
+    pub async fn read_line(
+        &self,
+        out: &mut Vec<u8>,
+        max: usize,
+        keep_eol: bool,
+        expires: Option<f64>,
+    ) -> Result<usize> {
+        self.read_until(b"\n", out, max, keep_eol, expires).await
+    }
+
+    /// Reads up to and including `delim`: see [`Tcp::read_until`].
+    pub async fn read_until(
+        &self,
+        delim: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+        keep: bool,
+        expires: Option<f64>,
+    ) -> Result<usize> {
+        struct Until<'a, 'b>(&'a TlsStream, &'b [u8], usize);
+        impl Op for Until<'_, '_> {
+            type Output = usize;
+            fn step(&mut self, force: bool) -> Step<usize> {
+                self.0.step_read_until(self.1, self.2, force)
+            }
+        }
+        match self.tcp.drive(Until(self, delim, max), expires).await {
+            Ok(n) => {
+                self.rbuf.borrow_mut().take_record(n, delim, keep, out);
+                Ok(n)
+            }
+            Err(e) if e.kind() == ErrorKind::Eof && self.rbuf.borrow().is_empty() => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The engine's read (no read-ahead).
+    fn step_recv_engine(&self, buf: &mut [u8], force: bool) -> Step<usize> {
         let mut conn = match self.conn() {
             Ok(c) => c,
             Err(e) => return Step::Ready(Err(e)),

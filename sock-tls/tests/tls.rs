@@ -487,3 +487,56 @@ fn shutdown_after_the_peer_is_gone_is_not_an_error() {
         s.unwrap();
     });
 }
+
+#[test]
+fn lines_over_tls_and_recv_after_them() {
+    bounded(60.0, || {
+        let ca = Ca::new("test CA");
+        let leaf = ca.leaf(&["localhost"]);
+        let cc = client(&ca);
+        let (s, c) = pair(
+            leaf.server(),
+            |conn| async move {
+                conn.sendall(b"one\r\ntwo\nthree and more", Some(clock() + 5.0))
+                    .await?;
+                conn.shutdown(Shutdown::Write, Some(clock() + 5.0)).await
+            },
+            move |addr| async move {
+                let conn = connect(&addr, "localhost", cc).await?;
+                let mut line = Vec::new();
+                assert_eq!(
+                    conn.read_line(&mut line, 64, false, Some(clock() + 5.0))
+                        .await?,
+                    5
+                );
+                assert_eq!(line, b"one");
+                line.clear();
+                conn.read_line(&mut line, 64, true, Some(clock() + 5.0))
+                    .await?;
+                assert_eq!(line, b"two\n");
+                // Over the maximum: the bytes stay, recv takes them.
+                let e = conn
+                    .read_line(&mut line, 4, false, Some(clock() + 5.0))
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::MessageTooBig);
+                let mut b = [0u8; 5];
+                conn.recvall(&mut b, Some(clock() + 5.0)).await?;
+                assert_eq!(&b, b"three");
+                line.clear();
+                conn.read_line(&mut line, 64, false, Some(clock() + 5.0))
+                    .await?;
+                assert_eq!(line, b" and more");
+                assert_eq!(
+                    conn.read_line(&mut line, 64, false, Some(clock() + 5.0))
+                        .await?,
+                    0
+                );
+                assert_eq!(sock::read_buffers().0, 0, "the buffer went back");
+                Ok(())
+            },
+        );
+        s.unwrap();
+        c.unwrap();
+    });
+}

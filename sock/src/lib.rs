@@ -122,7 +122,7 @@ pub mod op {
     //! assert!(matches!(t.result(), Some(Ok(Ok(())))));
     //! ```
 
-    pub use crate::net::buffer::{ReadBuffer, CHUNK};
+    pub use crate::net::buffer::{record_len, ReadBuffer, CHUNK};
     pub use crate::net::tcp::{Connect, RecvAll, SendAll};
     pub use crate::sched::io::Drive;
     pub use crate::step::{Op, Step};

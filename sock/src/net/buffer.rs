@@ -86,6 +86,27 @@ fn eol_len(line: &[u8]) -> usize {
     }
 }
 
+/// The length of the record `rec` (a line or a record from `step_until`)
+/// without its delimiter unless `keep`: for `\n`, a `\r\n` goes whole. A
+/// last record without its delimiter is whole.
+///
+/// ```
+/// use sock::op::record_len;
+/// assert_eq!(record_len(b"abc\r\n", b"\n", false), 3);
+/// assert_eq!(record_len(b"abc\r\n", b"\n", true), 5);
+/// assert_eq!(record_len(b"a--", b"--", false), 1);
+/// assert_eq!(record_len(b"tail", b"--", false), 4);
+/// ```
+pub fn record_len(rec: &[u8], delim: &[u8], keep: bool) -> usize {
+    let cut = match (keep, delim) {
+        (true, _) => 0,
+        (false, b"\n") => eol_len(rec),
+        (false, d) if rec.ends_with(d) => d.len(),
+        _ => 0,
+    };
+    rec.len() - cut
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     match needle {
         [] => Some(0),
@@ -266,6 +287,36 @@ impl ReadBuffer {
         }
     }
 
+    /// One step of buffering at least `want` bytes (and at most `cap`, at
+    /// least `want`): the bytes buffered once there are `want`; at the end of
+    /// the stream, what there is (`eof` if nothing).
+    pub fn step_fill_to(
+        &mut self,
+        want: usize,
+        cap: usize,
+        force: bool,
+        mut read: impl FnMut(&mut [u8], bool) -> Step<usize>,
+    ) -> Step<usize> {
+        loop {
+            let have = self.len();
+            if have >= want.max(1) {
+                return Step::Ready(Ok(have));
+            }
+            match self.step_fill(cap.max(want), force, &mut read) {
+                Step::Ready(Ok(0)) => {
+                    return match self.len() {
+                        0 => Step::Ready(Err(Error::new(ErrorKind::Eof))),
+                        n => Step::Ready(Ok(n)),
+                    }
+                }
+                Step::Ready(Ok(_)) => {}
+                Step::Ready(Err(e)) => return Step::Ready(Err(e)),
+                Step::Wait(d) => return Step::Wait(d),
+                Step::Sleep(t) => return Step::Sleep(t),
+            }
+        }
+    }
+
     /// One step of reading what is there into `dst`: buffered bytes first;
     /// with none, one read straight into `dst` (no copy through the buffer).
     pub fn step_some(
@@ -285,15 +336,10 @@ impl ReadBuffer {
     /// without its end (`keep`), and takes it: the bytes appended.
     pub fn take_record(&mut self, n: usize, delim: &[u8], keep: bool, out: &mut Vec<u8>) -> usize {
         let rec = &self.buffered()[..n];
-        let cut = match (keep, delim) {
-            (true, _) => 0,
-            (false, b"\n") => eol_len(rec),
-            (false, d) if rec.ends_with(d) => d.len(),
-            _ => 0,
-        };
-        out.extend_from_slice(&rec[..n - cut]);
+        let len = record_len(rec, delim, keep);
+        out.extend_from_slice(&rec[..len]);
         self.consume(n);
-        n - cut
+        len
     }
 }
 

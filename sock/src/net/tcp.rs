@@ -733,36 +733,32 @@ impl Tcp {
     }
 
     /// One step of [`read_until`](Self::read_until), for an [`Op`] (a
-    /// binding's): the record's length once it is buffered whole, to take
-    /// with [`take_record`](Self::take_record); `eof` at the end of the
+    /// binding's): the record's length once it is buffered whole (its bytes:
+    /// [`with_buffered`](Self::with_buffered), then
+    /// [`consume_buffered`](Self::consume_buffered); without the delimiter:
+    /// [`record_len`](crate::op::record_len)); `eof` at the end of the
     /// stream with nothing buffered.
     pub fn step_read_until(&self, delim: &[u8], max: usize, force: bool) -> Step<usize> {
         self.with_rbuf(|b| b.step_until(delim, max, force, |b, f| self.s.step_recv_stream(b, f)))
     }
 
-    /// Takes the record of length `n` that [`step_read_until`]
-    /// (Self::step_read_until) found: calls `f` with its bytes (without
-    /// `delim` unless `keep`), then removes them from the buffer.
-    pub fn take_record<R>(
-        &self,
-        n: usize,
-        delim: &[u8],
-        keep: bool,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> R {
-        self.with_rbuf(|b| {
-            let rec = &b.buffered()[..n.min(b.len())];
-            let cut = match keep {
-                true => 0,
-                false if delim == b"\n" && rec.ends_with(b"\r\n") => 2,
-                false if rec.ends_with(delim) => delim.len(),
-                false => 0,
-            };
-            let r = f(&rec[..rec.len() - cut]);
-            let len = rec.len();
-            b.consume(len);
-            r
-        })
+    /// One step of buffering at least `want` bytes (at most `cap`), for an
+    /// [`Op`] (a binding's exact or "what is there" reads): the bytes
+    /// buffered; at the end of the stream what there is, `eof` if nothing.
+    pub fn step_read_fill(&self, want: usize, cap: usize, force: bool) -> Step<usize> {
+        self.with_rbuf(|b| b.step_fill_to(want, cap, force, |b, f| self.s.step_recv_stream(b, f)))
+    }
+
+    /// Calls `f` with the bytes the buffered reads hold (not taking them).
+    pub fn with_buffered<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.with_rbuf(|b| f(b.buffered()))
+    }
+
+    /// Takes the first `n` buffered bytes (after [`step_read_until`]
+    /// (Self::step_read_until) or [`step_read_fill`](Self::step_read_fill)
+    /// and [`with_buffered`](Self::with_buffered)).
+    pub fn consume_buffered(&self, n: usize) {
+        self.with_rbuf(|b| b.consume(n))
     }
 
     /// How many bytes the buffered reads hold (read from the socket, not yet
