@@ -906,6 +906,75 @@ function tcp:recvn(buf, len, expires)
 	return nil, err, got
 end
 
+-- buffered reads: read-ahead in the socket (pooled memory only while it
+-- holds bytes), which recv, recvall and recvn take first.
+
+local LINE_MAX, SOME_MAX = 8192, 16384
+
+local function maxarg(func, pos, v)
+	if v ~= nil and (type(v) ~= 'number' or v < 1 or v % 1 ~= 0 or v >= 2^53) then
+		argerr(func, pos, 'maxlen', 'positive integer expected', 1)
+	end
+end
+
+--- tcp:readline([maxlen], [keep_eol], [expires]) -> s: a line of at most
+--- maxlen bytes (8192) with its end (\n or \r\n) if keep_eol; the end
+--- of the stream ends a last line without its end, then nil, 'closed'. A
+--- longer line: nil, 'message_too_big', its bytes left readable.
+--- tcp:readline(buf, len, [keep_eol], [expires]) -> n: the line into buf.
+function tcp:readline(a, b, c, d)
+	local s = self_s(self, 'tcp:readline')
+	if type(a) == 'cdata' then
+		local buf, len = bufarg('tcp:readline', 2, a, b, true)
+		expiresarg('tcp:readline', 5, d)
+		return blocking(d, s:read_until(nil, len, c and true or false, mlua_buf(buf), len))
+	end
+	maxarg('tcp:readline', 2, a)
+	expiresarg('tcp:readline', 4, c)
+	return blocking(c, s:read_until(nil, a or LINE_MAX, b and true or false))
+end
+
+--- tcp:readuntil(delim, [maxlen], [keep], [expires]) -> s: the bytes up to
+--- the string delim (with it if keep), at most maxlen (8192) in all; as
+--- readline otherwise. tcp:readuntil(delim, buf, len, [keep], [expires]) -> n.
+function tcp:readuntil(delim, a, b, c, d)
+	local s = self_s(self, 'tcp:readuntil')
+	if type(delim) ~= 'string' or #delim == 0 then
+		argerr('tcp:readuntil', 2, 'delim', 'non-empty string expected')
+	end
+	if type(a) == 'cdata' then
+		local buf, len = bufarg('tcp:readuntil', 3, a, b, true)
+		expiresarg('tcp:readuntil', 6, d)
+		return blocking(d, s:read_until(delim, len, c and true or false, mlua_buf(buf), len))
+	end
+	maxarg('tcp:readuntil', 3, a)
+	expiresarg('tcp:readuntil', 5, c)
+	return blocking(c, s:read_until(delim, a or LINE_MAX, b and true or false))
+end
+
+--- tcp:readn(n, [expires]) -> s: exactly n bytes, as a string (fewer at the
+--- end of the stream: nil, 'closed', the bytes left readable).
+function tcp:readn(n, expires)
+	local s = self_s(self, 'tcp:readn')
+	maxarg('tcp:readn', 2, n)
+	if n == nil then argerr('tcp:readn', 2, 'n', 'number expected') end
+	expiresarg('tcp:readn', 3, expires)
+	return blocking(expires, s:read_fill(n, n))
+end
+
+--- tcp:readsome([maxlen], [expires]) -> s: what is there (buffered first),
+--- at most maxlen (16384) bytes, waiting only while nothing is.
+function tcp:readsome(maxlen, expires)
+	local s = self_s(self, 'tcp:readsome')
+	maxarg('tcp:readsome', 2, maxlen)
+	expiresarg('tcp:readsome', 3, expires)
+	return blocking(expires, s:read_fill(1, maxlen or SOME_MAX))
+end
+
+--- sock.read_buffers() -> in_use, pooled: this OS thread's read-ahead
+--- chunks that hold bytes, and the free ones in its pool.
+M.read_buffers = R.read_buffers
+
 --- tcp:shutdown('r'|'w'|'rw', [expires]): never waits on a plain socket;
 --- on a TLS one, 'w' and 'rw' send close_notify first (under expires).
 function tcp:shutdown(how, expires)

@@ -613,6 +613,9 @@ impl TlsStream {
                 let _ = self.flush(&mut conn, true);
             }
         }
+        if let Ok(mut b) = self.rbuf.try_borrow_mut() {
+            *b = ReadBuffer::new(); // nothing is read any more
+        }
         self.tcp.close();
     }
 

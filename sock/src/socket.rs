@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::addr::{AddrFlags, Family, Hints, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
+use crate::net::buffer::ReadAhead;
 use crate::opt::{self, OptVal};
 use crate::reactor::Direction;
 use crate::sched::io::{Drive, Driver, Registration, Wait};
@@ -43,6 +44,10 @@ pub(crate) struct Socket {
     /// device and inode: removed on close if it is still that file.
     /// (Boxed: few sockets have one, and every connection pays for the field.)
     unix_file: RefCell<Option<Box<(PathBuf, u64, u64)>>>,
+    /// Bytes read ahead by a stream's buffered reads (`Tcp::read_line`, ...),
+    /// which every read takes first; pooled memory only while it holds
+    /// bytes, given back at close.
+    pub(crate) rbuf: ReadAhead,
     /// Registered with this OS thread's loop: not `Send`.
     _not_send: PhantomData<*const ()>,
 }
@@ -143,6 +148,7 @@ impl Socket {
             protocol,
             flags: Cell::new(0),
             unix_file: RefCell::new(None),
+            rbuf: ReadAhead::default(),
             _not_send: PhantomData,
         }
     }
@@ -215,6 +221,7 @@ impl Socket {
             protocol: self.protocol,
             flags: Cell::new(self.flags.get()),
             unix_file: RefCell::new(self.unix_file.borrow_mut().take()),
+            rbuf: self.rbuf.take(),
             _not_send: PhantomData,
         })
     }
@@ -226,6 +233,7 @@ impl Socket {
             return;
         };
         self.reg.deregister();
+        drop(self.rbuf.take()); // nothing is read any more
         if self.flag(LINGER) {
             // A non-zero linger would make close(2) block this OS thread, and
             // with it every sock thread; let the kernel finish in the background.

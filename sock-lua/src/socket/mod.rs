@@ -440,6 +440,45 @@ impl LuaUserData for LSock {
                 s.call(lua, LuaOp::SendTo(Box::new(sa), b.raw()))
             },
         );
+        m.add_method(
+            "read_until",
+            |lua,
+             s,
+             (delim, max, keep, buf, len): (
+                Option<LuaString>,
+                usize,
+                bool,
+                LuaValue,
+                Option<usize>,
+            )| {
+                let s = live!(lua, s);
+                let delim = match delim {
+                    None => op::Delim::Line,
+                    Some(d) => op::Delim::Bytes(d.as_bytes().to_vec().into_boxed_slice()),
+                };
+                let into = match (&buf, len) {
+                    (LuaValue::Nil, _) => None,
+                    (b, Some(len)) => {
+                        Some(buf_arg(b, len, true, Arg::new("s:readline", 2, "buf"))?.raw())
+                    }
+                    (_, None) => {
+                        return Err(Arg::new("s:readline", 3, "len").error("number expected"))
+                    }
+                };
+                s.call(
+                    lua,
+                    LuaOp::ReadUntil {
+                        delim,
+                        max,
+                        keep,
+                        into,
+                    },
+                )
+            },
+        );
+        m.add_method("read_fill", |lua, s, (want, max): (usize, usize)| {
+            live!(lua, s).call(lua, LuaOp::ReadFill { want, max })
+        });
         m.add_method("recvnext", |lua, s, (buf, len): (LuaValue, usize)| {
             let s = live!(lua, s);
             let b = buf_arg(&buf, len, true, Arg::new("udp:recvnext", 2, "buf"))?;
@@ -698,6 +737,10 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("socket", lua.create_function(new_socket)?)?;
     r.set("not_in_thread", lua.create_function(not_in_thread)?)?;
     r.set("closed", lua.create_function(|lua, ()| closed_values(lua))?)?;
+    r.set(
+        "read_buffers",
+        lua.create_function(|_, ()| Ok(sock::read_buffers()))?,
+    )?;
     tls::register(lua, r)?;
     fast::register(lua, r)
 }

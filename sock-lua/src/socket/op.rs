@@ -21,7 +21,7 @@ use mlua::prelude::*;
 use sock::op::{Connect, Op, RecvAll, SendAll, Step};
 use sock::{AddrList, Direction, Error, ErrorKind, SockAddr, Tcp};
 
-use super::{Kind, LSock, Table};
+use super::{closed_values, Kind, LSock, Table};
 use crate::error::{fail, fail_with};
 
 /// What a function returns (a light userdata) when its operation is pending:
@@ -105,6 +105,131 @@ pub(crate) enum LuaOp {
     TlsHandshake,
     /// `cs:shutdown`: close_notify (queued yet?), then the TCP shutdown.
     TlsShutdown(sock::Shutdown, bool),
+    /// `readline`, `readuntil`: a record of at most `max` bytes up to its
+    /// delimiter (kept or not), as a string or into `into`.
+    ReadUntil {
+        /// The delimiter.
+        delim: Delim,
+        /// The most bytes a record may have, its delimiter included.
+        max: usize,
+        /// Whether the delimiter is part of the result.
+        keep: bool,
+        /// The buffer to copy the record to (else a string).
+        into: Option<RawBuf>,
+    },
+    /// `readn` (`want` = `max` = n), `readsome` (`want` 1): buffered bytes,
+    /// at least `want`, at most `max`, as a string.
+    ReadFill {
+        /// How many bytes the result needs (fewer at the end: `closed`).
+        want: usize,
+        /// The most bytes taken.
+        max: usize,
+    },
+}
+
+/// The delimiter of a [`LuaOp::ReadUntil`].
+#[derive(Debug)]
+pub(crate) enum Delim {
+    /// `\n` (a `\r` before it goes with it).
+    Line,
+    /// Any bytes.
+    Bytes(Box<[u8]>),
+}
+
+impl Delim {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Delim::Line => b"\n",
+            Delim::Bytes(b) => b,
+        }
+    }
+}
+
+/// The buffered reads of a stream (TCP or TLS), as the binding steps them.
+trait Buffered {
+    fn step_read_until(&self, delim: &[u8], max: usize, force: bool) -> Step<usize>;
+    fn step_read_fill(&self, want: usize, cap: usize, force: bool) -> Step<usize>;
+    fn with_buffered<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R;
+    fn consume_buffered(&self, n: usize);
+}
+
+macro_rules! buffered {
+    ($t:ty) => {
+        impl Buffered for $t {
+            fn step_read_until(&self, delim: &[u8], max: usize, force: bool) -> Step<usize> {
+                <$t>::step_read_until(self, delim, max, force)
+            }
+            fn step_read_fill(&self, want: usize, cap: usize, force: bool) -> Step<usize> {
+                <$t>::step_read_fill(self, want, cap, force)
+            }
+            fn with_buffered<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+                <$t>::with_buffered(self, f)
+            }
+            fn consume_buffered(&self, n: usize) {
+                <$t>::consume_buffered(self, n)
+            }
+        }
+    };
+}
+buffered!(Tcp);
+buffered!(sock_tls::TlsStream);
+
+/// One step of a buffered read on `b`.
+fn step_buffered(op: &mut LuaOp, b: &impl Buffered, force: bool) -> Step<Out> {
+    let step = match op {
+        LuaOp::ReadUntil {
+            delim,
+            max,
+            keep,
+            into,
+        } => b.step_read_until(delim.bytes(), *max, force).and_then(|n| {
+            let len = b.with_buffered(|r| sock::op::record_len(&r[..n], delim.bytes(), *keep));
+            Ok(match into {
+                Some(buf) => {
+                    let dst = buf.bytes_mut();
+                    let len = len.min(dst.len());
+                    b.with_buffered(|r| dst[..len].copy_from_slice(&r[..len]));
+                    b.consume_buffered(n);
+                    Out::Count(len)
+                }
+                None => Out::Record { n, len },
+            })
+        }),
+        LuaOp::ReadFill { want, max } => {
+            let (want, max) = (*want, *max);
+            b.step_read_fill(want, max, force).and_then(|have| {
+                if have < want {
+                    // The end came first: the bytes stay buffered.
+                    return Err(peer_closed(0));
+                }
+                let n = have.min(max);
+                Ok(Out::Record { n, len: n })
+            })
+        }
+        _ => return wrong_kind("stream"),
+    };
+    match step {
+        // The seed's end of stream.
+        Step::Ready(Err(e)) if e.kind() == ErrorKind::Eof => Step::Ready(Err(peer_closed(0))),
+        other => other,
+    }
+}
+
+/// The string of a finished buffered read (`Out::Record`) on the socket
+/// `s`: its first `len` bytes, then `n` bytes are taken. (Making the string
+/// may run the collector, which cannot free `s`: the calling thread holds
+/// its object.)
+pub(crate) fn record_string(lua: &Lua, s: &LSock, n: usize, len: usize) -> LuaResult<LuaString> {
+    fn take(lua: &Lua, b: &impl Buffered, n: usize, len: usize) -> LuaResult<LuaString> {
+        let st = b.with_buffered(|r| lua.create_string(&r[..len.min(r.len())]))?;
+        b.consume_buffered(n);
+        Ok(st)
+    }
+    match &s.kind {
+        Kind::Tcp(t) => take(lua, t, n, len),
+        Kind::Tls(t) => take(lua, &**t, n, len),
+        _ => Err(crate::error::usage_error("sock", "not a stream socket")),
+    }
 }
 
 /// The result of a finished [`LuaOp`]: a word, so that the hot paths move
@@ -120,6 +245,14 @@ pub(crate) enum Out {
     Accepted,
     /// A datagram's length; its source is [`Extra::From`].
     Datagram(usize),
+    /// A buffered read's result: `len` bytes of the read-ahead (of `n` to
+    /// take), made a string by [`values`].
+    Record {
+        /// Bytes to take from the buffer.
+        n: usize,
+        /// Bytes of the result (without a delimiter that is not kept).
+        len: usize,
+    },
 }
 
 /// The large part of a result, kept in the table from the step that made it
@@ -211,6 +344,13 @@ impl LuaOp {
             return Step::Ready(Err(Error::new(ErrorKind::Closed)));
         }
         match (self, &s.kind) {
+            (op @ (LuaOp::ReadUntil { .. } | LuaOp::ReadFill { .. }), Kind::Tcp(t)) => {
+                step_buffered(op, t, force)
+            }
+            (op @ (LuaOp::ReadUntil { .. } | LuaOp::ReadFill { .. }), Kind::Tls(t)) => {
+                step_buffered(op, &**t, force)
+            }
+            (LuaOp::ReadUntil { .. } | LuaOp::ReadFill { .. }, _) => wrong_kind("stream"),
             (LuaOp::Recv(b), Kind::Tls(t)) => {
                 let len = b.len;
                 seed_recv(&s.kind, len, t.step_recv(b.bytes_mut(), force)).map(Out::Count)
@@ -447,6 +587,13 @@ pub(crate) fn values(
         Ok(Out::Accepted) => match t.extra.take() {
             Some(Extra::Accepted(conn, remote, local)) => t.accepted(lua, h, conn, remote, local),
             _ => Err(lost()),
+        },
+        Ok(Out::Record { n, len }) => match t.get(h) {
+            // SAFETY: see `Table::get`: a live socket; the only Lua code that
+            // runs meanwhile is the collector (making the string), and the
+            // thread that made this call holds the socket's object.
+            Some(p) => record_string(lua, unsafe { &*p }, n, len)?.into_lua_multi(lua),
+            None => closed_values(lua),
         },
         Ok(Out::Datagram(n)) => match t.extra.take() {
             Some(Extra::From(sa, false)) => (n, crate::addr::new_sa(lua, sa)?).into_lua_multi(lua),

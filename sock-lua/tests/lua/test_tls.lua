@@ -244,6 +244,30 @@ t.test('a peer that is not TLS fails the handshake; a silent one times out and i
 	t.eq(res.closed, true, 'a passed deadline closes the socket (the seed)')
 end)
 
+t.test('buffered reads over TLS: readline, readn, then recv', function()
+	if not need_certs() then return end
+	local ss, port = tls_listener(certs.leaf)
+	local r = {}
+	u.run(10, function()
+		local cs = assert(ss:accept())
+		assert(cs:sendall('HELO x\r\nDATA\n12345rest'))
+		assert(cs:shutdown('w', sock.clock() + 5))
+		cs:close(); ss:close()
+	end, function()
+		local cs = assert(tls_client(port, 'localhost', {ca = certs.ca}))
+		r[1] = cs:readline(nil, false, sock.clock() + 5)
+		r[2] = cs:readline(nil, true, sock.clock() + 5)
+		r[3] = cs:readn(5, sock.clock() + 5)
+		local b = ffi.new'uint8_t[8]'
+		local n = assert(cs:recv(b, 8, sock.clock() + 5))
+		r[4] = ffi.string(b, n)
+		r[5] = {cs:readline(nil, false, sock.clock() + 5)}
+		cs:close()
+	end)
+	t.eq(r[1], 'HELO x'); t.eq(r[2], 'DATA\n'); t.eq(r[3], '12345'); t.eq(r[4], 'rest')
+	t.eq(r[5][1], nil); t.eq(r[5][2], 'closed')
+end)
+
 t.test('one options table: one configuration, and the second connection resumes', function()
 	if not need_certs() then return end
 	local ss, port = tls_listener(certs.leaf)

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::addr::{AddrFlags, AddrList, Family, Protocol, SockAddr, SocketType, ToAddr};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::buffer::{ReadAhead, ReadBuffer};
+use crate::net::buffer::ReadBuffer;
 use crate::reactor::Direction;
 use crate::socket::{eof, socket_common, Socket};
 use crate::step::{Op, Step};
@@ -62,11 +62,6 @@ pub struct Tcp {
     /// connection has it as its local address, without a `getsockname`.
     /// (Boxed: most sockets are not listeners, and every connection has one.)
     listen_addr: RefCell<Option<Box<SockAddr>>>,
-    /// Bytes read ahead by the buffered reads (`read_line`, `read_until`),
-    /// which every read takes first. Pooled memory only while it holds
-    /// bytes. (A `Cell`, taken and put back: a read that finds it empty pays
-    /// two moves of a pointer.)
-    rbuf: ReadAhead,
 }
 
 /// Which direction [`Tcp::shutdown`] closes: the seed's `'r'`, `'w'`, `'rw'`.
@@ -139,7 +134,6 @@ impl Tcp {
         Ok(Tcp {
             s,
             listen_addr: RefCell::new(None),
-            rbuf: ReadAhead::default(),
         })
     }
 
@@ -205,7 +199,6 @@ impl Tcp {
         Ok(Tcp {
             s: self.s.detach()?,
             listen_addr: RefCell::new(self.listen_addr.borrow_mut().take()),
-            rbuf: self.rbuf.take(),
         })
     }
 
@@ -287,7 +280,6 @@ impl Tcp {
         let l = Tcp {
             s,
             listen_addr: RefCell::new(None),
-            rbuf: ReadAhead::default(),
         };
         l.keep_listen_addr()?;
         Ok(l)
@@ -559,7 +551,6 @@ impl Tcp {
                 let conn = Tcp {
                     s,
                     listen_addr: RefCell::new(None),
-                    rbuf: ReadAhead::default(),
                 };
                 let local = match &*self.listen_addr.borrow() {
                     Some(a) => SockAddr::clone(a),
@@ -644,7 +635,7 @@ impl Tcp {
     /// ```
     #[inline(always)]
     pub fn step_recv(&self, buf: &mut [u8], force: bool) -> Step<usize> {
-        if !self.rbuf.is_empty() {
+        if !self.s.rbuf.is_empty() {
             return Step::Ready(Ok(self.take_buffered(buf).unwrap_or(0)));
         }
         // The one attempt, inlined: the hot path of every stream read.
@@ -655,12 +646,12 @@ impl Tcp {
     /// Bytes the buffered reads left, if any, moved into `buf`.
     #[inline(never)]
     fn take_buffered(&self, buf: &mut [u8]) -> Option<usize> {
-        self.rbuf.take_into(buf)
+        self.s.rbuf.take_into(buf)
     }
 
     /// Calls `f` with the read-ahead buffer.
     fn with_rbuf<R>(&self, f: impl FnOnce(&mut ReadBuffer) -> R) -> R {
-        self.rbuf.with(f)
+        self.s.rbuf.with(f)
     }
 
     /// Reads a line: appends it to `out` (with its end, `\n` or `\r\n`, if
