@@ -453,6 +453,15 @@ impl TlsStream {
                 return Step::Ready(Ok(*done));
             }
             match conn.writer().write(&buf[*done..]) {
+                // Nothing taken with nothing left to flush: the engine takes
+                // no more data (after close_notify): no spin.
+                Ok(0) => {
+                    let e = Error::with_message(
+                        ErrorKind::BrokenPipe,
+                        "the TLS stream was shut down for sending",
+                    );
+                    return Step::Ready(Err(e.with_done(*done)));
+                }
                 Ok(n) => *done += n,
                 Err(e) => {
                     let e = Error::with_message(ErrorKind::TlsError, e.to_string());

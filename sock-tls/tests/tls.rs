@@ -540,3 +540,37 @@ fn lines_over_tls_and_recv_after_them() {
         c.unwrap();
     });
 }
+
+#[test]
+fn a_send_after_shutdown_fails_at_once() {
+    bounded(60.0, || {
+        let ca = Ca::new("test CA");
+        let leaf = ca.leaf(&["localhost"]);
+        let cc = client(&ca);
+        let (s, c) = pair(
+            leaf.server(),
+            |conn| async move {
+                let mut got = Vec::new();
+                conn.recv_to_end(&mut got, Some(clock() + 5.0)).await?;
+                assert_eq!(got, b"before");
+                Ok(())
+            },
+            move |addr| async move {
+                let conn = connect(&addr, "localhost", cc).await?;
+                conn.sendall(b"before", Some(clock() + 5.0)).await?;
+                conn.shutdown(Shutdown::Write, Some(clock() + 5.0)).await?;
+                let e = conn
+                    .sendall(b"after", Some(clock() + 5.0))
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::Closed),
+                    "{e}"
+                );
+                Ok(())
+            },
+        );
+        s.unwrap();
+        c.unwrap();
+    });
+}
