@@ -126,7 +126,7 @@ error_kinds! {
     Eof => "eof",
     /// An I/O call was made outside a thread started with [`newthread`](crate::newthread).
     NotInThread => "not_in_thread",
-    /// Another thread is already waiting for the same direction of this socket.
+    /// Another thread is already waiting to read on this socket (writers wait their turn instead).
     Busy => "busy",
     /// The event loop has no thread, timer or I/O left to wait for.
     Empty => "empty",
@@ -396,7 +396,7 @@ fn default_message(kind: ErrorKind) -> &'static str {
         ErrorKind::Closed => "socket is closed",
         ErrorKind::Eof => "end of stream before all bytes were received",
         ErrorKind::NotInThread => "I/O called outside a sock thread (start one with newthread)",
-        ErrorKind::Busy => "another thread is already waiting on this socket in this direction",
+        ErrorKind::Busy => "another thread is already waiting to read on this socket",
         ErrorKind::Empty => "the loop has nothing to wait for",
         _ => kind.name(),
     }

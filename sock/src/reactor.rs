@@ -15,6 +15,24 @@
 //! scheduler drives: try the syscall first ([`Reactor::attempt`]: `EINTR`
 //! retried, `EAGAIN` is "wait"), park only when it would block.
 //!
+//! # Who waits
+//!
+//! One reader at a time: a second one is `busy` (acceptors on a listener
+//! are the exception: they wait together, `shared`). Writers take turns
+//! instead: the slot's `writer` is the one whose turn it is, an operation
+//! that wrote part of its bytes (or waited to write) and holds the write
+//! side until it ends, so that its bytes stay contiguous on the stream;
+//! the others queue, in the order they came. A writer that finds the turn
+//! free writes at once (and takes the turn only if it must wait). Ending
+//! (done, failed, timed out: [`Reactor::unpark`]) passes the turn to the
+//! first queued writer, which is handed back to be woken; an attempt to
+//! write by anyone else while the turn is taken waits without its syscall
+//! ([`Reactor::may_write`]), forced or not. An event wakes the writer
+//! whose turn it is if it waits for one; queued writers wait for their
+//! turn, not for events. Closing the socket wakes them all. The queue is
+//! in the slot's boxed lists, allocated when a second writer queues and
+//! freed when the last one leaves.
+//!
 //! # Readiness: no syscall that is known to fail
 //!
 //! Each slot remembers, per direction, whether an attempt may succeed: set by
@@ -32,6 +50,7 @@
 //! only while a thread waits.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -46,14 +65,36 @@ struct IoSlot<W> {
     gen: u32,
     fd: RawFd,
     reader: Option<W>,
+    /// The writer whose turn it is (see "Who waits" in the module docs): it
+    /// waits for an event if `WRITER_PARKED` is set in `ready`.
     writer: Option<W>,
-    /// Readers that may wait together (acceptors on one listener); none, and
-    /// so one pointer, for every other socket. (Boxed: a `Vec` here would be
-    /// three words in every socket's slot, for the few listeners.)
-    #[allow(clippy::box_collection)]
-    shared: Option<Box<Vec<W>>>,
-    /// Which directions may be ready (`READY_*` bits): see the module docs.
+    /// The lists that few sockets need, allocated when first needed: the
+    /// readers that wait together (acceptors on one listener) and the
+    /// writers queued for their turn. None, and so one pointer, for every
+    /// other socket. (Boxed: the lists here would be seven words in every
+    /// socket's slot.)
+    lists: Option<Box<Lists<W>>>,
+    /// Which directions may be ready (`READY_*` bits: see the module docs),
+    /// and the write turn's `WRITER_PARKED` and `WRITE_TURN`.
     ready: u8,
+}
+
+/// The waiters of a slot that are lists.
+#[derive(Debug)]
+struct Lists<W> {
+    /// Readers that wait together: every event wakes them all.
+    shared: Vec<W>,
+    /// Writers waiting for the write turn, in the order they came.
+    writers: VecDeque<W>,
+}
+
+impl<W> Default for Lists<W> {
+    fn default() -> Lists<W> {
+        Lists {
+            shared: Vec::new(),
+            writers: VecDeque::new(),
+        }
+    }
 }
 
 /// An attempt to read may succeed.
@@ -62,6 +103,11 @@ const READY_READ: u8 = 1;
 const READY_WRITE: u8 = 2;
 /// The socket hung up or failed: reads never wait again (sticky).
 const READY_HUP: u8 = 4;
+/// The writer whose turn it is waits for an event (not a readiness bit).
+const WRITER_PARKED: u8 = 8;
+/// A writer has the turn (`writer` is set; kept here too, so that the
+/// attempts' check is one test of this byte while nobody has it).
+const WRITE_TURN: u8 = 16;
 
 fn ready_bit(dir: Direction) -> u8 {
     match dir {
@@ -70,9 +116,14 @@ fn ready_bit(dir: Direction) -> u8 {
     }
 }
 
-impl<W> IoSlot<W> {
+impl<W: Copy + PartialEq> IoSlot<W> {
     fn has_readers(&self) -> bool {
-        self.reader.is_some() || self.shared.as_ref().is_some_and(|v| !v.is_empty())
+        self.reader.is_some() || self.lists.as_ref().is_some_and(|l| !l.shared.is_empty())
+    }
+
+    /// Whether the writer whose turn it is waits for an event.
+    fn writer_parked(&self) -> bool {
+        self.ready & WRITER_PARKED != 0
     }
 
     fn is_ready(&self, dir: Direction) -> bool {
@@ -81,6 +132,40 @@ impl<W> IoSlot<W> {
             Direction::Write => READY_WRITE,
         };
         self.ready & bits != 0
+    }
+
+    /// Whether `me` may write now: nobody has the turn, or `me` has it.
+    #[inline(always)]
+    fn may_write(&self, me: Option<W>) -> bool {
+        self.ready & WRITE_TURN == 0 || self.writer == me
+    }
+
+    /// Gives the turn to `w` (or nobody).
+    fn set_writer(&mut self, w: Option<W>) {
+        self.writer = w;
+        self.ready = (self.ready & !WRITE_TURN) | (w.is_some() as u8 * WRITE_TURN);
+    }
+
+    /// Whether `w` is one of the writers queued for their turn.
+    fn is_queued(&self, w: W) -> bool {
+        self.lists.as_ref().is_some_and(|l| l.writers.contains(&w))
+    }
+
+    /// The turn passes from its writer to the first queued one (if any),
+    /// which is answered: it is to be woken.
+    fn pass_turn(&mut self) -> Option<W> {
+        self.ready &= !WRITER_PARKED;
+        let next = self.lists.as_mut().and_then(|l| l.writers.pop_front());
+        self.set_writer(next);
+        if self
+            .lists
+            .as_ref()
+            .is_some_and(|l| l.writers.is_empty() && l.shared.is_empty())
+        {
+            // The queue's memory goes with its last writer.
+            self.lists = None;
+        }
+        self.writer
     }
 }
 
@@ -154,7 +239,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
             fd,
             reader: None,
             writer: None,
-            shared: None,
+            lists: None,
             ready: READY_READ | READY_WRITE,
         };
         let index = self.io.borrow_mut().insert(slot);
@@ -186,10 +271,15 @@ impl<W: Copy + PartialEq> Reactor<W> {
             if let Some(p) = poller {
                 let _ = p.delete(slot.fd);
             }
+            let (shared, writers) = match slot.lists {
+                Some(l) => (l.shared, l.writers),
+                None => Default::default(),
+            };
             for w in [slot.reader, slot.writer]
                 .into_iter()
                 .flatten()
-                .chain(slot.shared.into_iter().flat_map(|v| *v))
+                .chain(shared)
+                .chain(writers)
             {
                 wake(w);
             }
@@ -204,6 +294,25 @@ impl<W: Copy + PartialEq> Reactor<W> {
         let (index, gen) = untoken(token);
         match self.io.borrow().get(index) {
             Some(slot) if slot.gen == gen => slot.is_ready(dir),
+            _ => true,
+        }
+    }
+
+    /// Whether `me` (`None`: code outside the loop's threads) may make an
+    /// attempt to write: nobody else has the write turn (see "Who waits"),
+    /// and the socket may be writable (or `any`: whatever the readiness
+    /// says). A closed socket says yes: the attempt reports it.
+    #[inline(always)]
+    pub(crate) fn may_write(&self, token: usize, any: bool, me: Option<W>) -> bool {
+        let (index, gen) = untoken(token);
+        match self.io.borrow().get(index) {
+            Some(slot) if slot.gen == gen => {
+                let r = slot.ready;
+                if r & (READY_WRITE | WRITE_TURN) == READY_WRITE {
+                    return true;
+                }
+                (any || r & READY_WRITE != 0) && slot.may_write(me)
+            }
             _ => true,
         }
     }
@@ -252,7 +361,8 @@ impl<W: Copy + PartialEq> Reactor<W> {
     /// Parks `w` on the direction `dir` of the socket of `token` (`shared`:
     /// among the readers that wait together, acceptors on one listener), and
     /// arms the poller. `closed` if the socket is gone, `busy` if another
-    /// waiter has that direction.
+    /// reader waits (not shared); a writer takes the write turn if it is
+    /// free (or its own), else queues for it (see the module docs).
     #[inline]
     pub(crate) fn park(
         &self,
@@ -267,10 +377,10 @@ impl<W: Copy + PartialEq> Reactor<W> {
         Ok(())
     }
 
-    /// Makes `w` the waiter of the direction `dir` (as [`park`](Self::park)
+    /// Makes `w` a waiter of the direction `dir` (as [`park`](Self::park)
     /// does) without arming the poller: `w` is woken when the socket is
     /// closed, and by an event only if some other waiter armed it. Answers
-    /// the descriptor and the directions that have waiters.
+    /// the descriptor and the directions that wait for events.
     #[inline(always)]
     pub(crate) fn hold(
         &self,
@@ -285,26 +395,33 @@ impl<W: Copy + PartialEq> Reactor<W> {
             Some(s) if s.gen == gen => s,
             _ => return Err(Error::new(ErrorKind::Closed)),
         };
-        if shared {
-            let list = slot.shared.get_or_insert_with(Box::default);
-            if !list.contains(&w) {
-                list.push(w);
+        match (shared, dir) {
+            (true, _) => {
+                let list = &mut slot.lists.get_or_insert_with(Box::default).shared;
+                if !list.contains(&w) {
+                    list.push(w);
+                }
             }
-        } else {
-            let waiter = match dir {
-                Direction::Read => &mut slot.reader,
-                Direction::Write => &mut slot.writer,
-            };
-            match *waiter {
+            (false, Direction::Read) => match slot.reader {
                 Some(other) if other != w => return Err(Error::new(ErrorKind::Busy)),
-                _ => *waiter = Some(w),
+                _ => slot.reader = Some(w),
+            },
+            (false, Direction::Write) => {
+                if slot.may_write(Some(w)) {
+                    slot.set_writer(Some(w));
+                    slot.ready |= WRITER_PARKED;
+                } else if !slot.is_queued(w) {
+                    let lists = slot.lists.get_or_insert_with(Box::default);
+                    lists.writers.push_back(w);
+                }
             }
         }
-        Ok((slot.fd, slot.has_readers(), slot.writer.is_some()))
+        Ok((slot.fd, slot.has_readers(), slot.writer_parked()))
     }
 
-    /// Whether `w` still waits on the socket (`Some(true)`), was handed back
-    /// by an event (`Some(false)`), or the socket is gone (`None`).
+    /// Whether `w` still waits on the socket (`Some(true)`: parked, or a
+    /// writer queued for its turn), was handed back (`Some(false)`: by an
+    /// event, or a writer given its turn), or the socket is gone (`None`).
     #[inline]
     pub(crate) fn is_parked(
         &self,
@@ -317,38 +434,60 @@ impl<W: Copy + PartialEq> Reactor<W> {
         let io = self.io.borrow();
         let slot = io.get(index).filter(|s| s.gen == gen)?;
         Some(match (shared, dir) {
-            (true, _) => slot.shared.as_ref().is_some_and(|v| v.contains(&w)),
+            (true, _) => slot.lists.as_ref().is_some_and(|l| l.shared.contains(&w)),
             (false, Direction::Read) => slot.reader == Some(w),
-            (false, Direction::Write) => slot.writer == Some(w),
+            (false, Direction::Write) => {
+                (slot.writer == Some(w) && slot.writer_parked()) || slot.is_queued(w)
+            }
         })
     }
 
-    /// Removes `w` from the waiters of the socket, if it is there.
+    /// Removes `w` from the waiters of the socket, if it is there. A writer
+    /// whose turn it was passes the turn to the first queued one, which is
+    /// handed to `wake`.
     #[inline]
-    pub(crate) fn unpark(&self, token: usize, dir: Direction, shared: bool, w: W) {
+    pub(crate) fn unpark(
+        &self,
+        token: usize,
+        dir: Direction,
+        shared: bool,
+        w: W,
+        wake: impl FnOnce(W),
+    ) {
         let (index, gen) = untoken(token);
         let mut io = self.io.borrow_mut();
         let Some(slot) = io.get_mut(index).filter(|s| s.gen == gen) else {
             return;
         };
-        if shared {
-            if let Some(v) = slot.shared.as_mut() {
-                v.retain(|&id| id != w);
+        match (shared, dir) {
+            (true, _) => {
+                if let Some(l) = slot.lists.as_mut() {
+                    l.shared.retain(|&id| id != w);
+                }
             }
-            return;
-        }
-        let waiter = match dir {
-            Direction::Read => &mut slot.reader,
-            Direction::Write => &mut slot.writer,
-        };
-        if *waiter == Some(w) {
-            *waiter = None;
+            (false, Direction::Read) => {
+                if slot.reader == Some(w) {
+                    slot.reader = None;
+                }
+            }
+            (false, Direction::Write) if slot.writer == Some(w) => {
+                if let Some(next) = slot.pass_turn() {
+                    drop(io);
+                    wake(next);
+                }
+            }
+            (false, Direction::Write) => {
+                if let Some(l) = slot.lists.as_mut() {
+                    l.writers.retain(|&id| id != w);
+                }
+            }
         }
     }
 
     /// Handles one readiness event: hands the waiters of the ready
-    /// directions to `wake`. Events of closed sockets (stale generation) are
-    /// dropped.
+    /// directions to `wake` (of the writers, the one whose turn it is, if it
+    /// waits for an event: it keeps its turn). Events of closed sockets
+    /// (stale generation) are dropped.
     pub(crate) fn dispatch(&self, poller: &Poller, ev: Event, mut wake: impl FnMut(W)) {
         let (index, gen) = untoken(ev.token);
         let mut io = self.io.borrow_mut();
@@ -366,14 +505,16 @@ impl<W: Copy + PartialEq> Reactor<W> {
         } else {
             None
         };
-        let w = if ev.writable {
-            slot.writer.take()
+        let w = if ev.writable && slot.writer_parked() {
+            slot.ready &= !WRITER_PARKED;
+            slot.writer
         } else {
             None
         };
         if let Some(shared) = slot
-            .shared
+            .lists
             .as_mut()
+            .map(|l| &mut l.shared)
             .filter(|v| ev.readable && !v.is_empty())
         {
             // Everyone retries; the order rotates so that the work spreads.
@@ -383,9 +524,9 @@ impl<W: Copy + PartialEq> Reactor<W> {
             }
             shared.clear();
         }
-        if slot.has_readers() || slot.writer.is_some() {
+        if slot.has_readers() || slot.writer_parked() {
             // One-shot backends disabled the whole registration when it fired.
-            let _ = poller.arm(slot.fd, ev.token, slot.has_readers(), slot.writer.is_some());
+            let _ = poller.arm(slot.fd, ev.token, slot.has_readers(), slot.writer_parked());
         }
         drop(io);
         for id in [r, w].into_iter().flatten() {
@@ -465,11 +606,58 @@ mod tests {
         for w in [1, 2, 3] {
             r.park(&poller, t, Direction::Read, true, w).unwrap();
         }
-        r.unpark(t, Direction::Read, true, 2);
+        r.unpark(t, Direction::Read, true, 2, |_| unreachable!());
         let mut woken = Vec::new();
         r.dispatch(&poller, event(t, true, false), |w| woken.push(w));
         assert_eq!(woken, [3, 1]);
         assert_eq!(r.is_parked(t, Direction::Read, true, 1), Some(false));
+    }
+
+    #[test]
+    fn writers_take_turns_in_order_of_arrival() {
+        use std::os::fd::AsRawFd;
+        let poller = Poller::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let r: Reactor<u32> = Reactor::new();
+        let t = r.register(&poller, 0, a.as_raw_fd(), false).unwrap();
+        let slot_size = std::mem::size_of::<IoSlot<crate::sched::ThreadId>>();
+        assert!(slot_size <= 48, "an I/O slot takes {slot_size} bytes");
+        // Anyone may write while nobody has the turn.
+        assert!(r.may_write(t, false, Some(5)));
+        assert!(r.may_write(t, false, None));
+        for w in [1, 2, 3] {
+            r.park(&poller, t, Direction::Write, false, w).unwrap();
+        }
+        assert!(r.io.borrow()[0].lists.is_some());
+        // 1 has the turn: nobody else writes, forced or not, in a thread or not.
+        assert!(r.may_write(t, false, Some(1)));
+        assert!(!r.may_write(t, true, Some(2)));
+        assert!(!r.may_write(t, true, None));
+        assert!(r.is_ready(t, Direction::Read), "reads go on");
+        // An event wakes the writer whose turn it is; it keeps the turn.
+        let mut woken = Vec::new();
+        r.dispatch(&poller, event(t, false, true), |w| woken.push(w));
+        assert_eq!(woken, [1]);
+        assert_eq!(r.is_parked(t, Direction::Write, false, 1), Some(false));
+        assert_eq!(r.is_parked(t, Direction::Write, false, 2), Some(true));
+        r.dispatch(&poller, event(t, false, true), |w| woken.push(w));
+        assert_eq!(woken, [1], "queued writers wait for their turn, not events");
+        // 2 leaves the queue (its deadline); 1 ends: the turn goes to 3.
+        r.unpark(t, Direction::Write, false, 2, |_| unreachable!());
+        r.unpark(t, Direction::Write, false, 1, |w| woken.push(w));
+        assert_eq!(woken, [1, 3]);
+        assert!(r.may_write(t, false, Some(3)));
+        assert!(!r.may_write(t, false, Some(1)));
+        assert!(r.io.borrow()[0].lists.is_none(), "the empty queue is freed");
+        r.unpark(t, Direction::Write, false, 3, |_| unreachable!());
+        assert!(r.may_write(t, false, Some(1)));
+        // Closing wakes the writer with the turn and the queued ones.
+        for w in [4, 5, 6] {
+            r.park(&poller, t, Direction::Write, false, w).unwrap();
+        }
+        woken.clear();
+        r.deregister(Some(&poller), t, |w| woken.push(w));
+        assert_eq!(woken, [4, 5, 6]);
     }
 
     #[test]
@@ -493,7 +681,8 @@ mod tests {
         });
         assert!(matches!(got, Ok(None)), "EAGAIN is 'would block'");
         assert_eq!(calls, 2, "EINTR is retried");
-        assert_eq!(r.is_ready(t, Direction::Read), !crate::sys::EDGE_TRIGGERED);
+        let ready = r.is_ready(t, Direction::Read);
+        assert_eq!(ready, !crate::sys::EDGE_TRIGGERED);
         r.dispatch(&poller, event(t, true, false), |_| {});
         assert!(r.is_ready(t, Direction::Read));
     }

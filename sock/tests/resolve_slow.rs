@@ -94,15 +94,24 @@ fn a_slow_lookup_parks_only_its_thread_and_its_deadline_wins() {
             let e = c2.connect(("localhost", 9), None).await.unwrap_err();
             sock::Result::Ok((e.kind(), clock() - t0))
         });
-        let closer = sock::newthread(async move {
+        // A second connect meanwhile waits for its turn after the first
+        // (B7: it is no longer `busy`); the close wakes it too.
+        let c3 = c.clone();
+        let second = sock::newthread(async move {
+            sock::sleep(0.05).await?;
+            let e = c3.connect(("localhost", 9), None).await.unwrap_err();
+            sock::Result::Ok(e.kind())
+        });
+        sock::newthread(async move {
             sock::sleep(0.1).await?;
-            // A second connect meanwhile is `busy` (B7).
-            let busy = c.connect(("localhost", 9), None).await.unwrap_err();
             c.close();
-            sock::Result::Ok(busy.kind())
+            sock::Result::Ok(())
         });
         sock::start().unwrap();
-        assert_eq!(closer.result().unwrap().unwrap().unwrap(), ErrorKind::Busy);
+        assert_eq!(
+            second.result().unwrap().unwrap().unwrap(),
+            ErrorKind::Closed
+        );
         let (kind, took) = t.result().unwrap().unwrap().unwrap();
         assert_eq!(kind, ErrorKind::Closed);
         assert!((0.1..0.9).contains(&took), "closed after {took} s");

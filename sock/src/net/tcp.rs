@@ -24,7 +24,9 @@ use crate::time::deadline;
 ///
 /// To share a socket between threads (a reader and a writer, for full duplex),
 /// put it in an `Rc`: every method takes `&self`. At most one thread may wait
-/// in each direction; a second one gets the `busy` error.
+/// to read; a second one gets the `busy` error. Several threads may write:
+/// they take turns, each call's bytes contiguous on the stream (see
+/// [`send`](Self::send) and [`sendall`](Self::sendall)).
 ///
 /// ```
 /// use std::rc::Rc;
@@ -324,6 +326,17 @@ impl Tcp {
     /// Sends bytes; returns how many the kernel took (at least one, unless
     /// `buf` is empty). Waits while the send buffer is full.
     ///
+    /// Several threads may send on one socket (this and
+    /// [`sendall`](Self::sendall) alike): a call that finds nobody else
+    /// writing and room in the buffer sends at once; one that must wait holds the socket's
+    /// write turn until it ends (done, failed, timed out, or the socket
+    /// closed), and the others queue behind it and are served in the order
+    /// they came, each under its own deadline (a queued call that times out
+    /// leaves the queue having sent nothing). So the bytes of one call are
+    /// never mixed with another's on the stream. Closing the socket wakes
+    /// every queued writer with `closed`. Reading is not shared: a second
+    /// thread that waits to read while one already does gets `busy`.
+    ///
     /// ```
     /// # let (a, b) = sock_pair();
     /// let t1 = sock::newthread(async move {
@@ -403,6 +416,13 @@ impl Tcp {
 
     /// Sends all of `buf`, repeating `send` under one deadline. On error,
     /// [`Error::done`] tells how many bytes were sent.
+    ///
+    /// Several threads may `sendall` (or [`send`](Self::send)) on one socket:
+    /// each call's bytes go out contiguous, never mixed with another's, and
+    /// the calls that wait are served in the order they came, each under its
+    /// own deadline (a second reader, by contrast, gets `busy`). A call that
+    /// has sent part of its buffer holds the socket's write side until it is
+    /// over; closing the socket wakes every queued writer with `closed`.
     ///
     /// ```
     /// use sock::{Family, Tcp};

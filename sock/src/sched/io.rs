@@ -77,11 +77,23 @@ impl Registration {
             .deregister(c.poller().ok(), self.token, |id| c.wake(id));
     }
 
-    /// Whether an attempt in `dir` may succeed: false only inside a thread of
-    /// this loop, when no event came since the last attempt found nothing.
-    #[inline]
-    pub(crate) fn is_ready(&self, dir: Direction) -> bool {
-        self.core.current().is_none() || self.core.reactor.is_ready(self.token, dir)
+    /// Whether an attempt in `dir` may be made now (`force`: whatever the
+    /// readiness says): false inside a thread of this loop when no event
+    /// came since the last attempt found nothing, and, to write, whenever
+    /// another operation has the socket's write turn (see the reactor's
+    /// "Who waits").
+    #[inline(always)]
+    pub(crate) fn may_attempt(&self, dir: Direction, force: bool) -> bool {
+        let c = &self.core;
+        match dir {
+            Direction::Read => {
+                force || c.current().is_none() || c.reactor.is_ready(self.token, dir)
+            }
+            Direction::Write => {
+                let me = c.current();
+                c.reactor.may_write(self.token, force || me.is_none(), me)
+            }
+        }
     }
 
     /// Records that an attempt in `dir` found nothing to do (see
@@ -91,8 +103,9 @@ impl Registration {
     }
 
     /// One step of a single attempt `f` in `dir`: `Wait(dir)` without the
-    /// syscall when the direction is not ready (unless `force`), `Wait(dir)`
-    /// on `EAGAIN`, else its result (`EINTR` is retried).
+    /// syscall when the direction is not ready (unless `force`) or another
+    /// operation has the write turn, `Wait(dir)` on `EAGAIN`, else its
+    /// result (`EINTR` is retried).
     #[inline(always)]
     pub(crate) fn step<T>(
         &self,
@@ -100,7 +113,7 @@ impl Registration {
         force: bool,
         f: impl FnMut() -> io::Result<T>,
     ) -> Step<T> {
-        if !force && !self.is_ready(dir) {
+        if !self.may_attempt(dir, force) {
             return Step::Wait(dir);
         }
         match self.core.reactor.attempt(self.token, dir, f) {
@@ -216,7 +229,7 @@ struct Held<'a> {
 impl Held<'_> {
     /// Holds the waiter entry for the current thread (again, after an event
     /// took it): `closed` if the socket is gone, `busy` if another thread
-    /// waits in that direction.
+    /// waits to read (a writer queues for its turn).
     fn hold(&mut self) -> Result<()> {
         let Some(me) = self.reg.core.current() else {
             return Ok(());
@@ -234,10 +247,9 @@ impl Held<'_> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         if let Some(me) = self.who.take() {
-            self.reg
-                .core
-                .reactor
-                .unpark(self.reg.token, self.dir, false, me);
+            let c = &self.reg.core;
+            c.reactor
+                .unpark(self.reg.token, self.dir, false, me, |id| c.wake(id));
         }
     }
 }
@@ -347,9 +359,9 @@ impl<C: Deref<Target = Core>> Parking<C> {
     #[inline]
     fn unpark_io(&mut self) {
         if let Some(me) = self.parked.take() {
-            self.core
-                .reactor
-                .unpark(self.token, self.dir, self.shares(), me);
+            let c = &self.core;
+            c.reactor
+                .unpark(self.token, self.dir, self.shares(), me, |id| c.wake(id));
         }
     }
 
@@ -396,7 +408,9 @@ impl<C: Deref<Target = Core>> Drop for Parking<C> {
 /// socket's `drive` method, or from any of its blocking calls.
 ///
 /// It fails with `not_in_thread` outside sock threads, with `busy` if another
-/// thread waits in the same direction, with `closed` if the socket is gone.
+/// thread waits to read (writers queue for the socket's write turn instead,
+/// and an operation that waits to write holds it until it ends: see
+/// [`Tcp::send`](crate::Tcp::send)), with `closed` if the socket is gone.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Drive<O>(Driver<Rc<Core>, O>);
@@ -470,8 +484,12 @@ impl<C: Deref<Target = Core> + Unpin, O: Op + Unpin> Future for Driver<C, O> {
 /// caller tries its operation again, which may still find nothing to do, and
 /// then waits again. It fails with `closed` if the socket was closed meanwhile,
 /// with `timeout` once the deadline has passed (at once if it had already
-/// passed), with `busy` if another thread waits in that direction, and with
-/// `not_in_thread` outside sock threads.
+/// passed), with `busy` if another thread waits to read, and with
+/// `not_in_thread` outside sock threads. A wait to write takes its place
+/// among the socket's writers (see [`Tcp::send`](crate::Tcp::send)): it
+/// resolves when it is its turn and the socket may be writable, and ending it
+/// passes the turn on, so an attempt that follows may find another writer's
+/// turn (and wait again).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Wait {
