@@ -341,7 +341,8 @@ impl LuaOp {
     /// One step on the socket `s`.
     pub(crate) fn step(&mut self, s: &LSock, force: bool) -> Step<Out> {
         if s.is_closed() {
-            return Step::Ready(Err(Error::new(ErrorKind::Closed)));
+            // With the bytes moved so far (a `sendall` that the close woke).
+            return Step::Ready(Err(self.fail(Error::new(ErrorKind::Closed))));
         }
         match (self, &s.kind) {
             (op @ (LuaOp::ReadUntil { .. } | LuaOp::ReadFill { .. }), Kind::Tcp(t)) => {
