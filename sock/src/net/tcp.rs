@@ -765,9 +765,10 @@ impl Tcp {
         self.with_rbuf(|b| f(b.buffered()))
     }
 
-    /// Takes the first `n` buffered bytes (after [`step_read_until`]
-    /// (Self::step_read_until) or [`step_read_fill`](Self::step_read_fill)
-    /// and [`with_buffered`](Self::with_buffered)).
+    /// Takes the first `n` buffered bytes (after
+    /// [`step_read_until`](Self::step_read_until) or
+    /// [`step_read_fill`](Self::step_read_fill) and
+    /// [`with_buffered`](Self::with_buffered)).
     pub fn consume_buffered(&self, n: usize) {
         self.with_rbuf(|b| b.consume(n))
     }
