@@ -839,9 +839,11 @@ def write_markdown(path, data, agg, chart_name):
         ["W4 library B/conn"] if any(w.key == "W4" for w in wls) else [])
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "---|" * len(head))
+    # The columns in the header's order: W4 (bytes, not a ratio) last.
+    cols = [w for w in wls if w.key != "W4"] + [w for w in wls if w.key == "W4"]
     for s in servers:
         row = [s.label]
-        for w in wls:
+        for w in cols:
             cell = agg.get((w.key, s.key), {})
             if w.key == "W4":
                 row.append(fmt(cell["library"]["median"]) if "library" in cell else missing_word(cell, s, w))
