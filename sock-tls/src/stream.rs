@@ -120,6 +120,16 @@ fn tls_error(e: rustls::Error, handshaking: bool) -> Error {
     Error::with_message(kind, format!("{e}{hint}"))
 }
 
+/// `name` as rustls takes it, or `invalid_argument`.
+fn server_name_of(name: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(name.to_owned()).map_err(|_| {
+        Error::with_message(
+            ErrorKind::InvalidArgument,
+            format!("'{name}' is not a valid server name"),
+        )
+    })
+}
+
 fn handshake_eof() -> Error {
     Error::with_message(
         ErrorKind::TlsHandshakeFailed,
@@ -203,14 +213,22 @@ impl TlsStream {
     /// `server_name` (a DNS name or an IP address: what the certificate is
     /// verified against, and the SNI sent). No I/O yet.
     pub fn client(tcp: Tcp, server_name: &str, config: Arc<ClientConfig>) -> Result<TlsStream> {
-        let name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
-            Error::with_message(
-                ErrorKind::InvalidArgument,
-                format!("'{server_name}' is not a valid server name"),
-            )
-        })?;
+        let name = server_name_of(server_name)?;
         let conn = ClientConnection::new(config, name).map_err(|e| tls_error(e, true))?;
         Ok(TlsStream::with(tcp, conn.into()))
+    }
+
+    /// Checks that `server_name` is a DNS name or an IP address, as
+    /// [`client`](Self::client) does (`invalid_argument` otherwise): for a
+    /// caller that must know before it gives up its socket.
+    ///
+    /// ```
+    /// assert!(sock_tls::TlsStream::check_server_name("example.com").is_ok());
+    /// assert!(sock_tls::TlsStream::check_server_name("::1").is_ok());
+    /// assert!(sock_tls::TlsStream::check_server_name("not a name!").is_err());
+    /// ```
+    pub fn check_server_name(server_name: &str) -> Result<()> {
+        server_name_of(server_name).map(drop)
     }
 
     /// A server connection over the accepted socket `tcp`. No I/O yet.

@@ -161,8 +161,9 @@ fn wrap(
             let n = n.to_str().map_err(|_| {
                 sock::Error::with_message(sock::ErrorKind::InvalidArgument, "bad server name")
             })?;
-            let tcp = tcp.detach()?;
-            TlsStream::client(tcp, &n, cc)
+            // Checked first: a refused name leaves the plain socket as it was.
+            TlsStream::check_server_name(&n)?;
+            TlsStream::client(tcp.detach()?, &n, cc)
         }),
         None => side_server(&mut c).and_then(|sc| TlsStream::server(tcp.detach()?, sc)),
     };

@@ -339,8 +339,11 @@ t.test('wrapping: the plain object is a view of the TLS socket; bad arguments an
 	t.eq(r[2], 'not_supported')
 	r = {stls.client_stcp(assert(sock.tcp()), 'localhost', {protocols = 'tlsv1.0'})}
 	t.eq(r[2], 'not_supported')
-	r = {stls.client_stcp(assert(sock.tcp()), 'not a name!', {})}
+	local plain = assert(sock.tcp())
+	r = {stls.client_stcp(plain, 'not a name!', {})}
 	t.eq(r[2], 'invalid_argument')
+	t.eq(plain:closed(), false, 'a refused name leaves the plain socket usable')
+	plain:close()
 	l:close()
 	-- A configuration object serves many sockets.
 	local conf = assert(stls.config{ca = certs.ca})
