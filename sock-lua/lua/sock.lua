@@ -917,39 +917,38 @@ local function maxarg(func, pos, v)
 	end
 end
 
+-- readline and readuntil: (delim, a, b, c, d) from argument `pos` on,
+-- either (buf, len, [keep], [expires]) or ([maxlen], [keep], [expires]).
+local function read_until(self, func, delim, pos, a, b, c, d)
+	local s = self_s(self, func)
+	if type(a) == 'cdata' then
+		local buf, len = bufarg(func, pos, a, b, true)
+		expiresarg(func, pos + 3, d)
+		return blocking(d, s:read_until(delim, len, c and true or false, mlua_buf(buf), len))
+	end
+	maxarg(func, pos, a)
+	expiresarg(func, pos + 2, c)
+	return blocking(c, s:read_until(delim, a or LINE_MAX, b and true or false))
+end
+
 --- tcp:readline([maxlen], [keep_eol], [expires]) -> s: a line of at most
 --- maxlen bytes (8192) with its end (\n or \r\n) if keep_eol; the end
 --- of the stream ends a last line without its end, then nil, 'closed'. A
 --- longer line: nil, 'message_too_big', its bytes left readable.
 --- tcp:readline(buf, len, [keep_eol], [expires]) -> n: the line into buf.
 function tcp:readline(a, b, c, d)
-	local s = self_s(self, 'tcp:readline')
-	if type(a) == 'cdata' then
-		local buf, len = bufarg('tcp:readline', 2, a, b, true)
-		expiresarg('tcp:readline', 5, d)
-		return blocking(d, s:read_until(nil, len, c and true or false, mlua_buf(buf), len))
-	end
-	maxarg('tcp:readline', 2, a)
-	expiresarg('tcp:readline', 4, c)
-	return blocking(c, s:read_until(nil, a or LINE_MAX, b and true or false))
+	return read_until(self, 'tcp:readline', nil, 2, a, b, c, d)
 end
 
 --- tcp:readuntil(delim, [maxlen], [keep], [expires]) -> s: the bytes up to
 --- the string delim (with it if keep), at most maxlen (8192) in all; as
 --- readline otherwise. tcp:readuntil(delim, buf, len, [keep], [expires]) -> n.
 function tcp:readuntil(delim, a, b, c, d)
-	local s = self_s(self, 'tcp:readuntil')
+	self_s(self, 'tcp:readuntil')
 	if type(delim) ~= 'string' or #delim == 0 then
 		argerr('tcp:readuntil', 2, 'delim', 'non-empty string expected')
 	end
-	if type(a) == 'cdata' then
-		local buf, len = bufarg('tcp:readuntil', 3, a, b, true)
-		expiresarg('tcp:readuntil', 6, d)
-		return blocking(d, s:read_until(delim, len, c and true or false, mlua_buf(buf), len))
-	end
-	maxarg('tcp:readuntil', 3, a)
-	expiresarg('tcp:readuntil', 5, c)
-	return blocking(c, s:read_until(delim, a or LINE_MAX, b and true or false))
+	return read_until(self, 'tcp:readuntil', delim, 3, a, b, c, d)
 end
 
 --- tcp:readn(n, [expires]) -> s: exactly n bytes, as a string (fewer at the

@@ -323,13 +323,9 @@ impl TlsStream {
     /// the peer's close_notify), or the direction to wait for. Bytes the
     /// buffered reads hold come first.
     pub fn step_recv(&self, buf: &mut [u8], force: bool) -> Step<usize> {
-        {
-            let mut b = self.rbuf.borrow_mut();
-            if !b.is_empty() {
-                return Step::Ready(Ok(b.take_into(buf)));
-            }
-        }
-        self.step_recv_engine(buf, force)
+        self.rbuf
+            .borrow_mut()
+            .step_some(buf, force, |b, f| self.step_recv_engine(b, f))
     }
 
     /// One step of [`read_until`](Self::read_until), for an [`Op`]: the

@@ -226,6 +226,25 @@ impl ReadBuffer {
         step
     }
 
+    /// One more read for a step that needs more bytes: `None` to look at
+    /// the buffer again, or the step's end: a wait, an error, or at the end
+    /// of the stream what is buffered (`eof` if nothing).
+    fn fill_more(
+        &mut self,
+        cap: usize,
+        force: bool,
+        read: impl FnOnce(&mut [u8], bool) -> Step<usize>,
+    ) -> Option<Step<usize>> {
+        match self.step_fill(cap, force, read) {
+            Step::Ready(Ok(0)) => Some(match self.len() {
+                0 => Step::Ready(Err(Error::new(ErrorKind::Eof))),
+                n => Step::Ready(Ok(n)),
+            }),
+            Step::Ready(Ok(_)) => None,
+            end => Some(end),
+        }
+    }
+
     /// One step of reading a line of at most `max` bytes (its end
     /// included): its length once the buffer holds it whole (the line is
     /// then `buffered()[..n]`, to take with [`consume`](Self::consume)).
@@ -272,17 +291,8 @@ impl ReadBuffer {
             if scanned >= max {
                 return Step::Ready(Err(too_long(max)));
             }
-            match self.step_fill(max.saturating_add(delim.len()), force, &mut read) {
-                Step::Ready(Ok(0)) => {
-                    return match self.len() {
-                        0 => Step::Ready(Err(Error::new(ErrorKind::Eof))),
-                        n => Step::Ready(Ok(n)),
-                    }
-                }
-                Step::Ready(Ok(_)) => {}
-                Step::Ready(Err(e)) => return Step::Ready(Err(e)),
-                Step::Wait(d) => return Step::Wait(d),
-                Step::Sleep(t) => return Step::Sleep(t),
+            if let Some(end) = self.fill_more(max.saturating_add(delim.len()), force, &mut read) {
+                return end;
             }
         }
     }
@@ -302,17 +312,8 @@ impl ReadBuffer {
             if have >= want.max(1) {
                 return Step::Ready(Ok(have));
             }
-            match self.step_fill(cap.max(want), force, &mut read) {
-                Step::Ready(Ok(0)) => {
-                    return match self.len() {
-                        0 => Step::Ready(Err(Error::new(ErrorKind::Eof))),
-                        n => Step::Ready(Ok(n)),
-                    }
-                }
-                Step::Ready(Ok(_)) => {}
-                Step::Ready(Err(e)) => return Step::Ready(Err(e)),
-                Step::Wait(d) => return Step::Wait(d),
-                Step::Sleep(t) => return Step::Sleep(t),
+            if let Some(end) = self.fill_more(cap.max(want), force, &mut read) {
+                return end;
             }
         }
     }
