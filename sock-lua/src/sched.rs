@@ -81,8 +81,13 @@ use crate::state::lp;
 pub(crate) struct State {
     /// The state's socket table (its pending call).
     sockets: Rc<Table>,
-    /// The key of the next thread in the registry table [`THREADS`].
+    /// The key of the next new thread in the registry table [`THREADS`]
+    /// when no key is free.
     next_id: Cell<i64>,
+    /// The keys of ended threads, taken again first: the keys stay dense
+    /// (1 to the most threads alive at once), so the table keeps its
+    /// threads in its array part (8 bytes a thread instead of a hash node).
+    free_ids: RefCell<Vec<i64>>,
     /// The registry table [`THREADS`], kept here: a thread's start and end
     /// use it without a registry lookup by name.
     threads: LuaTable,
@@ -209,11 +214,6 @@ impl Slot {
             }
         }
         Ok(())
-    }
-
-    /// Removes the slot (the thread is done).
-    fn remove(&self) -> LuaResult<()> {
-        self.threads.raw_set(self.id, LuaValue::Nil)
     }
 }
 
@@ -403,7 +403,7 @@ impl LuaThread {
         if ret == ffi::LUA_OK && self.depth == 1 && !unsafe { first_is(co, nres, FAILED) } {
             unsafe { ffi::lua_settop(co, 0) };
             self.depth = 0;
-            threads(lua)?.raw_set(self.id, LuaValue::Nil)?;
+            release(lua, self.id)?;
             return Ok(true);
         }
         if ret == ffi::LUA_YIELD {
@@ -470,10 +470,19 @@ impl LuaThread {
                 // A transfer or a generator's end changes the top coroutine.
                 self.co = slot.get(self.depth)?.state();
             }
-            _ => slot.remove()?,
+            _ => release(lua, self.id)?,
         }
         done
     }
+}
+
+/// Removes the slot of the thread `id` (it is done) and frees its key.
+fn release(lua: &Lua, id: i64) -> LuaResult<()> {
+    threads(lua)?.raw_set(id, LuaValue::Nil)?;
+    if let Some(s) = lua.app_data_ref::<State>() {
+        s.free_ids.borrow_mut().push(id); // nothing refers to it now
+    }
+    Ok(())
 }
 
 /// What a thread is resumed with.
@@ -741,7 +750,7 @@ fn reporter(lua: &Lua, report: LuaFunction) -> LuaResult<i64> {
 fn spawn(lua: &Lua, (co, reporter): (mlua::Thread, i64)) -> LuaResult<()> {
     let fut = LuaThread::new(lua, co, reporter)?;
     lp(lua)?.enter(|| {
-        sock::newthread(fut);
+        sock::newthread_detached(fut);
     });
     Ok(())
 }
@@ -753,8 +762,11 @@ impl LuaThread {
     pub(crate) fn new(lua: &Lua, co: mlua::Thread, reporter: i64) -> LuaResult<LuaThread> {
         let (id, threads, sockets) = match lua.app_data_ref::<State>() {
             Some(s) => {
-                let id = s.next_id.get();
-                s.next_id.set(id + 1);
+                let id = s.free_ids.borrow_mut().pop().unwrap_or_else(|| {
+                    let id = s.next_id.get();
+                    s.next_id.set(id + 1);
+                    id
+                });
                 (id, s.threads.clone(), Rc::clone(&s.sockets))
             }
             None => return Err(usage_error("sock", "module not initialized")),
@@ -845,6 +857,7 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
         lua.set_app_data(State {
             sockets: crate::socket::table(lua)?,
             next_id: Cell::new(1),
+            free_ids: RefCell::new(Vec::new()),
             threads,
             suspended: RefCell::new(HashMap::new()),
         });

@@ -145,9 +145,10 @@ pub use resolve::{
 };
 pub use sched::io::Wait;
 pub use sched::{
-    currentthread, epoll_fd, newthread, poll, resume, run_after, run_at, run_every, set_epoll_fd,
-    set_error_handler, sleep, sleep_until, start, start_for, stop, suspend, JobSleep, Loop,
-    SharedPoller, Sleep, SleepJob, Suspend, Thread, ThreadId, ThreadOutput, Timer,
+    currentthread, epoll_fd, newthread, newthread_detached, poll, resume, run_after, run_at,
+    run_every, set_epoll_fd, set_error_handler, sleep, sleep_until, start, start_for, stop,
+    suspend, JobSleep, Loop, SharedPoller, Sleep, SleepJob, Suspend, Thread, ThreadId,
+    ThreadOutput, Timer,
 };
 pub use time::clock;
 

@@ -826,6 +826,53 @@ fn detached_thread_error_is_reported() {
     });
 }
 
+/// A thread started without a handle (`newthread_detached`) runs as any
+/// other; its error and its panic go to the error handler with its id,
+/// whether it ends inside the call or later; its success is not reported.
+#[test]
+fn newthread_detached_reports_failures() {
+    bounded(5.0, || {
+        let reports = record_reports();
+        let ran = Rc::new(Cell::new(0));
+        let r = ran.clone();
+        let late = sock::newthread_detached(async move {
+            sock::sleep(0.01).await.unwrap();
+            r.set(r.get() + 1);
+            Err::<(), String>("detached-late".into())
+        });
+        let early = sock::newthread_detached(async {
+            Err::<u8, sock::Error>(sock::Error::new(ErrorKind::Timeout))
+        });
+        let panicky = sock::newthread_detached(async {
+            sock::sleep(0.02).await.unwrap();
+            if clock() > 0.0 {
+                panic!("detached-boom");
+            }
+        });
+        let r = ran.clone();
+        let ok = sock::newthread_detached(async move {
+            sock::sleep(0.005).await.unwrap();
+            r.set(r.get() + 10);
+            Ok::<u8, String>(1)
+        });
+        assert_eq!(ran.get(), 0, "both still sleep");
+        assert!(late != early && early != panicky && panicky != ok);
+        sock::start().unwrap();
+        assert_eq!(ran.get(), 11);
+        let reports = reports.borrow();
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_eq!(reports[0].0, Some(early));
+        assert!(reports[0].1.contains("timeout"), "{reports:?}");
+        assert_eq!(reports[1].0, Some(late));
+        assert!(reports[1].1.contains("detached-late"), "{reports:?}");
+        assert_eq!(reports[2].0, Some(panicky));
+        assert!(
+            reports[2].1.contains("panicked: detached-boom"),
+            "{reports:?}"
+        );
+    });
+}
+
 /// A joined thread's error is not reported: join returns the value.
 #[test]
 fn joined_thread_error_is_returned_not_reported() {

@@ -532,26 +532,79 @@ where
     F::Output: ThreadOutput,
 {
     let state = Rc::new(JoinState::new());
+    let id = launch(future, Some(Rc::clone(&state)));
+    Thread { id, state }
+}
+
+/// Starts a thread as [`newthread`] does, without a handle to join it: for
+/// the threads nobody joins (a connection's handler, say), nothing is kept
+/// for a join (`newthread`'s handle and the state it shares with the thread
+/// cost about 100 bytes a thread). An error the thread returns, or its
+/// panic, goes to the error handler (see [`set_error_handler`]), as for a
+/// thread whose handle was dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let done = Rc::new(Cell::new(0));
+/// let d = done.clone();
+/// let id = sock::newthread_detached(async move {
+///     sock::sleep(0.01).await?;
+///     d.set(d.get() + 1);
+///     sock::Result::Ok(())
+/// });
+/// assert_eq!(done.get(), 0); // parked in its sleep
+/// sock::start().unwrap();
+/// assert_eq!(done.get(), 1);
+/// assert_ne!(sock::newthread_detached(async {}), id); // a new id
+/// ```
+pub fn newthread_detached<F>(future: F) -> ThreadId
+where
+    F: Future + 'static,
+    F::Output: ThreadOutput,
+{
+    launch(future, None)
+}
+
+/// Makes the thread of `future` (its output to `state`, or reported when
+/// there is none) and runs it to its first suspension.
+fn launch<F>(future: F, state: Option<Rc<JoinState<F::Output>>>) -> ThreadId
+where
+    F: Future + 'static,
+    F::Output: ThreadOutput,
+{
+    let done = match &state {
+        Some(s) => Done::Join(Rc::clone(s)),
+        None => Done::Report,
+    };
     // Allocated first, then written: the future goes from the caller straight
     // to the heap (`Box::pin(Finish { .. })` built the value on the stack and
     // copied it twice, 32 KiB of copies for a thread with a 16 KiB buffer).
-    let body = Box::into_pin(Box::write(
-        Box::new_uninit(),
-        Finish {
-            future,
-            state: Some(Rc::clone(&state)),
-        },
-    ));
+    let body = Box::into_pin(Box::write(Box::new_uninit(), Finish { future, done }));
     with_core(|c| {
         let id = c.spawn(body);
-        state.id.set(Some(id));
+        if let Some(s) = state {
+            s.id.set(Some(id)); // before its first run, which may report
+        }
         if !c.polling.get() {
             // Started outside the loop: its deadlines see the current time.
             c.update_now();
         }
         c.run(id);
-        Thread { id, state }
+        id
     })
+}
+
+/// Where a thread's output goes.
+enum Done<T> {
+    /// To the handle's join state.
+    Join(Rc<JoinState<T>>),
+    /// To the error handler, if it is a failure (a detached thread).
+    Report,
+    /// Delivered: the thread is over.
+    Delivered,
 }
 
 pin_project_lite::pin_project! {
@@ -561,7 +614,7 @@ pin_project_lite::pin_project! {
     struct Finish<F: Future> {
         #[pin]
         future: F,
-        state: Option<Rc<JoinState<F::Output>>>,
+        done: Done<F::Output>,
     }
 }
 
@@ -575,7 +628,7 @@ where
     /// join state (a panicked thread is done: the loop then drops it).
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
         let this = self.project();
-        if this.state.is_none() {
+        if matches!(this.done, Done::Delivered) {
             return Poll::Ready(()); // finished: the future is not polled again
         }
         let out = match catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))) {
@@ -583,11 +636,16 @@ where
             Ok(Poll::Ready(out)) => Ok(out),
             Err(payload) => Err(panic_message(&payload)),
         };
-        if let Some(state) = this.state.take() {
-            match out {
-                Ok(out) => state.finish(Ok(out)),
-                Err(msg) => state.panicked(msg),
+        match (std::mem::replace(this.done, Done::Delivered), out) {
+            (Done::Join(state), Ok(out)) => state.finish(Ok(out)),
+            (Done::Join(state), Err(msg)) => state.panicked(msg),
+            (Done::Report, Ok(out)) => {
+                if let Some(msg) = out.failure() {
+                    report(currentthread(), &msg);
+                }
             }
+            (Done::Report, Err(msg)) => report(currentthread(), &format!("panicked: {msg}")),
+            (Done::Delivered, _) => {}
         }
         Poll::Ready(())
     }
@@ -986,10 +1044,9 @@ mod tests {
             Result::Ok(buf.len())
         };
         let user_size = std::mem::size_of_val(&user);
-        let state = Rc::new(JoinState::new());
         let body = Finish {
             future: user,
-            state: Some(state),
+            done: Done::Join(Rc::new(JoinState::new())),
         };
         let body_size = std::mem::size_of_val(&body);
         assert!(user_size >= 16384);

@@ -1,5 +1,5 @@
 //! The benchmark's sock server from Rust: the idiomatic way, a sock thread per
-//! connection (`sock::newthread`), sequential code, one loop on one OS thread.
+//! connection (`sock::newthread_detached`), sequential code, one loop on one OS thread.
 //!
 //! `sock-server ECHO_PORT HTTP_PORT [TLS_PORT CERT KEY]`: echo and HTTP
 //! hello world on 127.0.0.1; with `TLS_PORT CERT KEY`, the HTTP hello world
@@ -117,7 +117,7 @@ where
         match l.accept(None).await {
             Ok((c, _, _)) => {
                 let _ = c.setopt("tcp_nodelay", true);
-                sock::newthread(handler(c));
+                sock::newthread_detached(handler(c));
             }
             Err(e) => {
                 eprintln!("accept: {e}");
@@ -177,7 +177,7 @@ async fn accept_tls(l: TlsListener) {
         match l.accept(None).await {
             Ok((c, _, _)) => {
                 let _ = c.tcp().setopt("tcp_nodelay", true);
-                sock::newthread(http(c));
+                sock::newthread_detached(http(c));
             }
             Err(e) => {
                 eprintln!("accept: {e}");
