@@ -40,16 +40,39 @@ pub(crate) struct Socket {
     family: Family,
     protocol: Protocol,
     flags: Cell<u8>,
-    /// The file a Unix-domain socket created by binding to a path, with its
-    /// device and inode: removed on close if it is still that file.
-    /// (Boxed: few sockets have one, and every connection pays for the field.)
-    unix_file: RefCell<Option<Box<(PathBuf, u64, u64)>>>,
+    /// What few sockets have (see [`Extra`]): boxed, so that every other
+    /// socket pays one word for it.
+    extra: ExtraCell,
     /// Bytes read ahead by a stream's buffered reads (`Tcp::read_line`, ...),
     /// which every read takes first; pooled memory only while it holds
     /// bytes, given back at close.
     pub(crate) rbuf: ReadAhead,
     /// Registered with this OS thread's loop: not `Send`.
     _not_send: PhantomData<*const ()>,
+}
+
+/// The state of a socket that few sockets have.
+#[derive(Debug, Default)]
+struct Extra {
+    /// The file a Unix-domain socket created by binding to a path, with its
+    /// device and inode: removed on close if it is still that file.
+    unix_file: Option<(PathBuf, u64, u64)>,
+    /// A listener's local address when it is not a wildcard: every accepted
+    /// connection has it as its local address, without a `getsockname`.
+    listen_addr: Option<SockAddr>,
+}
+
+/// Where a socket keeps its [`Extra`], if it has one.
+#[derive(Default)]
+struct ExtraCell(Cell<Option<Box<Extra>>>);
+
+impl std::fmt::Debug for ExtraCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.0.take();
+        let r = e.fmt(f);
+        self.0.set(e);
+        r
+    }
 }
 
 fn closed() -> io::Error {
@@ -147,7 +170,7 @@ impl Socket {
             family,
             protocol,
             flags: Cell::new(0),
-            unix_file: RefCell::new(None),
+            extra: ExtraCell::default(),
             rbuf: ReadAhead::default(),
             _not_send: PhantomData,
         }
@@ -220,7 +243,7 @@ impl Socket {
             family: self.family,
             protocol: self.protocol,
             flags: Cell::new(self.flags.get()),
-            unix_file: RefCell::new(self.unix_file.borrow_mut().take()),
+            extra: ExtraCell(Cell::new(self.extra.0.take())),
             rbuf: self.rbuf.take(),
             _not_send: PhantomData,
         })
@@ -240,14 +263,39 @@ impl Socket {
             let _ = s.set_linger(None);
         }
         drop(s);
-        if let Some(file) = self.unix_file.borrow_mut().take() {
-            let (path, dev, ino) = *file;
+        if let Some((path, dev, ino)) = self.with_extra(|e| e.unix_file.take()) {
             if let Ok(m) = std::fs::symlink_metadata(&path) {
                 if (m.dev(), m.ino()) == (dev, ino) {
                     let _ = std::fs::remove_file(&path);
                 }
             }
         }
+    }
+
+    /// Runs `f` on the socket's [`Extra`] (made when first needed; dropped
+    /// when `f` leaves nothing in it).
+    fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
+        let mut e = self.extra.0.take().unwrap_or_default();
+        let r = f(&mut e);
+        if e.unix_file.is_some() || e.listen_addr.is_some() {
+            self.extra.0.set(Some(e));
+        }
+        r
+    }
+
+    /// A listener's local address when it is not a wildcard (see
+    /// [`set_listen_addr`](Self::set_listen_addr)).
+    pub(crate) fn listen_addr(&self) -> Option<SockAddr> {
+        let e = self.extra.0.take()?;
+        let a = e.listen_addr.clone();
+        self.extra.0.set(Some(e));
+        a
+    }
+
+    /// Keeps (or forgets) a listener's local address: every connection it
+    /// accepts has it as its local address.
+    pub(crate) fn set_listen_addr(&self, a: Option<SockAddr>) {
+        self.with_extra(|e| e.listen_addr = a);
     }
 
     pub(crate) fn bind(&self, addr: impl ToAddr) -> Result<()> {
@@ -257,7 +305,7 @@ impl Socket {
         self.set_flag(BOUND, true);
         if let Some(path) = sa.path() {
             if let Ok(m) = std::fs::symlink_metadata(&path) {
-                *self.unix_file.borrow_mut() = Some(Box::new((path, m.dev(), m.ino())));
+                self.with_extra(|e| e.unix_file = Some((path, m.dev(), m.ino())));
             }
         }
         Ok(())

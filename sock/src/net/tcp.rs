@@ -1,6 +1,5 @@
 //! TCP sockets.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
@@ -60,10 +59,6 @@ use crate::time::deadline;
 #[derive(Debug)]
 pub struct Tcp {
     s: Socket,
-    /// A listener's local address when it is not a wildcard: every accepted
-    /// connection has it as its local address, without a `getsockname`.
-    /// (Boxed: most sockets are not listeners, and every connection has one.)
-    listen_addr: RefCell<Option<Box<SockAddr>>>,
 }
 
 /// Which direction [`Tcp::shutdown`] closes: the seed's `'r'`, `'w'`, `'rw'`.
@@ -133,10 +128,7 @@ impl Tcp {
     /// ```
     pub fn with_protocol(family: Family, protocol: Option<Protocol>) -> Result<Tcp> {
         let s = Socket::new(SocketType::Tcp, family, protocol)?;
-        Ok(Tcp {
-            s,
-            listen_addr: RefCell::new(None),
-        })
+        Ok(Tcp { s })
     }
 
     /// Connects to `addr` (host and port, or a resolved address), trying each
@@ -200,7 +192,6 @@ impl Tcp {
     pub fn detach(&self) -> Result<Tcp> {
         Ok(Tcp {
             s: self.s.detach()?,
-            listen_addr: RefCell::new(self.listen_addr.borrow_mut().take()),
         })
     }
 
@@ -241,7 +232,7 @@ impl Tcp {
     fn keep_listen_addr(&self) -> Result<()> {
         let local = self.s.local_addr()?;
         let specific = local.ip().is_some_and(|ip| !ip.to_std().is_unspecified());
-        *self.listen_addr.borrow_mut() = specific.then(|| Box::new(local));
+        self.s.set_listen_addr(specific.then_some(local));
         Ok(())
     }
 
@@ -279,10 +270,7 @@ impl Tcp {
     pub fn from_listener(listener: std::net::TcpListener) -> Result<Tcp> {
         let s = Socket::adopt_listener(socket2::Socket::from(listener))?;
         sys::socket::reserve_fd();
-        let l = Tcp {
-            s,
-            listen_addr: RefCell::new(None),
-        };
+        let l = Tcp { s };
         l.keep_listen_addr()?;
         Ok(l)
     }
@@ -568,12 +556,9 @@ impl Tcp {
             .step(Direction::Read, force, sys::socket::accept_or_shed)
             .and_then(|(conn, remote)| {
                 let s = self.s.accepted(conn)?;
-                let conn = Tcp {
-                    s,
-                    listen_addr: RefCell::new(None),
-                };
-                let local = match &*self.listen_addr.borrow() {
-                    Some(a) => SockAddr::clone(a),
+                let conn = Tcp { s };
+                let local = match self.s.listen_addr() {
+                    Some(a) => a,
                     None => conn.local_addr()?,
                 };
                 Ok((conn, SockAddr::from(remote), local))

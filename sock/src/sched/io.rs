@@ -165,10 +165,8 @@ impl Registration {
         deadline: Result<Option<Instant>>,
         shared: bool,
     ) -> Driver<C, O> {
-        let (deadline, invalid) = split(deadline);
         Driver {
             parking: Parking::new(core, self.token, Direction::Read, deadline, shared),
-            invalid,
             op,
         }
     }
@@ -208,11 +206,9 @@ impl Registration {
         deadline: Result<Option<Instant>>,
         shared: bool,
     ) -> Wait {
-        let (deadline, invalid) = split(deadline);
         let core = Rc::clone(&self.core);
         Wait {
             parking: Parking::new(core, self.token, dir, deadline, shared),
-            invalid,
             started: false,
         }
     }
@@ -254,15 +250,6 @@ impl Drop for Held<'_> {
     }
 }
 
-/// A deadline as the futures keep it: the deadline, and whether it was
-/// invalid (NaN: `time::deadline`'s error, reported when the future is polled).
-fn split(deadline: Result<Option<Instant>>) -> (Option<Instant>, bool) {
-    match deadline {
-        Ok(d) => (d, false),
-        Err(_) => (None, true),
-    }
-}
-
 /// A thread parked (or about to park) on one direction of a socket, with a
 /// deadline: the bookkeeping shared by [`Drive`] and [`Wait`]. `C` holds the
 /// loop: an `Rc<Core>`, or a `&Core` borrowed for the length of one call.
@@ -280,6 +267,9 @@ struct Parking<C: Deref<Target = Core>> {
     parked: Option<ThreadId>,
     /// Several threads may wait together (read direction only).
     shared: bool,
+    /// The deadline given was invalid (NaN: `time::deadline`'s error,
+    /// reported when the future is polled).
+    invalid: bool,
 }
 
 impl<C: Deref<Target = Core>> Parking<C> {
@@ -288,14 +278,15 @@ impl<C: Deref<Target = Core>> Parking<C> {
         core: C,
         token: usize,
         dir: Direction,
-        deadline: Option<Instant>,
+        deadline: Result<Option<Instant>>,
         shared: bool,
     ) -> Parking<C> {
         Parking {
             core,
             token,
             dir,
-            deadline,
+            invalid: deadline.is_err(),
+            deadline: deadline.unwrap_or(None),
             timer: None,
             napping: false,
             parked: None,
@@ -437,8 +428,6 @@ impl<O: Op + Unpin> Future for Drive<O> {
 #[must_use = "futures do nothing unless awaited"]
 pub(crate) struct Driver<C: Deref<Target = Core>, O> {
     parking: Parking<C>,
-    /// The deadline given was invalid (NaN, `time::deadline`'s error).
-    invalid: bool,
     op: O,
 }
 
@@ -447,7 +436,7 @@ impl<C: Deref<Target = Core> + Unpin, O: Op + Unpin> Future for Driver<C, O> {
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if this.invalid {
+        if this.parking.invalid {
             return Poll::Ready(Err(this.op.fail(crate::time::invalid_expires())));
         }
         let Some(me) = this.parking.core.current() else {
@@ -494,8 +483,6 @@ impl<C: Deref<Target = Core> + Unpin, O: Op + Unpin> Future for Driver<C, O> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Wait {
     parking: Parking<Rc<Core>>,
-    /// The deadline given was invalid (NaN, `time::deadline`'s error).
-    invalid: bool,
     started: bool,
 }
 
@@ -504,7 +491,7 @@ impl Future for Wait {
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
-        if std::mem::take(&mut this.invalid) {
+        if std::mem::take(&mut this.parking.invalid) {
             return Poll::Ready(Err(crate::time::invalid_expires()));
         }
         let p = &mut this.parking;

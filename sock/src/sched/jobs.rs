@@ -45,7 +45,7 @@ impl Core {
     fn add_job(&self, at: Instant, action: Action) -> JobKey {
         let mut jobs = self.jobs.borrow_mut();
         let entry = jobs.vacant_entry();
-        let gen = self.next_gen();
+        let gen = self.next_gen().get();
         let key = JobKey {
             index: entry.key() as u32,
             gen,

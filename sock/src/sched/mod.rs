@@ -29,6 +29,7 @@ pub(crate) mod timers;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -225,9 +226,10 @@ impl Core {
 
     /// A new generation for a slot of the task or job table: ids of a
     /// reused slot never match the earlier ones.
-    fn next_gen(&self) -> u32 {
-        let gen = self.task_gen.get().wrapping_add(1);
-        self.task_gen.set(gen);
+    fn next_gen(&self) -> NonZeroU32 {
+        // Wrapped, it skips 0: never a generation.
+        let gen = NonZeroU32::new(self.task_gen.get().wrapping_add(1)).unwrap_or(NonZeroU32::MIN);
+        self.task_gen.set(gen.get());
         gen
     }
 

@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,7 +28,9 @@ use crate::error::{Error, ErrorKind, Result};
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ThreadId {
     pub(crate) index: u32,
-    pub(crate) gen: u32,
+    /// Never 0: an `Option<ThreadId>` (a socket's waiter, say) is as small
+    /// as the id.
+    pub(crate) gen: NonZeroU32,
 }
 
 impl fmt::Debug for ThreadId {
@@ -50,7 +53,7 @@ pub(crate) struct TaskBody {
 
 /// A slot of the task table.
 pub(crate) struct TaskSlot {
-    pub(crate) gen: u32,
+    pub(crate) gen: NonZeroU32,
     /// `None` while the thread is being polled (its body is on the stack).
     pub(crate) body: Option<TaskBody>,
     /// Already in the run queue: a second wake-up does not queue it twice.
