@@ -46,7 +46,7 @@ class Server:
 
     def __init__(self, key, label, group, cmd, buf=0, echo=True, idle=True, env=None, check=None,
                  note="", workers=1, base=None, section="main", listeners=None, tls=None,
-                 tls_check=None):
+                 tls_check=None, only=None):
         self.key = key          # short name, used in files and options
         self.label = label      # name in the table and the chart
         self.group = group      # colour in the chart: c, sock, tokio, lua, nginx
@@ -67,11 +67,15 @@ class Server:
         # no TLS. tls_check: as check, for the TLS part only.
         self.tls = tls
         self.tls_check = tls_check
+        # The workloads it runs, if not all it can (a W4-only variant).
+        self.only = only
 
     def serves(self, wl):
         """Whether the server runs the workload (key): the HTTP-only ones
         skip W1 and W1b, the multicore ones W4 as well; the TLS workloads
         are for the servers with a TLS port."""
+        if self.only is not None and wl not in self.only:
+            return False
         if wl in TLS_WORKLOADS:
             return self.tls is not None
         if wl in ("W1", "W1b"):
@@ -207,6 +211,13 @@ SERVERS = [
                                    CERT, KEY],
            note="a sock thread per connection, 16 KiB buffer in it; TLS: sock-tls's TlsListener "
                 "and TlsStream, the same handler"),
+    Server("sock-rust-lines", "sock (Rust) line reader", "sock",
+           lambda e, h, o: [os.path.join(TARGET, "sock-server"), str(e), str(h)],
+           env={"SOCK_BENCH_LINES": "1"}, only=("W4",),
+           check=lambda: exists(os.path.join(TARGET, "sock-server"), "sock-server"),
+           note="W4 only: the same server with its echo written on the buffered reader "
+                "(Tcp::read_line, then sendall of the line): no buffer of its own, a pooled "
+                "one only while bytes wait"),
     # The multicore examples: HTTP only (W2, W3), like nginx+lua; see "Multi-core"
     # in BENCHMARKS.md.
     Server("sock-rust-mc1", "sock (Rust) multicore ×1", "sock", multicore_rust(1), buf=4096,
@@ -242,6 +253,12 @@ SERVERS = [
            note="the LuaJIT module: a sock thread per connection, a 16 KiB cdata buffer"
                 " (from a free list, given back when the connection ends); TLS: "
                 "require'sock_tls', server_stcp over the listener, the same handler"),
+    Server("sock-lua-lines", "sock (LuaJIT) line reader", "sock",
+           lambda e, h, o: ["luajit", os.path.join(LUA, "sock_server.lua"), str(e), str(h)],
+           env=dict(LUA_ENV, SOCK_BENCH_LINES="1"), only=("W4",),
+           check=lua_check("sock", "target/lua/sock.so, scripts/build-lua.sh"),
+           note="W4 only: the same server with its echo written on the buffered reader "
+                "(c:readline(), then sendall of the line): no buffer of its own"),
     Server("sock-lua-mc1", "sock (LuaJIT) multicore ×1", "sock", multicore_lua(1), buf=4096,
            echo=False, idle=False, base="sock-lua-mc1", env=LUA_ENV, section="multicore",
            check=multicore_lua_check,

@@ -802,3 +802,35 @@ fn accepted_sockets_belong_to_the_listeners_loop() {
         t.result()
     );
 }
+
+/// W4: what an idle connection's thread holds stays small: the socket, and
+/// the parked call's driver with its operation (the figures of
+/// bench/BENCHMARKS.md's W4 depend on these sizes; each grew by a field
+/// once).
+#[test]
+fn an_idle_connections_state_stays_small() {
+    let t = Tcp::new(Family::Inet).unwrap();
+    assert!(
+        std::mem::size_of::<Tcp>() <= 56,
+        "{}",
+        std::mem::size_of::<Tcp>()
+    );
+    assert_eq!(
+        std::mem::size_of::<Option<sock::ThreadId>>(),
+        std::mem::size_of::<sock::ThreadId>()
+    );
+    let mut b = [0u8; 4];
+    let recv = t.recv(&mut b, None);
+    assert!(
+        std::mem::size_of_val(&recv) <= 80,
+        "{}",
+        std::mem::size_of_val(&recv)
+    );
+    drop(recv);
+    let send = t.sendall(&b, None);
+    assert!(
+        std::mem::size_of_val(&send) <= 88,
+        "{}",
+        std::mem::size_of_val(&send)
+    );
+}

@@ -40,6 +40,17 @@ local function putbuf(b)
 end
 local echo_port, http_port = common.ports()
 
+-- SOCK_BENCH_LINES=1 (W4's line-reader variant): the echo on the buffered
+-- reader, a line at a time; an idle connection holds no buffer.
+local function echo_lines(c)
+	while true do
+		local line = c:readline(BUF, true)
+		if not line then break end
+		if not c:sendall(line) then break end
+	end
+	c:close()
+end
+
 local function echo(c)
 	local buf = getbuf()
 	while true do
@@ -141,7 +152,7 @@ local function serve_tls(port, cert_file, key_file)
 	end)
 end
 
-serve(echo_port, echo)
+serve(echo_port, os.getenv'SOCK_BENCH_LINES' == '1' and echo_lines or echo)
 serve(http_port, http)
 local tls_port, cert_file, key_file = common.tls_args()
 if tls_port then serve_tls(tls_port, cert_file, key_file) end

@@ -77,6 +77,19 @@ async fn echo(c: Tcp) -> sock::Result<()> {
     }
 }
 
+/// The echo on the buffered reader, a line at a time (`SOCK_BENCH_LINES=1`,
+/// W4's line-reader variant): an idle connection holds no buffer.
+async fn echo_lines(c: Tcp) -> sock::Result<()> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if c.read_line(&mut line, BUF, true, None).await? == 0 {
+            return Ok(());
+        }
+        c.sendall(&line, None).await?;
+    }
+}
+
 /// HTTP/1.1 keep-alive hello world with pipelining and `Connection: close`.
 /// Over TLS the end is the stream's drop: close_notify, then the close.
 async fn http<C: Conn>(c: C) -> sock::Result<()> {
@@ -194,7 +207,11 @@ fn main() -> sock::Result<()> {
     // handler's future, 16 KiB with its buffer, is then moved once, into the
     // thread), and their errors are not reported.
     sock::set_error_handler(|_, _| {});
-    serve(echo_port, echo)?;
+    if std::env::var_os("SOCK_BENCH_LINES").is_some_and(|v| v == "1") {
+        serve(echo_port, echo_lines)?;
+    } else {
+        serve(echo_port, echo)?;
+    }
     serve(http_port, http)?;
     if let Some((port, cert, key)) = tls_args() {
         serve_tls(port, &cert, &key)?;
