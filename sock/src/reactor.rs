@@ -62,7 +62,11 @@ use crate::sys::{Event, Poller};
 /// The state of one registered socket in the loop's I/O table.
 #[derive(Debug)]
 struct IoSlot<W> {
-    gen: u32,
+    /// The generation (low [`GEN_BITS`] bits) and, in the top byte, which
+    /// directions may be ready (`READY_*` bits: see the module docs) and
+    /// the write turn's `WRITER_PARKED` and `WRITE_TURN`: one word for
+    /// both, so that a slot is four words.
+    tag: u32,
     fd: RawFd,
     reader: Option<W>,
     /// The writer whose turn it is (see "Who waits" in the module docs): it
@@ -74,9 +78,6 @@ struct IoSlot<W> {
     /// other socket. (Boxed: the lists here would be seven words in every
     /// socket's slot.)
     lists: Option<Box<Lists<W>>>,
-    /// Which directions may be ready (`READY_*` bits: see the module docs),
-    /// and the write turn's `WRITER_PARKED` and `WRITE_TURN`.
-    ready: u8,
 }
 
 /// The waiters of a slot that are lists.
@@ -117,13 +118,29 @@ fn ready_bit(dir: Direction) -> u8 {
 }
 
 impl<W: Copy + PartialEq> IoSlot<W> {
+    #[inline(always)]
+    fn gen(&self) -> u32 {
+        self.tag & GEN_MASK
+    }
+
+    /// The `READY_*`, `WRITER_PARKED` and `WRITE_TURN` bits.
+    #[inline(always)]
+    fn ready(&self) -> u8 {
+        (self.tag >> READY_SHIFT) as u8
+    }
+
+    #[inline(always)]
+    fn set_ready(&mut self, bits: u8) {
+        self.tag = (self.tag & GEN_MASK) | (u32::from(bits) << READY_SHIFT);
+    }
+
     fn has_readers(&self) -> bool {
         self.reader.is_some() || self.lists.as_ref().is_some_and(|l| !l.shared.is_empty())
     }
 
     /// Whether the writer whose turn it is waits for an event.
     fn writer_parked(&self) -> bool {
-        self.ready & WRITER_PARKED != 0
+        self.ready() & WRITER_PARKED != 0
     }
 
     fn is_ready(&self, dir: Direction) -> bool {
@@ -131,19 +148,19 @@ impl<W: Copy + PartialEq> IoSlot<W> {
             Direction::Read => READY_READ | READY_HUP,
             Direction::Write => READY_WRITE,
         };
-        self.ready & bits != 0
+        self.ready() & bits != 0
     }
 
     /// Whether `me` may write now: nobody has the turn, or `me` has it.
     #[inline(always)]
     fn may_write(&self, me: Option<W>) -> bool {
-        self.ready & WRITE_TURN == 0 || self.writer == me
+        self.ready() & WRITE_TURN == 0 || self.writer == me
     }
 
     /// Gives the turn to `w` (or nobody).
     fn set_writer(&mut self, w: Option<W>) {
         self.writer = w;
-        self.ready = (self.ready & !WRITE_TURN) | (w.is_some() as u8 * WRITE_TURN);
+        self.set_ready((self.ready() & !WRITE_TURN) | (w.is_some() as u8 * WRITE_TURN));
     }
 
     /// Whether `w` is one of the writers queued for their turn.
@@ -154,7 +171,7 @@ impl<W: Copy + PartialEq> IoSlot<W> {
     /// The turn passes from its writer to the first queued one (if any),
     /// which is answered: it is to be woken.
     fn pass_turn(&mut self) -> Option<W> {
-        self.ready &= !WRITER_PARKED;
+        self.set_ready(self.ready() & !WRITER_PARKED);
         let next = self.lists.as_mut().and_then(|l| l.writers.pop_front());
         self.set_writer(next);
         if self
@@ -188,6 +205,8 @@ pub enum Direction {
 // backends' reserved tokens (all ones and the like) are nobody's sockets.
 const GEN_BITS: u32 = 20;
 const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
+/// Where a slot's ready bits sit in its tag, above the generation.
+const READY_SHIFT: u32 = 24;
 
 fn token(lp: u16, index: usize, gen: u32) -> usize {
     (usize::from(lp) << 52) | (((gen & GEN_MASK) as usize) << 32) | (index & 0xffff_ffff)
@@ -235,12 +254,11 @@ impl<W: Copy + PartialEq> Reactor<W> {
         let gen = self.gen.get().wrapping_add(1) & GEN_MASK;
         self.gen.set(gen);
         let slot = IoSlot {
-            gen,
+            tag: gen | (u32::from(READY_READ | READY_WRITE) << READY_SHIFT),
             fd,
             reader: None,
             writer: None,
             lists: None,
-            ready: READY_READ | READY_WRITE,
         };
         let index = self.io.borrow_mut().insert(slot);
         let token = token(lp, index, gen);
@@ -263,7 +281,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
         let slot = {
             let mut io = self.io.borrow_mut();
             match io.get(index) {
-                Some(s) if s.gen == gen => Some(io.remove(index)),
+                Some(s) if s.gen() == gen => Some(io.remove(index)),
                 _ => None,
             }
         };
@@ -293,7 +311,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
     pub(crate) fn is_ready(&self, token: usize, dir: Direction) -> bool {
         let (index, gen) = untoken(token);
         match self.io.borrow().get(index) {
-            Some(slot) if slot.gen == gen => slot.is_ready(dir),
+            Some(slot) if slot.gen() == gen => slot.is_ready(dir),
             _ => true,
         }
     }
@@ -306,8 +324,8 @@ impl<W: Copy + PartialEq> Reactor<W> {
     pub(crate) fn may_write(&self, token: usize, any: bool, me: Option<W>) -> bool {
         let (index, gen) = untoken(token);
         match self.io.borrow().get(index) {
-            Some(slot) if slot.gen == gen => {
-                let r = slot.ready;
+            Some(slot) if slot.gen() == gen => {
+                let r = slot.ready();
                 if r & (READY_WRITE | WRITE_TURN) == READY_WRITE {
                     return true;
                 }
@@ -330,8 +348,8 @@ impl<W: Copy + PartialEq> Reactor<W> {
         }
         let (index, gen) = untoken(token);
         if let Some(slot) = self.io.borrow_mut().get_mut(index) {
-            if slot.gen == gen {
-                slot.ready &= !ready_bit(dir);
+            if slot.gen() == gen {
+                slot.set_ready(slot.ready() & !ready_bit(dir));
             }
         }
     }
@@ -392,7 +410,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
         let (index, gen) = untoken(token);
         let mut io = self.io.borrow_mut();
         let slot = match io.get_mut(index) {
-            Some(s) if s.gen == gen => s,
+            Some(s) if s.gen() == gen => s,
             _ => return Err(Error::new(ErrorKind::Closed)),
         };
         match (shared, dir) {
@@ -409,7 +427,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
             (false, Direction::Write) => {
                 if slot.may_write(Some(w)) {
                     slot.set_writer(Some(w));
-                    slot.ready |= WRITER_PARKED;
+                    slot.set_ready(slot.ready() | WRITER_PARKED);
                 } else if !slot.is_queued(w) {
                     let lists = slot.lists.get_or_insert_with(Box::default);
                     lists.writers.push_back(w);
@@ -432,7 +450,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
     ) -> Option<bool> {
         let (index, gen) = untoken(token);
         let io = self.io.borrow();
-        let slot = io.get(index).filter(|s| s.gen == gen)?;
+        let slot = io.get(index).filter(|s| s.gen() == gen)?;
         Some(match (shared, dir) {
             (true, _) => slot.lists.as_ref().is_some_and(|l| l.shared.contains(&w)),
             (false, Direction::Read) => slot.reader == Some(w),
@@ -456,7 +474,7 @@ impl<W: Copy + PartialEq> Reactor<W> {
     ) {
         let (index, gen) = untoken(token);
         let mut io = self.io.borrow_mut();
-        let Some(slot) = io.get_mut(index).filter(|s| s.gen == gen) else {
+        let Some(slot) = io.get_mut(index).filter(|s| s.gen() == gen) else {
             return;
         };
         match (shared, dir) {
@@ -494,19 +512,22 @@ impl<W: Copy + PartialEq> Reactor<W> {
         let Some(slot) = io.get_mut(index) else {
             return;
         };
-        if slot.gen != gen {
+        if slot.gen() != gen {
             return;
         }
-        slot.ready |= (ev.readable as u8 * READY_READ)
-            | (ev.writable as u8 * READY_WRITE)
-            | (ev.hangup as u8 * READY_HUP);
+        slot.set_ready(
+            slot.ready()
+                | (ev.readable as u8 * READY_READ)
+                | (ev.writable as u8 * READY_WRITE)
+                | (ev.hangup as u8 * READY_HUP),
+        );
         let r = if ev.readable {
             slot.reader.take()
         } else {
             None
         };
         let w = if ev.writable && slot.writer_parked() {
-            slot.ready &= !WRITER_PARKED;
+            slot.set_ready(slot.ready() & !WRITER_PARKED);
             slot.writer
         } else {
             None

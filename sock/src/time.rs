@@ -8,6 +8,7 @@
 //! so one deadline bounds a whole composite operation (`sendall`, `connect`
 //! over several addresses) without being reset per syscall.
 
+use std::num::NonZeroU64;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,26 @@ pub(crate) fn deadline(expires: Option<f64>) -> Result<Option<Instant>> {
                 d => Ok(at.checked_add(Duration::from_secs_f64(d))),
             }
         }
+    }
+}
+
+/// A deadline in one word: nanoseconds after the clock's origin, plus one,
+/// so that an `Option<Deadline>` (a parked call's) is one word too. No
+/// deadline is before the origin ([`deadline`] makes earlier times the
+/// origin itself: they have passed either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Deadline(NonZeroU64);
+
+impl Deadline {
+    /// The deadline at `at` (the origin if `at` is before it).
+    pub(crate) fn new(at: Instant) -> Deadline {
+        let ns = at.saturating_duration_since(origin().0).as_nanos();
+        Deadline(NonZeroU64::MIN.saturating_add(u64::try_from(ns).unwrap_or(u64::MAX)))
+    }
+
+    /// The instant of the deadline.
+    pub(crate) fn instant(self) -> Instant {
+        origin().0 + Duration::from_nanos(self.0.get() - 1)
     }
 }
 

@@ -691,41 +691,40 @@ impl Tcp {
     /// sock::start().unwrap();
     /// assert!(matches!(t.result(), Some(Ok(Ok(())))));
     /// ```
-    pub async fn read_line(
-        &self,
-        out: &mut Vec<u8>,
+    pub fn read_line<'a>(
+        &'a self,
+        out: &'a mut Vec<u8>,
         max: usize,
         keep_eol: bool,
         expires: Option<f64>,
-    ) -> Result<usize> {
-        self.read_until(b"\n", out, max, keep_eol, expires).await
+    ) -> impl Future<Output = Result<usize>> + 'a {
+        // `read_until`'s future itself: a thread parked in a line holds it
+        // once, not inside a second future that keeps these arguments too.
+        self.read_until(b"\n", out, max, keep_eol, expires)
     }
 
     /// Reads up to and including the delimiter `delim` (see
     /// [`read_line`](Self::read_line), whose delimiter is `\n`): appends
     /// the record to `out`, with `delim` if `keep`, and returns the bytes
     /// taken from the stream; 0 at the end of the stream.
-    pub async fn read_until(
-        &self,
-        delim: &[u8],
-        out: &mut Vec<u8>,
+    pub fn read_until<'a>(
+        &'a self,
+        delim: &'a [u8],
+        out: &'a mut Vec<u8>,
         max: usize,
         keep: bool,
         expires: Option<f64>,
-    ) -> Result<usize> {
+    ) -> impl Future<Output = Result<usize>> + 'a {
+        // The driver of the operation, which takes the record out itself:
+        // a thread parked in a line holds this and nothing more.
         let op = UntilOn {
             tcp: self,
             delim,
             max,
+            keep,
+            out,
         };
-        match self.s.drive_ref(op, deadline(expires)).await {
-            Ok(n) => {
-                self.with_rbuf(|b| b.take_record(n, delim, keep, out));
-                Ok(n)
-            }
-            Err(e) if e.kind() == ErrorKind::Eof => Ok(0),
-            Err(e) => Err(e),
-        }
+        self.s.drive_ref(op, deadline(expires))
     }
 
     /// One step of [`read_until`](Self::read_until), for an [`Op`] (a
@@ -953,17 +952,29 @@ impl Op for RecvOn<'_, '_> {
 }
 
 /// [`Tcp::step_read_until`] as an [`Op`], for [`Tcp::read_until`].
-struct UntilOn<'a, 'b> {
+struct UntilOn<'a> {
     tcp: &'a Tcp,
-    delim: &'b [u8],
+    delim: &'a [u8],
     max: usize,
+    keep: bool,
+    /// Where the record goes once it is buffered whole.
+    out: &'a mut Vec<u8>,
 }
 
-impl Op for UntilOn<'_, '_> {
+impl Op for UntilOn<'_> {
     type Output = usize;
 
     fn step(&mut self, force: bool) -> Step<usize> {
-        self.tcp.step_read_until(self.delim, self.max, force)
+        match self.tcp.step_read_until(self.delim, self.max, force) {
+            Step::Ready(Ok(n)) => {
+                let (delim, keep) = (self.delim, self.keep);
+                self.tcp
+                    .with_rbuf(|b| b.take_record(n, delim, keep, self.out));
+                Step::Ready(Ok(n))
+            }
+            Step::Ready(Err(e)) if e.kind() == ErrorKind::Eof => Step::Ready(Ok(0)),
+            other => other,
+        }
     }
 }
 

@@ -29,6 +29,7 @@ use super::{Core, ThreadId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reactor::Direction;
 use crate::step::{Op, Step};
+use crate::time::Deadline;
 
 /// A socket's registration with the loop it was made in.
 #[derive(Debug)]
@@ -258,7 +259,7 @@ struct Parking<C: Deref<Target = Core>> {
     core: C,
     token: usize,
     dir: Direction,
-    deadline: Option<Instant>,
+    deadline: Option<Deadline>,
     /// The deadline's timer, or while `napping` the timer of a
     /// [`Step::Sleep`] (at its instant or the deadline, whichever is first).
     timer: Option<TimerId>,
@@ -286,7 +287,7 @@ impl<C: Deref<Target = Core>> Parking<C> {
             token,
             dir,
             invalid: deadline.is_err(),
-            deadline: deadline.unwrap_or(None),
+            deadline: deadline.unwrap_or(None).map(Deadline::new),
             timer: None,
             napping: false,
             parked: None,
@@ -297,13 +298,14 @@ impl<C: Deref<Target = Core>> Parking<C> {
     /// Whether the deadline has passed, by the loop's time.
     #[inline]
     fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| self.core.now() >= d)
+        self.deadline
+            .is_some_and(|d| self.core.now() >= d.instant())
     }
 
     /// Arms the deadline's timer for `me`, once.
     #[inline]
     fn arm_deadline(&mut self, me: ThreadId) {
-        if let (Some(d), None) = (self.deadline, self.timer) {
+        if let (Some(d), None) = (self.deadline.map(Deadline::instant), self.timer) {
             self.timer = Some(self.core.timers.borrow_mut().insert(d, me.into()));
         }
     }
@@ -333,7 +335,7 @@ impl<C: Deref<Target = Core>> Parking<C> {
     fn nap(&mut self, t: Instant, me: ThreadId) {
         self.unpark_io();
         self.remove_timer();
-        let at = self.deadline.map_or(t, |d| d.min(t));
+        let at = self.deadline.map_or(t, |d| d.instant().min(t));
         self.timer = Some(self.core.timers.borrow_mut().insert(at, me.into()));
         self.napping = true;
     }

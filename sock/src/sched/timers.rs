@@ -8,6 +8,7 @@
 //! `start_id` and async-io's `(Instant, usize)`. The storage (two vectors) only
 //! grows: after warm-up, inserting and removing allocate nothing.
 
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 /// A handle to a pending entry; stale handles (already fired or removed) are
@@ -15,7 +16,8 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerId {
     slot: u32,
-    gen: u32,
+    /// Never 0: an `Option<TimerId>` (a parked call's) is as small as the id.
+    gen: NonZeroU32,
 }
 
 #[derive(Debug)]
@@ -30,7 +32,7 @@ struct Entry<T> {
 struct Slot {
     /// Position in `heap` while live, or the next free slot while free.
     pos: u32,
-    gen: u32,
+    gen: NonZeroU32,
     live: bool,
 }
 
@@ -78,7 +80,7 @@ impl<T> Timers<T> {
         } else {
             self.slots.push(Slot {
                 pos: 0,
-                gen: 0,
+                gen: NonZeroU32::MIN,
                 live: false,
             });
             (self.slots.len() - 1) as u32
@@ -123,7 +125,7 @@ impl<T> Timers<T> {
         let entry = self.heap.pop().expect("non-empty");
         let s = &mut self.slots[entry.slot as usize];
         s.live = false;
-        s.gen = s.gen.wrapping_add(1);
+        s.gen = s.gen.checked_add(1).unwrap_or(NonZeroU32::MIN);
         s.pos = self.free;
         self.free = entry.slot;
         if pos < self.heap.len() {
