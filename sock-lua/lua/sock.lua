@@ -671,8 +671,16 @@ for name, mt in pairs(mts) do
 	mt.__tostring = function(self) return 'sock.' .. name .. ' (' .. tostring(self._s:fd()) .. ')' end
 end
 
+-- Every socket userdata's environment: mlua gives each userdata a new empty
+-- table as its environment (Lua 5.1 has no user values), 64 bytes that a
+-- socket would hold as long as it lives; this one table serves them all
+-- (the module never uses a userdata's environment).
+local SHARED_ENV = {}
+local setfenv = debug.setfenv
+
 -- s: the userdata, h: its handle (R.socket and accept give both).
 local function wrap(kind, s, h)
+	setfenv(s, SHARED_ENV)
 	return setmetatable({_s = s, _h = h}, mts[kind])
 end
 

@@ -11,6 +11,7 @@ local M, R = ...
 
 local type, error, pairs, ipairs, setmetatable, tostring = type, error, pairs, ipairs, setmetatable, tostring
 local concat = table.concat
+local getfenv, setfenv = debug.getfenv, debug.setfenv
 
 local S = {}
 
@@ -204,6 +205,7 @@ S.client_class = stcp
 -- original's HTTP client wraps tcp.close), sees one socket.
 local function wrap(plain, s, h, ...)
 	if not s then return nil, h, ... end
+	setfenv(s, getfenv(plain._s)) -- the shared environment (see sock.lua's wrap)
 	plain._s, plain._h = s, h
 	return setmetatable({_s = s, _h = h, tcp = plain}, stcp_mt)
 end

@@ -142,3 +142,17 @@ t.test('address objects from I/O are collected', function()
 	u.gc()
 	t.eq(next(seen), nil, 'every sa was collected')
 end)
+
+t.test('a socket object holds at most 200 bytes of Lua heap (one shared userdata environment)', function()
+	local N = 2000
+	local keep = {}
+	for i = 1, N do keep[i] = false end
+	collectgarbage(); collectgarbage()
+	local before = collectgarbage('count')
+	for i = 1, N do keep[i] = assert(sock.tcp()) end
+	collectgarbage(); collectgarbage()
+	local per = (collectgarbage('count') - before) * 1024 / N
+	t.ok(per <= 200, ('%.0f bytes a socket object'):format(per))
+	t.eq(debug.getfenv(keep[1]._s), debug.getfenv(keep[N]._s), 'one environment for all')
+	for i = 1, N do keep[i]:close() end
+end)
