@@ -25,6 +25,7 @@
 //! userdata keeps the table alive (`Rc`), so the table outlives every handle.
 
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use mlua::prelude::*;
@@ -127,7 +128,8 @@ impl Drop for LSock {
 /// The socket handles of one Lua state, and what its blocking calls leave
 /// for the scheduler and the Lua layer (see the module docs).
 pub(crate) struct Table {
-    handles: RefCell<Handles<*const LSock>>,
+    /// (`NonNull`: an entry is two words, not three.)
+    handles: RefCell<Handles<NonNull<LSock>>>,
     /// The call whose first step would block, until the scheduler takes it.
     pending: Cell<Option<Pending>>,
     /// The error of the last failed fast-path call, and whether its call
@@ -170,7 +172,7 @@ impl Table {
     /// methods, interior mutability).
     #[inline]
     pub(crate) fn get(&self, h: u64) -> Option<*const LSock> {
-        self.handles.borrow().get(h)
+        self.handles.borrow().get(h).map(|p| p.as_ptr().cast_const())
     }
 
     /// Calls `f` with the socket of the handle `h`, if the handle is known.
@@ -287,7 +289,7 @@ impl LSock {
         let s = ud.borrow::<LSock>()?;
         // Its final address: mlua never moves a userdata's value (and this
         // module never takes it out).
-        let h = t.handles.borrow_mut().insert(&*s as *const LSock);
+        let h = t.handles.borrow_mut().insert(NonNull::from(&*s));
         s.handle.set(h);
         drop(s);
         Ok((ud, h as f64))
