@@ -150,3 +150,98 @@ fn an_expired_deadline_still_gets_its_attempt() {
         Ok(())
     });
 }
+
+/// Drives the loop by hand (`poll` with a 50 ms cap) for `secs` seconds:
+/// the number of iterations it made. A loop woken by nothing new waits
+/// out each cap: about `secs / 0.05` iterations; one that spins makes
+/// thousands.
+fn iterations_for(secs: f64) -> usize {
+    let end = sock::clock() + secs;
+    let mut n = 0;
+    while sock::clock() < end {
+        sock::poll(Some(0.05)).unwrap();
+        n += 1;
+    }
+    n
+}
+
+/// I4: no busy loop while a socket has unread data that nobody reads, a
+/// writer is parked on a full socket, and its peer's reader is parked too.
+#[test]
+fn unread_data_and_a_parked_writer_cost_no_iterations() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let ready = Rc::new(Cell::new(false));
+    let r = Rc::clone(&ready);
+    let setup = sock::newthread(async move {
+        let (l, addr) = listener(Family::Inet);
+        let (c, s) = pair(&l, &addr).await?;
+        c.sendall(&[1u8; 100], within(1.0)).await?; // s never reads it
+        let (w, _peer) = pair(&l, &addr).await?;
+        w.setopt("so_sndbuf", 4096)?;
+        let writer = sock::newthread(async move {
+            // Parks once the path is full: the peer reads nothing.
+            let big = vec![2u8; 8 << 20];
+            let e = w.sendall(&big, within(3.0)).await.unwrap_err();
+            assert_eq!(e.kind(), sock::ErrorKind::Timeout, "{e}");
+        });
+        r.set(true);
+        sock::sleep(1.5).await?;
+        drop((s, c, l));
+        writer.join().await
+    });
+    let give_up = sock::clock() + 5.0;
+    while !ready.get() && sock::clock() < give_up {
+        sock::poll(Some(0.05)).unwrap();
+    }
+    assert!(ready.get());
+    iterations_for(0.2); // the writer fills the path meanwhile
+    let n = iterations_for(0.5);
+    assert!(n <= 40, "{n} loop iterations in 0.5 s with nothing to do");
+    sock::start().unwrap();
+    assert!(matches!(setup.result(), Some(Ok(Ok(())))));
+}
+
+/// I6: ready events come in batches: 10,000 UDP sockets with a datagram
+/// each, and 10,000 threads parked in their receives, all woken; every
+/// datagram arrives, in far fewer loop iterations than sockets.
+#[test]
+fn ten_thousand_ready_sockets_are_taken_in_batches() {
+    use sock::Udp;
+    use std::cell::Cell;
+    use std::rc::Rc;
+    const N: usize = 10_000;
+    let got = Rc::new(Cell::new(0usize));
+    let mut addrs = Vec::with_capacity(N);
+    for i in 0..N {
+        let u = Udp::new(Family::Inet).unwrap();
+        u.bind(("127.0.0.1", 0)).unwrap();
+        addrs.push(u.local_addr().unwrap());
+        let g = Rc::clone(&got);
+        sock::newthread(async move {
+            let mut b = [0u8; 8];
+            let (n, _) = u.recvnext(&mut b, within(20.0)).await?;
+            assert_eq!(&b[..n], &(i as u64).to_le_bytes());
+            g.set(g.get() + 1);
+            sock::Result::Ok(())
+        });
+    }
+    // One sender, outside the loop: every datagram is queued before the
+    // loop looks, so all 10,000 sockets are ready at once.
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (i, a) in addrs.iter().enumerate() {
+        tx.send_to(&(i as u64).to_le_bytes(), a.to_std().unwrap())
+            .unwrap();
+    }
+    let mut iterations = 0;
+    let give_up = sock::clock() + 20.0;
+    while got.get() < N && sock::clock() < give_up {
+        sock::poll(Some(0.1)).unwrap();
+        iterations += 1;
+    }
+    assert_eq!(got.get(), N, "every datagram arrived");
+    assert!(
+        iterations <= N / 16,
+        "{iterations} iterations for {N} ready sockets"
+    );
+}

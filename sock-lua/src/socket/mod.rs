@@ -172,7 +172,10 @@ impl Table {
     /// methods, interior mutability).
     #[inline]
     pub(crate) fn get(&self, h: u64) -> Option<*const LSock> {
-        self.handles.borrow().get(h).map(|p| p.as_ptr().cast_const())
+        self.handles
+            .borrow()
+            .get(h)
+            .map(|p| p.as_ptr().cast_const())
     }
 
     /// Calls `f` with the socket of the handle `h`, if the handle is known.
