@@ -72,15 +72,56 @@ function t.skip(reason)
 	error({[skip_mark] = tostring(reason)}, 0)
 end
 
+-- The sockets this process has open: their descriptors (Linux's
+-- /proc/PID/fd, PID this process's: /proc/self would be the `ls`; nil
+-- elsewhere).
+local ffi = require'ffi'
+pcall(ffi.cdef, 'int getpid(void);')
+local function open_sockets()
+	local ls = io.popen('ls -l /proc/' .. ffi.C.getpid() .. '/fd/ 2>/dev/null')
+	if not ls then return nil end
+	local fds = {}
+	for line in ls:lines() do
+		local fd = line:match(' (%d+) %-> socket:')
+		if fd then fds[#fds + 1] = tonumber(fd) end
+	end
+	ls:close()
+	return fds
+end
+
+-- What every test must leave behind: nothing. Its sockets closed (by the
+-- test, or by the collection of the objects it dropped), and the loop with
+-- nothing left to run or wait for. The error, or nil.
+local function leftovers(before)
+	local sock = package.loaded.sock
+	if not sock then return nil end
+	collectgarbage(); collectgarbage()
+	local ok, why = sock.poll(0)
+	if ok or why ~= 'empty' then
+		return 'the test left the loop with something to run or wait for (sock.poll: '
+			.. tostring(ok) .. ', ' .. tostring(why) .. ')'
+	end
+	local after = open_sockets()
+	if before and after and #after > #before then
+		return ('the test left %d socket(s) open'):format(#after - #before)
+	end
+	return nil
+end
+
 -- Runs every registered test; returns passed, failed.
 function t.run(out)
 	out = out or io.stdout
 	local passed, failed = 0, 0
 	for i, test in ipairs(tests) do
+		local before = open_sockets()
 		local ok, err = xpcall(test.fn, function(e)
 			if type(e) == 'table' and e[skip_mark] then return e end
 			return debug.traceback(e, 2)
 		end)
+		if ok or (type(err) == 'table' and err[skip_mark]) then
+			local left = leftovers(before)
+			if left then ok, err = false, left end
+		end
 		local label = string.format('%d - %s: %s', i, test.file, test.name)
 		if not ok and type(err) == 'table' and err[skip_mark] then
 			passed = passed + 1
