@@ -873,6 +873,39 @@ fn newthread_detached_reports_failures() {
     });
 }
 
+/// An error handler that sets another handler, and one that panics: the
+/// loop goes on (no `already borrowed` panic out of `start`), the next
+/// failure goes to the new handler, and a panicking handler's failures are
+/// printed instead.
+#[test]
+fn an_error_handler_may_replace_itself_or_panic() {
+    bounded(5.0, || {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        sock::set_error_handler(move |_, msg| {
+            s.borrow_mut().push(format!("first: {msg}"));
+            let s2 = s.clone();
+            sock::set_error_handler(move |_, msg| {
+                s2.borrow_mut().push(format!("second: {msg}"));
+                if msg.contains("three") {
+                    panic!("handler-boom");
+                }
+            });
+        });
+        for (i, word) in ["one", "two", "three", "four"].into_iter().enumerate() {
+            sock::newthread_detached(async move {
+                sock::sleep(0.01 * (i + 1) as f64).await.unwrap();
+                Err::<(), String>(word.to_string())
+            });
+        }
+        assert_eq!(sock::start(), Ok(()));
+        assert_eq!(
+            *seen.borrow(),
+            ["first: one", "second: two", "second: three", "second: four"]
+        );
+    });
+}
+
 /// A joined thread's error is not reported: join returns the value.
 #[test]
 fn joined_thread_error_is_returned_not_reported() {

@@ -108,7 +108,8 @@ impl Drop for Core {
     }
 }
 
-type ErrorHandler = Box<dyn Fn(Option<ThreadId>, &str)>;
+/// (An `Rc`: a report calls a clone, so the handler may replace itself.)
+type ErrorHandler = Rc<dyn Fn(Option<ThreadId>, &str)>;
 
 /// The default loop of an OS thread; its threads are dropped (cancelled) when
 /// the OS thread exits, which also breaks the cycles sockets inside threads
@@ -489,15 +490,26 @@ pub(crate) fn current_id() -> Option<ThreadId> {
 }
 
 fn report(id: Option<ThreadId>, msg: &str) {
-    let handled = ERROR_HANDLER
-        .try_with(|h| match &*h.borrow() {
-            Some(f) => {
-                f(id, msg);
-                true
+    // The handler is called outside the cell's borrow: it may call
+    // `set_error_handler` itself. Its panic is reported, never passed on
+    // into the loop (the report may come from inside `start`).
+    let handler = ERROR_HANDLER
+        .try_with(|h| h.borrow().clone())
+        .ok()
+        .flatten();
+    let handled = match handler {
+        Some(f) => match catch_unwind(AssertUnwindSafe(|| f(id, msg))) {
+            Ok(()) => true,
+            Err(payload) => {
+                eprintln!(
+                    "sock: the error handler panicked: {}",
+                    panic_message(&payload)
+                );
+                false
             }
-            None => false,
-        })
-        .unwrap_or(false);
+        },
+        None => false,
+    };
     if !handled {
         match id {
             Some(id) => eprintln!("sock: thread {id} failed: {msg}"),
@@ -787,7 +799,9 @@ pub fn stop() {
 /// Sets the function that receives the failures of threads (panics, and errors
 /// returned by threads that nobody joins) of every loop that runs on this OS
 /// thread (its default loop and any [`Loop`] entered on it). The default
-/// prints them to stderr.
+/// prints them to stderr. The handler may set another (which gets the next
+/// failure); if it panics, its panic is printed to stderr with the failure
+/// and the loop goes on.
 ///
 /// # Examples
 ///
@@ -805,7 +819,7 @@ pub fn stop() {
 /// assert!(failures.borrow()[0].starts_with("timeout"));
 /// ```
 pub fn set_error_handler(handler: impl Fn(Option<ThreadId>, &str) + 'static) {
-    ERROR_HANDLER.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
+    ERROR_HANDLER.with(|h| *h.borrow_mut() = Some(Rc::new(handler)));
 }
 
 /// Suspends the current thread until the clock reaches `t` (see

@@ -184,9 +184,11 @@ impl Poller {
                 true => epoll::EventFlags::EXCLUSIVE,
                 false => epoll::EventFlags::RDHUP,
             };
+        // SAFETY: `fd` is a socket being registered: open for this call.
+        let fd = unsafe { borrow(fd) };
         epoll::add(
             &self.epoll,
-            borrow(fd),
+            fd,
             epoll::EventData::new_u64(token as u64),
             flags,
         )
@@ -207,7 +209,8 @@ impl Poller {
 
     /// Unregisters `fd`. `ENOENT` (already gone) is not an error.
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
-        match epoll::delete(&self.epoll, borrow(fd)) {
+        // SAFETY: `fd` is a registered socket, deleted before its close.
+        match epoll::delete(&self.epoll, unsafe { borrow(fd) }) {
             Err(e) if e == rustix::io::Errno::NOENT => Ok(()),
             r => r.map_err(Into::into),
         }
@@ -347,10 +350,15 @@ impl Events {
     }
 }
 
-fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: the reactor only passes descriptors of sockets that are open for
-    // the duration of the call (registration happens after creation, deletion
-    // before close); the borrow does not outlive the epoll_ctl call it is made for.
+/// The descriptor `fd` as a borrow for one call into the poller.
+///
+/// # Safety
+///
+/// `fd` must be open until the borrow's last use: the reactor passes the
+/// descriptors of its registered sockets only, which it registers after
+/// their creation and deletes before their close.
+unsafe fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: the caller's promise (above).
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 

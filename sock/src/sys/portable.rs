@@ -75,13 +75,15 @@ impl Poller {
     /// Enables interest in the directions that have a waiter.
     pub(crate) fn arm(&self, fd: RawFd, token: usize, read: bool, write: bool) -> io::Result<()> {
         let ev = PEvent::new(token, read, write);
-        self.poller
-            .modify_with_mode(borrow(fd), ev, PollMode::Oneshot)
+        // SAFETY: `fd` is a registered socket (deleted before its close).
+        let fd = unsafe { borrow(fd) };
+        self.poller.modify_with_mode(fd, ev, PollMode::Oneshot)
     }
 
     /// Unregisters `fd`.
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
-        match self.poller.delete(borrow(fd)) {
+        // SAFETY: `fd` is a registered socket, deleted before its close.
+        match self.poller.delete(unsafe { borrow(fd) }) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             r => r,
         }
@@ -146,7 +148,14 @@ fn no_sharing() -> io::Error {
     )
 }
 
-fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: the reactor passes only descriptors that stay open for the call.
+/// The descriptor `fd` as a borrow for one call into the poller.
+///
+/// # Safety
+///
+/// `fd` must be open until the borrow's last use: the reactor passes the
+/// descriptors of its registered sockets only, which it registers after
+/// their creation and deletes before their close.
+unsafe fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: the caller's promise (above).
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
