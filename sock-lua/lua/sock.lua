@@ -599,6 +599,10 @@ end
 -- A buffer from bufarg, as the mlua methods (sendto, recvnext) take
 -- it: a string, array or struct cdata (lua_topointer is its address), or an
 -- address as a number.
+-- The calls that take a buffer's address (R's, not the userdata's: see
+-- src/socket/mod.rs, register_buffer_calls).
+local R_sendto, R_read_until, R_recvnext = R.sendto, R.read_until, R.recvnext
+
 local function mlua_buf(buf)
 	if type(buf) == 'cdata' then
 		local k = kind_of(buf)
@@ -932,11 +936,11 @@ local function read_until(self, func, delim, pos, a, b, c, d)
 	if type(a) == 'cdata' then
 		local buf, len = bufarg(func, pos, a, b, true)
 		expiresarg(func, pos + 3, d)
-		return blocking(d, s:read_until(delim, len, c and true or false, mlua_buf(buf), len))
+		return blocking(d, R_read_until(s, delim, len, c and true or false, mlua_buf(buf), len))
 	end
 	maxarg(func, pos, a)
 	expiresarg(func, pos + 2, c)
-	return blocking(c, s:read_until(delim, a or LINE_MAX, b and true or false))
+	return blocking(c, R_read_until(s, delim, a or LINE_MAX, b and true or false))
 end
 
 --- tcp:readline([maxlen], [keep_eol], [expires]) -> s: a line of at most
@@ -1010,11 +1014,11 @@ function udp:sendto(host, port, buf, len, expires, flags, af)
 	expiresarg('udp:sendto', 6, expires)
 	flagsarg('udp:sendto', 7, flags)
 	local mb = mlua_buf(b)
-	local r, lk, c, d, e = s:sendto(host, port, mb, n, af)
+	local r, lk, c, d, e = R_sendto(s, host, port, mb, n, af)
 	if r == LOOKUP then
 		local ai, err, code, msg = lookup(s, expires, r, lk)
 		if not ai then return nil, err, code, msg end
-		r, lk, c, d, e = s:sendto(ai, nil, mb, n, af)
+		r, lk, c, d, e = R_sendto(s, ai, nil, mb, n, af)
 	end
 	return blocking(expires, r, lk, c, d, e)
 end
@@ -1026,5 +1030,5 @@ function udp:recvnext(buf, len, expires, flags)
 	local b, n = bufarg('udp:recvnext', 2, buf, len, true)
 	expiresarg('udp:recvnext', 4, expires)
 	flagsarg('udp:recvnext', 5, flags)
-	return blocking(expires, s:recvnext(mlua_buf(b), n))
+	return blocking(expires, R_recvnext(s, mlua_buf(b), n))
 end

@@ -427,68 +427,8 @@ impl LuaUserData for LSock {
                 s.call(lua, LuaOp::Connect(Box::new(connect)))
             },
         );
-        m.add_method(
-            "sendto",
-            |lua, s, (host, port, buf, len, af): (LuaValue, LuaValue, LuaValue, usize, LuaValue)| {
-                let s = live!(lua, s);
-                let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
-                let flags = sock::AddrFlags::empty();
-                let a = match resolve(lua, s, "udp:sendto", 2, &(host, port, af), flags)? {
-                    Ok(a) => a,
-                    Err(failed) => return Ok(failed),
-                };
-                let sa = match sock::ToAddr::to_addr(&a, &s.hints(flags)) {
-                    Ok(list) => list.first().addr().clone(),
-                    Err(e) => return fail(lua, &e),
-                };
-                datagram!(s, "udp:sendto", _x => ());
-                s.call(lua, LuaOp::SendTo(Box::new(sa), b.raw()))
-            },
-        );
-        m.add_method(
-            "read_until",
-            |lua,
-             s,
-             (delim, max, keep, buf, len): (
-                Option<LuaString>,
-                usize,
-                bool,
-                LuaValue,
-                Option<usize>,
-            )| {
-                let s = live!(lua, s);
-                let delim = match delim {
-                    None => op::Delim::Line,
-                    Some(d) => op::Delim::Bytes(d.as_bytes().to_vec().into_boxed_slice()),
-                };
-                let into = match (&buf, len) {
-                    (LuaValue::Nil, _) => None,
-                    (b, Some(len)) => {
-                        Some(buf_arg(b, len, true, Arg::new("s:readline", 2, "buf"))?.raw())
-                    }
-                    (_, None) => {
-                        return Err(Arg::new("s:readline", 3, "len").error("number expected"))
-                    }
-                };
-                s.call(
-                    lua,
-                    LuaOp::ReadUntil {
-                        delim,
-                        max,
-                        keep,
-                        into,
-                    },
-                )
-            },
-        );
         m.add_method("read_fill", |lua, s, (want, max): (usize, usize)| {
             live!(lua, s).call(lua, LuaOp::ReadFill { want, max })
-        });
-        m.add_method("recvnext", |lua, s, (buf, len): (LuaValue, usize)| {
-            let s = live!(lua, s);
-            let b = buf_arg(&buf, len, true, Arg::new("udp:recvnext", 2, "buf"))?;
-            datagram!(s, "udp:recvnext", _x => ());
-            s.call(lua, LuaOp::RecvNext(b.raw()))
         });
         m.add_method(
             "connect_datagram",
@@ -746,6 +686,93 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
         "read_buffers",
         lua.create_function(|_, ()| Ok(sock::read_buffers()))?,
     )?;
+    register_buffer_calls(lua, r)?;
     tls::register(lua, r)?;
     fast::register(lua, r)
+}
+
+/// The calls that take a buffer as an address (`buf_arg`: a number is an
+/// address the Lua layer computed from pointer cdata it checked): functions
+/// of `R`, which only the module's own Lua code holds, never methods of the
+/// socket userdata, which every socket object carries (`_s`): no Lua
+/// program can hand them an address.
+fn register_buffer_calls(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
+    r.set(
+        "sendto",
+        lua.create_function(
+            |lua,
+             (ud, host, port, buf, len, af): (
+                LuaAnyUserData,
+                LuaValue,
+                LuaValue,
+                LuaValue,
+                usize,
+                LuaValue,
+            )| {
+                let s = ud.borrow::<LSock>()?;
+                let s = live!(lua, &*s);
+                let b = buf_arg(&buf, len, false, Arg::new("udp:sendto", 4, "buf"))?;
+                let flags = sock::AddrFlags::empty();
+                let a = match resolve(lua, s, "udp:sendto", 2, &(host, port, af), flags)? {
+                    Ok(a) => a,
+                    Err(failed) => return Ok(failed),
+                };
+                let sa = match sock::ToAddr::to_addr(&a, &s.hints(flags)) {
+                    Ok(list) => list.first().addr().clone(),
+                    Err(e) => return fail(lua, &e),
+                };
+                datagram!(s, "udp:sendto", _x => ());
+                s.call(lua, LuaOp::SendTo(Box::new(sa), b.raw()))
+            },
+        )?,
+    )?;
+    r.set(
+        "read_until",
+        lua.create_function(
+            |lua,
+             (ud, delim, max, keep, buf, len): (
+                LuaAnyUserData,
+                Option<LuaString>,
+                usize,
+                bool,
+                LuaValue,
+                Option<usize>,
+            )| {
+                let s = ud.borrow::<LSock>()?;
+                let s = live!(lua, &*s);
+                let delim = match delim {
+                    None => op::Delim::Line,
+                    Some(d) => op::Delim::Bytes(d.as_bytes().to_vec().into_boxed_slice()),
+                };
+                let into = match (&buf, len) {
+                    (LuaValue::Nil, _) => None,
+                    (b, Some(len)) => {
+                        Some(buf_arg(b, len, true, Arg::new("s:readline", 2, "buf"))?.raw())
+                    }
+                    (_, None) => {
+                        return Err(Arg::new("s:readline", 3, "len").error("number expected"))
+                    }
+                };
+                s.call(
+                    lua,
+                    LuaOp::ReadUntil {
+                        delim,
+                        max,
+                        keep,
+                        into,
+                    },
+                )
+            },
+        )?,
+    )?;
+    r.set(
+        "recvnext",
+        lua.create_function(|lua, (ud, buf, len): (LuaAnyUserData, LuaValue, usize)| {
+            let s = ud.borrow::<LSock>()?;
+            let s = live!(lua, &*s);
+            let b = buf_arg(&buf, len, true, Arg::new("udp:recvnext", 2, "buf"))?;
+            datagram!(s, "udp:recvnext", _x => ());
+            s.call(lua, LuaOp::RecvNext(b.raw()))
+        })?,
+    )
 }
