@@ -12,6 +12,10 @@
 #                                # W5, W6, W6r, about 10 min: writes
 #                                # bench/out/callgrind/CALLGRIND.md and the
 #                                # dumps (not for CI)
+#   bash bench/run.sh --soak     # the soak of scripts/scale.sh at full
+#                                # length: 1,000,000 connect/request/close
+#                                # cycles on the LuaJIT module, descriptors
+#                                # and memory flat (CI runs 100,000)
 #
 # Further options go to bench/bench.py (--rounds N, --duration S, --servers
 # c,sock-rust,..., --workloads W1,W2,..., --out DIR; --help lists them).
@@ -45,6 +49,7 @@ for a in "$@"; do
     case "$a" in
         -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
         --callgrind) callgrind=1 ;;
+        --soak) exec bash "$ROOT/scripts/scale.sh" --full ;;
     esac
 done
 

@@ -54,6 +54,9 @@ cargo run --release -q -p sock-examples --example https -- 200
 step "Lua module and its examples (release build)"
 bash scripts/check-lua-examples.sh
 
+step "scale and soak (LuaJIT: 15,000 connections, 100,000 cycles, 100,000 deadlines)"
+bash scripts/scale.sh
+
 step "test suite, portable backend (polling crate)"
 cargo nextest run -p sock --features portable
 
