@@ -107,6 +107,13 @@ pub fn client(ca: &Ca) -> Arc<ClientConfig> {
 /// Runs `f` on a thread of its own and fails if it takes longer than
 /// `secs`: a test that would hang fails instead.
 pub fn bounded<T: Send + 'static>(secs: f64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    // SOCK_TEST_TIME_SCALE: see scripts/memcheck.sh (valgrind is slower).
+    let scale = std::env::var("SOCK_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0);
+    let secs = secs * scale;
     let (tx, rx) = std::sync::mpsc::channel();
     let h = std::thread::spawn(move || {
         let _ = tx.send(f());

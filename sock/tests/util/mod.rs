@@ -9,6 +9,17 @@ use std::time::Duration;
 
 use sock::{Family, SockAddr, Tcp};
 
+/// The factor of the watchdogs' limits (`run`, `bounded`): 1, or
+/// `SOCK_TEST_TIME_SCALE` (scripts/memcheck.sh runs the tests under
+/// valgrind, some ten times slower). The tests' own deadlines stay as they are.
+pub fn time_scale() -> f64 {
+    std::env::var("SOCK_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0)
+}
+
 /// Runs `f` as a sock thread and drives the loop until it returns; fails the
 /// test if it returned an error or did not finish within `limit` seconds.
 /// Other threads the test started may still be parked when it returns.
@@ -22,6 +33,7 @@ where
         let r = f.await;
         *o.borrow_mut() = Some(r);
     });
+    let limit = limit * time_scale();
     let end = sock::clock() + limit;
     while out.borrow().is_none() {
         assert!(
@@ -101,6 +113,7 @@ thread_local! {
 /// Runs `f` on a new OS thread and fails if it panics, does not return within
 /// `limit` seconds, or leaves failures reported to the default test handler.
 pub fn bounded<F: FnOnce() + Send + 'static>(limit: f64, f: F) {
+    let limit = limit * time_scale();
     let (tx, rx) = mpsc::channel::<()>();
     let h = std::thread::spawn(move || {
         let _tx = tx; // dropped when f returns or unwinds
