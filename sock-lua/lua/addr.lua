@@ -25,6 +25,7 @@ function M.addr(host, port, socket_type, family, protocol, flags, expires)
 	if expires ~= nil and (type(expires) ~= 'number' or expires ~= expires) then
 		error("sock.addr: bad argument #7 'expires' (number expected)", 2)
 	end
+	if type(host) == 'cdata' then host = R.sa_arg(host) end
 	return looked_up(expires, R.addr(host, port, socket_type, family, protocol, flags))
 end
 
@@ -41,4 +42,72 @@ if ok then
 		copy(b, s, n)
 		return b, n
 	end)
+end
+
+-- Peer objects: the remote address of an accepted connection, kept as the
+-- bytes that src/addr.rs (peer_bytes) wrote, in a 28-byte cdata: tcp:accept
+-- makes no sa for it. A peer is an sa in every method; the sa itself is made
+-- (R.sa_of_peer, once, then kept beside the peer) only when a method needs
+-- more than the bytes: tostring, addr, ==, and passing it where an address
+-- is expected (R.sa_arg, which the functions that take a host call).
+if ok then
+	local istype, string = ffi.istype, ffi.string
+	local PEER_MAX = R.PEER_MAX
+	local peer_ct = ffi.typeof('struct { uint8_t len; uint8_t b[$]; }', PEER_MAX)
+	local sa_of_peer = R.sa_of_peer
+	local made = setmetatable({}, {__mode = 'k'}) -- peer -> its sa
+
+	local function self_peer(p, func)
+		if not istype(peer_ct, p) then
+			error(('%s: bad argument #1 \'self\' (sa expected)'):format(func), 3)
+		end
+		return p
+	end
+
+	-- The sa of the peer p (its bytes are checked in Rust: Lua code may have
+	-- written into them).
+	local function sa_of(p)
+		local sa = made[p]
+		if not sa then
+			local n = p.len
+			if n > PEER_MAX then n = PEER_MAX end
+			sa = sa_of_peer(string(p.b, n))
+			made[p] = sa
+		end
+		return sa
+	end
+
+	local peer = {}
+	function peer.family(p)
+		local f = self_peer(p, 'sa:family').b[0]
+		if p.len == 7 and f == 4 then return 'inet' end
+		if p.len == 27 and f == 6 then return 'inet6' end
+		return sa_of(p):family()
+	end
+	function peer.port(p)
+		self_peer(p, 'sa:port')
+		if p.len == 7 or p.len == 27 then return p.b[1] * 256 + p.b[2] end
+		return sa_of(p):port()
+	end
+	function peer.tostring(p) return sa_of(self_peer(p, 'sa:tostring')):tostring() end
+	function peer.addr(p) return sa_of(self_peer(p, 'sa:addr')):addr() end
+
+	local function as_sa(x)
+		if istype(peer_ct, x) then return sa_of(x) end
+		return x
+	end
+	ffi.metatype(peer_ct, {
+		__index = peer,
+		__tostring = function(p) return sa_of(p):tostring() end,
+		-- (LuaJIT calls a cdata's __eq whatever the other operand is, nil too.)
+		__eq = function(a, b)
+			a, b = as_sa(a), as_sa(b)
+			return type(a) == 'userdata' and type(b) == 'userdata' and a == b
+		end,
+	})
+	R.peer_ct = peer_ct
+	-- A host argument: a peer becomes its sa; anything else is left as it is.
+	R.sa_arg = as_sa
+else
+	R.sa_arg = function(x) return x end
 end

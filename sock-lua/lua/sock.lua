@@ -749,8 +749,11 @@ local function lookup(s, expires, a, lk)
 end
 
 --- s:bind([host], [port], [af])
+local sa_arg = R.sa_arg
+
 function socket:bind(host, port, af)
 	local s = self_s(self, 's:bind')
+	if type(host) == 'cdata' then host = sa_arg(host) end
 	local a, b, c, d = s:bind(host, port, af)
 	if a ~= LOOKUP then return a, b, c, d end
 	local ai, err, code, msg = lookup(s, nil, a, b)
@@ -804,6 +807,7 @@ end
 function tcp:connect(host, port, expires, af)
 	local s = self_s(self, 'tcp:connect')
 	expiresarg('tcp:connect', 4, expires)
+	if type(host) == 'cdata' then host = sa_arg(host) end
 	return connect_to(s, expires, af, s:connect(host, port, af))
 end
 
@@ -813,6 +817,7 @@ function tcp:listen(backlog, host, port, af)
 	if type(backlog) ~= 'number' then
 		backlog, host, port, af = nil, backlog, host, port
 	end
+	if type(host) == 'cdata' then host = sa_arg(host) end
 	local a, b, c, d = s:listen(backlog, host, port, af)
 	if a ~= LOOKUP then return a, b, c, d end
 	local ai, err, code, msg = lookup(s, nil, a, b)
@@ -820,23 +825,45 @@ function tcp:listen(backlog, host, port, af)
 	return s:listen(backlog, ai, nil, af)
 end
 
--- An accepted connection's values: the new socket object and its
--- addresses. Rust gives the local address as nil when it is the one this
--- listener's last accept returned, kept here (by listener object, out of
--- reach of other code): one sa object for all its connections.
+-- tcp:accept: the first step through the fast path (fast_accept), which
+-- leaves the new connection in the table and writes its remote address's
+-- bytes into a peer object (lua/addr.lua: an sa whose sa is made only when
+-- a method needs it); a pending accept ends the same way, then fast_peer
+-- writes them. R.take_accepted then makes the socket's userdata, taken
+-- before any Lua code can run (nothing is allocated in between). It gives
+-- the local address as nil when it is the one this listener's last accept
+-- returned, kept here (by listener object, out of reach of other code): one
+-- sa object for all its connections. An address that is neither IPv4 nor
+-- IPv6 (fast_accept's 0) comes from R.take_accepted as an sa.
+local fast_acc = ffi.typeof'int (*)(void *, uint64_t, void *)'
+local fast_accept = ffi.cast(fast_acc, R.fast.accept)
+local fast_peer = ffi.cast(fast_acc, R.fast.peer)
+local take_accepted, peer_ct, NOT_TCP = R.take_accepted, R.peer_ct, R.fast.NOT_TCP
 local last_local = setmetatable({}, {__mode = 'k'})
 
-local function accepted(self, c, remote, loc, h)
-	if not c then return c, remote, loc, h end -- nil, err, code, msg
+local function accepted(self, ra, n, c, h, loc, sa)
+	if not c then return c, h, loc, sa end -- nil, 'closed', code, msg
 	if loc then last_local[self] = loc else loc = last_local[self] end
-	return wrap('tcp', c, h), remote, loc
+	if n > 0 then ra.len = n else ra = sa end
+	return wrap('tcp', c, h), ra, loc
 end
 
 --- tcp:accept([expires]) -> ctcp, remote_addr, local_addr
 function tcp:accept(expires)
-	local s = self_s(self, 'tcp:accept')
+	self_s(self, 'tcp:accept')
 	expiresarg('tcp:accept', 2, expires)
-	return accepted(self, blocking(expires, s:accept()))
+	local h = self._h
+	local ra = peer_ct()
+	local n = fast_accept(T, h, ra.b)
+	if n < 0 then
+		if n == NOT_TCP then argerr('tcp:accept', 1, 'self', 'not a TCP socket') end
+		if n ~= FAST_PENDING then return fast_result('tcp:accept', n) end
+		local ok, err, code, msg = pending(expires)
+		if not ok then return nil, err, code, msg end
+		n = fast_peer(T, h, ra.b)
+		if n < 0 then return closed() end
+	end
+	return accepted(self, ra, n, take_accepted(h, n == 0))
 end
 
 --- tcp:sendall(s|buf, [len], [expires]) -> true | nil, err, code, msg, sent
@@ -1000,6 +1027,7 @@ end
 function udp:connect(host, port, expires, af)
 	expiresarg('udp:connect', 4, expires)
 	local s = self_s(self, 'udp:connect')
+	if type(host) == 'cdata' then host = sa_arg(host) end
 	local a, b, c, d = s:connect_datagram(host, port, af)
 	if a ~= LOOKUP then return a, b, c, d end
 	local ai, err, code, msg = lookup(s, expires, a, b)
@@ -1010,6 +1038,7 @@ end
 --- udp:sendto(host, port, s|buf, [len], [expires], [flags], [af]) -> len
 function udp:sendto(host, port, buf, len, expires, flags, af)
 	local s = self_s(self, 'udp:sendto')
+	if type(host) == 'cdata' then host = sa_arg(host) end
 	local b, n = bufarg('udp:sendto', 4, buf, len)
 	expiresarg('udp:sendto', 6, expires)
 	flagsarg('udp:sendto', 7, flags)

@@ -57,12 +57,17 @@ use crate::error::{self, Arg};
 /// Adds the address primitives to `R`:
 ///
 /// * `R.addr(...)`: `sock.addr` itself;
+/// * `R.sa_of_peer(bytes)`, `R.PEER_MAX`: the `sa` of an accepted
+///   connection's remote address, which the Lua layer keeps as bytes until a
+///   method needs it ([`peer_bytes`]);
 /// * `R.set_tobinary(f)`: sets the function `ip:tobinary()` passes the address
 ///   bytes (a string) to; its results are `ip:tobinary()`'s (`lua/addr.lua` makes
 ///   a `uint8_t[n]` cdata and its length).
 pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("addr", lua.create_function(addr)?)?;
     r.set("LOOKUP", lookup_mark())?;
+    r.set("sa_of_peer", lua.create_function(sa_of_peer)?)?;
+    r.set("PEER_MAX", PEER_MAX)?;
     r.set(
         "set_tobinary",
         lua.create_function(|lua, f: LuaValue| {
@@ -641,6 +646,66 @@ pub(crate) fn sockaddr(ud: &LuaAnyUserData) -> Option<SockAddr> {
 /// Makes an `sa`.
 pub(crate) fn new_sa(lua: &Lua, sa: SockAddr) -> LuaResult<LuaAnyUserData> {
     lua.create_userdata(Sa(sa))
+}
+
+/// The most bytes of a peer address as [`peer_bytes`] writes it (IPv6).
+pub(crate) const PEER_MAX: usize = 27;
+
+/// The bytes of an IPv4 or IPv6 address that the Lua layer keeps for an
+/// accepted connection's remote address, instead of an `sa` (its *peer*
+/// objects, `lua/addr.lua`, make the `sa` only when a method needs it):
+/// `4, port (2 bytes, big-endian), ip (4)` or `6, port, ip (16), flowinfo
+/// (4, big-endian), scope_id (4, big-endian)`. Their length (7 or 27), or
+/// `None` for another address (unix), which the Lua layer gets as an `sa`.
+pub(crate) fn peer_bytes(sa: &SockAddr, out: &mut [u8; PEER_MAX]) -> Option<usize> {
+    match sa.to_std()? {
+        std::net::SocketAddr::V4(a) => {
+            out[0] = 4;
+            out[1..3].copy_from_slice(&a.port().to_be_bytes());
+            out[3..7].copy_from_slice(&a.ip().octets());
+            Some(7)
+        }
+        std::net::SocketAddr::V6(a) => {
+            out[0] = 6;
+            out[1..3].copy_from_slice(&a.port().to_be_bytes());
+            out[3..19].copy_from_slice(&a.ip().octets());
+            out[19..23].copy_from_slice(&a.flowinfo().to_be_bytes());
+            out[23..27].copy_from_slice(&a.scope_id().to_be_bytes());
+            Some(27)
+        }
+    }
+}
+
+/// The address of [`peer_bytes`]'s bytes, or `None` if `b` is not such bytes.
+fn from_peer_bytes(b: &[u8]) -> Option<SockAddr> {
+    let be32 = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let a = match (b.len(), b.first()) {
+        (7, Some(4)) => std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::new(b[3], b[4], b[5], b[6]),
+            u16::from_be_bytes([b[1], b[2]]),
+        )),
+        (27, Some(6)) => {
+            let ip: [u8; 16] = b[3..19].try_into().ok()?;
+            std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip.into(),
+                u16::from_be_bytes([b[1], b[2]]),
+                be32(19),
+                be32(23),
+            ))
+        }
+        _ => return None,
+    };
+    Some(SockAddr::from(a))
+}
+
+/// `R.sa_of_peer(bytes)`: the `sa` of a peer object's bytes
+/// ([`peer_bytes`]); raises for other bytes (Lua code may write into a peer
+/// object's cdata: its bytes are checked, never trusted).
+fn sa_of_peer(lua: &Lua, b: LuaString) -> LuaResult<LuaAnyUserData> {
+    match from_peer_bytes(&b.as_bytes()) {
+        Some(sa) => new_sa(lua, sa),
+        None => Err(Arg::new("sa", 1, "self").error("not a socket address (damaged peer object)")),
+    }
 }
 
 /// `ip`: an IPv4 or IPv6 address.

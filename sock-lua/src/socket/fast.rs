@@ -1,16 +1,22 @@
-//! The FFI fast path: the first steps of `send`, `recv`, `sendall` and
-//! `recvall` as plain C functions that the Lua layer calls through LuaJIT's
-//! FFI, on a socket's *handle*.
+//! The FFI fast path: the first steps of `send`, `recv`, `sendall`,
+//! `recvall` and `accept` as plain C functions that the Lua layer calls
+//! through LuaJIT's FFI, on a socket's *handle*.
 //!
 //! A call into an mlua userdata method costs about 60 ns under the JIT (an
 //! mlua function about 22 ns, and neither is compiled: the trace stops at the
 //! C call); an FFI call into an `extern "C"` function compiles to a plain
-//! call, about 3 ns. The first steps of `s:send`, `s:recv`, `tcp:sendall`
-//! and `tcp:recvall` are therefore the exported functions below; they make
-//! the core's own steps (`step_send`, `step_recv`, `SendAll`, `RecvAll`), and
-//! a call that would block becomes the pending call that the scheduler
-//! drives with the same operation, so the paths cannot disagree. Everything
-//! else stays on mlua.
+//! call, about 3 ns. The first steps of `s:send`, `s:recv`, `tcp:sendall`,
+//! `tcp:recvall` and `tcp:accept` are therefore the exported functions
+//! below; they make the core's own steps (`step_send`, `step_recv`,
+//! `SendAll`, `RecvAll`, `step_accept`), and a call that would block becomes
+//! the pending call that the scheduler drives with the same operation, so
+//! the paths cannot disagree. Everything else stays on mlua.
+//!
+//! An accepted connection needs a userdata, which only the Lua C API can
+//! make: [`sock_lua_accept`] leaves the connection in the table and writes
+//! its remote address's bytes for the Lua layer's peer object (no `sa` is
+//! made, see `docs/design.md`, *Accepting in Lua*), and one mlua function,
+//! `R.take_accepted`, then makes the userdata.
 //!
 //! # Handles: checked, never trusted
 //!
@@ -37,7 +43,8 @@
 //! Each function makes the first step of its call (`op.rs`) and returns a C
 //! `int`:
 //!
-//! * `n >= 0`: done: `n` bytes (`send`, `recv`), or 0 (`sendall`, `recvall`);
+//! * `n >= 0`: done: `n` bytes (`send`, `recv`), or 0 (`sendall`, `recvall`),
+//!   or the length of the remote address's bytes (`accept`);
 //! * [`PENDING`] (-1): the call would block and is the state's pending call:
 //!   the Lua layer yields `OP, expires`, and the scheduler drives it;
 //! * [`CLOSED`] (-2): the socket was closed (or the handle is unknown): the
@@ -64,6 +71,8 @@ use mlua::prelude::*;
 
 use sock::op::{RecvAll, SendAll, Step};
 
+use crate::addr::PEER_MAX;
+
 use super::op::{seed_recv, seed_recvall, values_of_error, LuaOp, Pending, RawBuf};
 use super::{Kind, LSock, Table};
 use crate::error::usage_error;
@@ -76,6 +85,10 @@ pub const CLOSED: c_int = -2;
 
 /// The result of a failed call: `R.failed` gives the error.
 pub const FAILED: c_int = -3;
+
+/// The result of `accept` on a socket that is not a plain TCP one (a UDP,
+/// raw or TLS socket): the Lua layer raises, as for any misused method.
+pub const NOT_TCP: c_int = -4;
 
 /// The most bytes one call sends or receives: Linux's own limit for one call
 /// (`MAX_RW_COUNT`), below `i32::MAX`. A larger `len` is a partial send or
@@ -224,6 +237,73 @@ pub unsafe extern "C" fn sock_lua_recvall(
     finish(t, h, first, true, || LuaOp::RecvAll(all, b))
 }
 
+/// `tcp:accept`: the first step of an accept on the listener of the handle
+/// `h`: once a connection is accepted it waits in the table for
+/// `R.take_accepted`, and the result is its remote address's bytes at `out`
+/// as [`sock_lua_peer`] gives them; else [`PENDING`] (the pending call's end
+/// keeps the connection the same way: [`sock_lua_peer`] then gives its
+/// address), [`CLOSED`], [`FAILED`] or [`NOT_TCP`].
+///
+/// # Safety
+///
+/// `t` is the state's table (`R.sockets`); `out` is valid for writes of
+/// [`PEER_MAX`] bytes. The handle needs no promise.
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_accept(t: *const c_void, h: u64, out: *mut u8) -> c_int {
+    // SAFETY: by the contract.
+    let t = unsafe { table(t) };
+    let Some(s) = live(t, h) else { return CLOSED };
+    let Kind::Tcp(l) = &s.kind else {
+        return NOT_TCP;
+    };
+    match Pending::after_first(t, h, l.step_accept(false), || LuaOp::Accept) {
+        None => PENDING,
+        Some(Ok((conn, remote, local))) => {
+            t.keep_accepted(h, conn, remote, local);
+            // SAFETY: by the contract.
+            unsafe { peer(t, h, out) }
+        }
+        Some(Err(e)) => {
+            t.set_error(e, false);
+            FAILED
+        }
+    }
+}
+
+/// The remote address of the connection that the listener of the handle `h`
+/// accepted and that waits for `R.take_accepted`: its bytes written at
+/// `out` ([`crate::addr::peer_bytes`]: an IPv4 or IPv6 address) and their
+/// length, or 0 for another address (a unix one: `R.take_accepted` then
+/// gives it as an `sa`); [`CLOSED`] if no connection waits for `h`.
+///
+/// # Safety
+///
+/// As [`sock_lua_accept`].
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_peer(t: *const c_void, h: u64, out: *mut u8) -> c_int {
+    // SAFETY: by the contract.
+    unsafe { peer(table(t), h, out) }
+}
+
+/// [`sock_lua_peer`] on the table.
+///
+/// # Safety
+///
+/// `out` is valid for writes of [`PEER_MAX`] bytes.
+unsafe fn peer(t: &Table, h: u64, out: *mut u8) -> c_int {
+    let mut b = [0u8; PEER_MAX];
+    match t.with_accepted_remote(h, |sa| crate::addr::peer_bytes(sa, &mut b)) {
+        None => CLOSED,
+        Some(None) => 0,
+        Some(Some(n)) => {
+            // SAFETY: `out` is valid for `PEER_MAX` bytes (the contract), and
+            // `n` is at most that.
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), out, n) };
+            n as c_int
+        }
+    }
+}
+
 /// The first step of `send` (`all` false) or `sendall` on a TLS stream.
 fn tls_send(t: &Table, h: u64, tls: &sock_tls::TlsStream, b: RawBuf, all: bool) -> c_int {
     let mut done = 0;
@@ -263,8 +343,11 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     fast.set("recv", address(sock_lua_recv as *const ()))?;
     fast.set("sendall", address(sock_lua_sendall as *const ()))?;
     fast.set("recvall", address(sock_lua_recvall as *const ()))?;
+    fast.set("accept", address(sock_lua_accept as *const ()))?;
+    fast.set("peer", address(sock_lua_peer as *const ()))?;
     fast.set("PENDING", PENDING)?;
     fast.set("CLOSED", CLOSED)?;
+    fast.set("NOT_TCP", NOT_TCP)?;
     r.set("fast", fast)?;
     r.set("failed", lua.create_function(failed)?)?;
     r.set("address", lua.create_function(payload_address)?)?;

@@ -2,8 +2,8 @@
 //! table of socket handles, and the blocking calls.
 //!
 //! The userdata [`LSock`] owns a core socket; its methods are the seed's
-//! calls. The blocking ones (`accept`, `connect`, `sendto`, `recvnext`, and
-//! `send`, `recv`, `sendall`, `recvall` through the FFI fast path of
+//! calls. The blocking ones (`connect`, `sendto`, `recvnext`, and `send`,
+//! `recv`, `sendall`, `recvall`, `accept` through the FFI fast path of
 //! [`fast`]) are core operations ([`op`]): the first step is made here, and
 //! a call that would block becomes the state's pending operation, which the
 //! scheduler drives once the Lua layer yields (`OP, expires`). The Lua layer
@@ -19,8 +19,9 @@
 //!
 //! Each Lua state has one [`Table`] (in its app data, shared by every load of
 //! the module): the handles of its live sockets ([`crate::handles`]), the
-//! pending operation, the error of the last failed fast-path call, and the
-//! local address its last accept returned. The Lua layer holds its address
+//! pending operation, the error of the last failed fast-path call, the
+//! connection an accept made until the Lua layer takes it, and the local
+//! address its last accept returned. The Lua layer holds its address
 //! (`R.sockets`) and passes it to the fast path's functions; every socket
 //! userdata keeps the table alive (`Rc`), so the table outlives every handle.
 
@@ -140,6 +141,21 @@ pub(crate) struct Table {
     last_local: RefCell<Option<(u64, SockAddr)>>,
     /// The large part of the last finished call's result.
     extra: Cell<Option<op::Extra>>,
+    /// The connection the last accept made, until the Lua layer takes it.
+    accepted: Cell<Option<Accepted>>,
+}
+
+/// An accepted connection, from its accept (the fast path's first step, or
+/// the pending call's last) to the Lua layer's `R.take_accepted`, which
+/// makes its userdata. No Lua code runs in between: the Lua layer takes it
+/// right after the call or the resume that reported it, allocating nothing
+/// before (see `lua/sock.lua`, `tcp:accept`).
+struct Accepted {
+    /// The listener's handle.
+    listener: u64,
+    conn: Tcp,
+    remote: SockAddr,
+    local: SockAddr,
 }
 
 impl std::fmt::Debug for Table {
@@ -156,6 +172,7 @@ impl Table {
             error: Cell::new(None),
             last_local: RefCell::new(None),
             extra: Cell::new(None),
+            accepted: Cell::new(None),
         }
     }
 
@@ -206,30 +223,66 @@ impl Table {
         self.error.set(Some((e, all)));
     }
 
-    /// The values of an accepted connection on the listener of handle `h`:
-    /// the new socket's userdata, the remote address, the local address (nil
-    /// when it is the one this listener's last accept returned: the Lua
-    /// layer keeps that one, one object for all its connections) and the new
-    /// socket's handle.
-    pub(crate) fn accepted(
+    /// Keeps the connection that an accept on the listener of handle `h`
+    /// made, for [`take_accepted`](Self::take_accepted) (a connection kept
+    /// before and never taken is dropped: closed).
+    pub(crate) fn keep_accepted(&self, h: u64, conn: Tcp, remote: SockAddr, local: SockAddr) {
+        self.accepted.set(Some(Accepted {
+            listener: h,
+            conn,
+            remote,
+            local,
+        }));
+    }
+
+    /// Calls `f` with the remote address of the connection that the
+    /// listener of handle `h` accepted, if one waits to be taken.
+    pub(crate) fn with_accepted_remote<R>(
+        &self,
+        h: u64,
+        f: impl FnOnce(&SockAddr) -> R,
+    ) -> Option<R> {
+        let a = self.accepted.take()?;
+        let r = (a.listener == h).then(|| f(&a.remote));
+        self.accepted.set(Some(a));
+        r
+    }
+
+    /// `R.take_accepted(h, remote)`: the connection that the listener of
+    /// handle `h` accepted (see [`keep_accepted`](Self::keep_accepted)) as
+    /// the new socket's userdata and handle, then the local address (nil
+    /// when it is the one this listener's last accept returned: the Lua layer
+    /// keeps that one, one object for all its connections), then, if
+    /// `remote` (the Lua layer keeps no bytes for it:
+    /// [`addr::peer_bytes`]), the remote address as an `sa`. `nil,
+    /// 'closed'` if no connection waits for `h`.
+    fn take_accepted(
         self: &Rc<Table>,
         lua: &Lua,
         h: u64,
-        conn: Tcp,
-        remote: SockAddr,
-        local: SockAddr,
+        remote: bool,
     ) -> LuaResult<LuaMultiValue> {
-        let (ud, ch) = LSock::new_userdata(lua, self, Kind::Tcp(conn))?;
-        let same = matches!(&*self.last_local.borrow(), Some((l, a)) if *l == h && *a == local);
+        let a = match self.accepted.take() {
+            Some(a) if a.listener == h => a,
+            other => {
+                self.accepted.set(other);
+                return closed_values(lua);
+            }
+        };
+        let (ud, ch) = LSock::new_userdata(lua, self, Kind::Tcp(a.conn))?;
+        let same = matches!(&*self.last_local.borrow(), Some((l, x)) if *l == h && *x == a.local);
         let local = match same {
             true => LuaValue::Nil,
             false => {
-                let sa = addr::new_sa(lua, local.clone())?;
-                *self.last_local.borrow_mut() = Some((h, local));
+                let sa = addr::new_sa(lua, a.local.clone())?;
+                *self.last_local.borrow_mut() = Some((h, a.local));
                 LuaValue::UserData(sa)
             }
         };
-        (ud, addr::new_sa(lua, remote)?, local, ch).into_lua_multi(lua)
+        match remote {
+            false => (ud, ch, local).into_lua_multi(lua),
+            true => (ud, ch, local, addr::new_sa(lua, a.remote)?).into_lua_multi(lua),
+        }
     }
 }
 
@@ -402,10 +455,6 @@ impl LuaUserData for LSock {
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        m.add_method("accept", |lua, s, ()| {
-            live!(lua, s).tcp("tcp:accept")?;
-            s.call(lua, LuaOp::Accept)
-        });
         m.add_method(
             "connect",
             |lua, s, (host, port, af): (LuaValue, LuaValue, LuaValue)| {
@@ -682,6 +731,13 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     r.set("socket", lua.create_function(new_socket)?)?;
     r.set("not_in_thread", lua.create_function(not_in_thread)?)?;
     r.set("closed", lua.create_function(|lua, ()| closed_values(lua))?)?;
+    let tk = Rc::clone(&t);
+    r.set(
+        "take_accepted",
+        lua.create_function(move |lua, (h, remote): (f64, bool)| {
+            tk.take_accepted(lua, h as u64, remote)
+        })?,
+    )?;
     r.set(
         "read_buffers",
         lua.create_function(|_, ()| Ok(sock::read_buffers()))?,

@@ -241,7 +241,8 @@ pub(crate) enum Out {
     Count(usize),
     /// `sendall`, `recvall`, `connect`: done.
     Done,
-    /// A connection: [`Extra::Accepted`].
+    /// A connection, kept in the table until the Lua layer takes it
+    /// ([`Table::keep_accepted`]).
     Accepted,
     /// A datagram's length; its source is [`Extra::From`].
     Datagram(usize),
@@ -256,13 +257,8 @@ pub(crate) enum Out {
 }
 
 /// The large part of a result, kept in the table from the step that made it
-/// to the conversion of its values (no Lua code runs in between). (Its
-/// variants differ in size: it stays in its one slot, moved only on the
-/// paths of accept and recvnext.)
-#[allow(clippy::large_enum_variant)]
+/// to the conversion of its values (no Lua code runs in between).
 pub(crate) enum Extra {
-    /// A connection, its remote and local addresses.
-    Accepted(Tcp, SockAddr, SockAddr),
     /// A datagram's source, and whether the datagram was cut to the buffer.
     From(SockAddr, bool),
 }
@@ -401,7 +397,7 @@ impl LuaOp {
                 seed_recvall(all.step(t, b.bytes_mut(), force)).map(|()| Out::Done)
             }
             (LuaOp::Accept, Kind::Tcp(t)) => t.step_accept(force).map(|(c, remote, local)| {
-                s.table.extra.set(Some(Extra::Accepted(c, remote, local)));
+                s.table.keep_accepted(s.handle.get(), c, remote, local);
                 Out::Accepted
             }),
             (LuaOp::Connect(c), Kind::Tcp(t)) => c.step(t, force).map(|()| Out::Done),
@@ -571,9 +567,9 @@ pub(crate) fn values_of_error(lua: &Lua, e: &Error, all: bool) -> LuaResult<LuaM
 }
 
 /// The values of a finished call on the socket of handle `h` in `t`: `n`;
-/// `true`; a connection (its userdata, remote address, local address or nil
-/// when it is the one this listener returned last, and its handle); `n, sa`;
-/// or the failure.
+/// `true` (also for a connection, which waits in the table for the Lua layer
+/// to take it: `fast::sock_lua_peer`, `R.take_accepted`); `n, sa`; or the
+/// failure.
 pub(crate) fn values(
     lua: &Lua,
     t: &Rc<Table>,
@@ -584,11 +580,7 @@ pub(crate) fn values(
     let lost = || crate::error::usage_error("sock", "a call's result was lost");
     match r {
         Ok(Out::Count(n)) => n.into_lua_multi(lua),
-        Ok(Out::Done) => true.into_lua_multi(lua),
-        Ok(Out::Accepted) => match t.extra.take() {
-            Some(Extra::Accepted(conn, remote, local)) => t.accepted(lua, h, conn, remote, local),
-            _ => Err(lost()),
-        },
+        Ok(Out::Done | Out::Accepted) => true.into_lua_multi(lua),
         Ok(Out::Record { n, len }) => match t.get(h) {
             // SAFETY: see `Table::get`: a live socket; the only Lua code that
             // runs meanwhile is the collector (making the string), and the
