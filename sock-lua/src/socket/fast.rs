@@ -10,7 +10,8 @@
 //! below; they make the core's own steps (`step_send`, `step_recv`,
 //! `SendAll`, `RecvAll`, `step_accept`), and a call that would block becomes
 //! the pending call that the scheduler drives with the same operation, so
-//! the paths cannot disagree. Everything else stays on mlua.
+//! the paths cannot disagree. `s:close`, which every connection makes, is
+//! one too ([`sock_lua_close`]). Everything else stays on mlua.
 //!
 //! An accepted connection needs a userdata, which only the Lua C API can
 //! make: [`sock_lua_accept`] leaves the connection in the table and writes
@@ -304,6 +305,24 @@ unsafe fn peer(t: &Table, h: u64, out: *mut u8) -> c_int {
     }
 }
 
+/// `s:close`: closes the socket of the handle `h` (FIN, or RST with unread
+/// data; a TLS stream queues its close_notify first), waking the threads
+/// parked on it: 0, or [`CLOSED`] if the handle names no socket. Closing a
+/// closed socket does nothing.
+///
+/// # Safety
+///
+/// `t` is the state's table (`R.sockets`). The handle needs no promise.
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_close(t: *const c_void, h: u64) -> c_int {
+    // SAFETY: by the contract.
+    let t = unsafe { table(t) };
+    match t.with(h, |s| s.close()) {
+        Some(()) => 0,
+        None => CLOSED,
+    }
+}
+
 /// The first step of `send` (`all` false) or `sendall` on a TLS stream.
 fn tls_send(t: &Table, h: u64, tls: &sock_tls::TlsStream, b: RawBuf, all: bool) -> c_int {
     let mut done = 0;
@@ -345,6 +364,7 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     fast.set("recvall", address(sock_lua_recvall as *const ()))?;
     fast.set("accept", address(sock_lua_accept as *const ()))?;
     fast.set("peer", address(sock_lua_peer as *const ()))?;
+    fast.set("close", address(sock_lua_close as *const ()))?;
     fast.set("PENDING", PENDING)?;
     fast.set("CLOSED", CLOSED)?;
     fast.set("NOT_TCP", NOT_TCP)?;

@@ -142,7 +142,7 @@ pub(crate) struct Table {
     /// The large part of the last finished call's result.
     extra: Cell<Option<op::Extra>>,
     /// The connection the last accept made, until the Lua layer takes it.
-    accepted: Cell<Option<Accepted>>,
+    accepted: RefCell<Option<Accepted>>,
 }
 
 /// An accepted connection, from its accept (the fast path's first step, or
@@ -172,7 +172,7 @@ impl Table {
             error: Cell::new(None),
             last_local: RefCell::new(None),
             extra: Cell::new(None),
-            accepted: Cell::new(None),
+            accepted: RefCell::new(None),
         }
     }
 
@@ -227,12 +227,12 @@ impl Table {
     /// made, for [`take_accepted`](Self::take_accepted) (a connection kept
     /// before and never taken is dropped: closed).
     pub(crate) fn keep_accepted(&self, h: u64, conn: Tcp, remote: SockAddr, local: SockAddr) {
-        self.accepted.set(Some(Accepted {
+        *self.accepted.borrow_mut() = Some(Accepted {
             listener: h,
             conn,
             remote,
             local,
-        }));
+        });
     }
 
     /// Calls `f` with the remote address of the connection that the
@@ -242,10 +242,10 @@ impl Table {
         h: u64,
         f: impl FnOnce(&SockAddr) -> R,
     ) -> Option<R> {
-        let a = self.accepted.take()?;
-        let r = (a.listener == h).then(|| f(&a.remote));
-        self.accepted.set(Some(a));
-        r
+        match &*self.accepted.borrow() {
+            Some(a) if a.listener == h => Some(f(&a.remote)),
+            _ => None,
+        }
     }
 
     /// `R.take_accepted(h, remote)`: the connection that the listener of
@@ -256,18 +256,18 @@ impl Table {
     /// `remote` (the Lua layer keeps no bytes for it:
     /// [`addr::peer_bytes`]), the remote address as an `sa`. `nil,
     /// 'closed'` if no connection waits for `h`.
-    fn take_accepted(
-        self: &Rc<Table>,
-        lua: &Lua,
-        h: u64,
-        remote: bool,
-    ) -> LuaResult<LuaMultiValue> {
-        let a = match self.accepted.take() {
-            Some(a) if a.listener == h => a,
-            other => {
-                self.accepted.set(other);
-                return closed_values(lua);
+    fn take_accepted(self: &Rc<Table>, lua: &Lua, h: u64, remote: bool) -> LuaResult<Values4> {
+        let taken = {
+            let mut slot = self.accepted.borrow_mut();
+            match &*slot {
+                Some(a) if a.listener == h => slot.take(),
+                _ => None,
             }
+        };
+        let Some(a) = taken else {
+            let mut v = closed_values(lua)?.into_iter();
+            let mut next = || v.next().unwrap_or(LuaValue::Nil);
+            return Ok((next(), next(), next(), next()));
         };
         let (ud, ch) = LSock::new_userdata(lua, self, Kind::Tcp(a.conn))?;
         let same = matches!(&*self.last_local.borrow(), Some((l, x)) if *l == h && *x == a.local);
@@ -279,12 +279,16 @@ impl Table {
                 LuaValue::UserData(sa)
             }
         };
-        match remote {
-            false => (ud, ch, local).into_lua_multi(lua),
-            true => (ud, ch, local, addr::new_sa(lua, a.remote)?).into_lua_multi(lua),
-        }
+        let remote = match remote {
+            false => LuaValue::Nil,
+            true => LuaValue::UserData(addr::new_sa(lua, a.remote)?),
+        };
+        Ok((LuaValue::UserData(ud), LuaValue::Number(ch), local, remote))
     }
 }
+
+/// Four values, pushed as they are (no `MultiValue` on the way).
+type Values4 = (LuaValue, LuaValue, LuaValue, LuaValue);
 
 /// The result of a call on a closed socket (or one that its handle does not
 /// name any more): `nil, 'closed', 0, msg`.

@@ -232,3 +232,33 @@ t.test('many connections: every remote address its own, the collector keeps up',
 	t.eq(res.bad, nil)
 	t.eq(res.n, 300)
 end)
+
+t.test('close through the fast path: true every time; a forged handle closes no other socket', function()
+	local res = {}
+	u.run(function()
+		local srv, port = u.listener()
+		local c, a = accept_one(srv, '127.0.0.1', port)
+		local h = a._h
+		res.first, res.second = a:close(), a:close()
+		res.closed = a:closed()
+		-- The collected socket's handle names nothing: closes nothing.
+		a = nil
+		collectgarbage(); collectgarbage()
+		local forged = setmetatable({_s = c._s, _h = h}, getmetatable(c))
+		res.forged = forged:close()
+		res.c_open = not c:closed()
+		for _, fh in ipairs{0, -1, 2^53, 0/0} do
+			forged._h = fh
+			res.forged = res.forged and forged:close()
+		end
+		res.c_still_open = not c:closed()
+		-- The peer sees the end of the stream.
+		local buf = ffi.new'char[1]'
+		res.eof = {c:recv(buf, 1, exp())}
+		c:close(); srv:close()
+	end)
+	t.eq(res.first, true); t.eq(res.second, true); t.eq(res.closed, true)
+	t.eq(res.forged, true)
+	t.eq(res.c_open, true); t.eq(res.c_still_open, true)
+	t.eq(res.eof[1], nil); t.eq(res.eof[2], 'closed')
+end)
