@@ -729,7 +729,32 @@ end
 function socket:closed() return self_s(self, 's:closed'):closed() end
 function socket:getsockname() return self_s(self, 's:getsockname'):local_addr() end
 function socket:getpeername() return self_s(self, 's:getpeername'):peer_addr() end
-function socket:setopt(opt, val) return self_s(self, 's:setopt'):setopt(opt, val) end
+-- setopt of a flag or an integer through the fast path, by the option's
+-- index (kept by name: only the names of such options are kept, a bounded
+-- set); anything else, and the usage errors (SLOW), through the mlua method.
+local fast_setopt = ffi.cast('int (*)(void *, uint64_t, int, int, int)', R.fast.setopt)
+local opt_index, SLOW = R.opt_index, R.fast.SLOW
+local opt_indexes = {}
+function socket:setopt(opt, val)
+	local s = self_s(self, 's:setopt')
+	local i = opt_indexes[opt]
+	if i == nil and type(opt) == 'string' then
+		i = opt_index(opt)
+		if i then opt_indexes[opt] = i end
+	end
+	if i then
+		local r
+		if val == true or val == false then
+			r = fast_setopt(T, self._h, i, val and 1 or 0, 1)
+		elseif type(val) == 'number' and val % 1 == 0 and val >= -2^31 and val < 2^31 then
+			r = fast_setopt(T, self._h, i, val, 0)
+		end
+		if r == 0 then return true end
+		if r == CLOSED then return closed() end
+		if r and r ~= SLOW then return failed('s:setopt') end
+	end
+	return s:setopt(opt, val)
+end
 function socket:getopt(opt) return self_s(self, 's:getopt'):getopt(opt) end
 
 -- Calls that take a host: Rust answers R.LOOKUP, lk for a host name, which

@@ -435,6 +435,33 @@ impl Opt {
         row(name).map(Opt)
     }
 
+    /// The option's place in the table of options, in the order of
+    /// [`names`]: a small number for a binding to name the option by
+    /// (see [`from_index`](Self::from_index)).
+    ///
+    /// ```
+    /// use sock::opt::Opt;
+    /// let o = Opt::find("tcp_nodelay").unwrap();
+    /// assert_eq!(Opt::from_index(o.index()).unwrap().name(), "tcp_nodelay");
+    /// assert_eq!(sock::opt::names().nth(o.index()), Some("tcp_nodelay"));
+    /// ```
+    pub fn index(self) -> usize {
+        // (A row of the table: its offset over the row size is its index.)
+        (self.0 as *const OptRow as usize - OPTS.as_ptr() as usize) / std::mem::size_of::<OptRow>()
+    }
+
+    /// The option at `index` in the table of options ([`index`](Self::index)),
+    /// or `None` past its end.
+    ///
+    /// ```
+    /// use sock::opt::Opt;
+    /// assert_eq!(Opt::from_index(0).unwrap().name(), sock::opt::names().next().unwrap());
+    /// assert!(Opt::from_index(usize::MAX).is_none());
+    /// ```
+    pub fn from_index(index: usize) -> Option<Opt> {
+        OPTS.get(index).map(Opt)
+    }
+
     /// The name of the option, e.g. `"so_rcvbuf"`.
     pub fn name(self) -> &'static str {
         self.0.name
@@ -608,10 +635,16 @@ fn lookup(name: &str) -> Result<&'static OptRow> {
     })
 }
 
-/// Sets option `name` of the socket `fd` to `val`.
-pub(crate) fn setopt(fd: BorrowedFd<'_>, name: &str, val: &OptVal) -> Result<()> {
-    let row = lookup(name)?;
-    let opt = Opt(row);
+/// Sets option `name` of the socket `fd` to `val`: the option found, then
+/// [`setopt_opt`].
+pub(crate) fn setopt(fd: BorrowedFd<'_>, name: &str, val: &OptVal) -> Result<Opt> {
+    let opt = Opt(lookup(name)?);
+    setopt_opt(fd, opt, val).map(|()| opt)
+}
+
+/// Sets the option `opt` of the socket `fd` to `val`.
+pub(crate) fn setopt_opt(fd: BorrowedFd<'_>, opt: Opt, val: &OptVal) -> Result<()> {
+    let row = opt.0;
     if !opt.writable() {
         return Err(opt.read_only());
     }
@@ -820,6 +853,41 @@ mod tests {
         for name in ELSEWHERE {
             assert!(super::Opt::find(name).is_none(), "{name} is ours");
         }
+    }
+
+    #[test]
+    fn every_option_has_its_index_and_back() {
+        for (i, name) in super::names().enumerate() {
+            let o = super::Opt::find(name).unwrap();
+            assert_eq!(o.index(), i, "{name}");
+            assert_eq!(super::Opt::from_index(i).unwrap().name(), name);
+        }
+        assert!(super::Opt::from_index(super::names().count()).is_none());
+    }
+
+    #[test]
+    fn setopt_opt_sets_what_setopt_sets() {
+        let s = tcp4();
+        let o = Opt::find("tcp_nodelay").unwrap();
+        setopt_opt(s.as_fd(), o, &OptVal::Bool(true)).unwrap();
+        assert_eq!(
+            getopt(s.as_fd(), "tcp_nodelay").unwrap(),
+            OptVal::Bool(true)
+        );
+        setopt_opt(s.as_fd(), o, &OptVal::Int(0)).unwrap();
+        assert_eq!(
+            getopt(s.as_fd(), "tcp_nodelay").unwrap(),
+            OptVal::Bool(false)
+        );
+        let e = setopt_opt(s.as_fd(), o, &OptVal::from("yes")).unwrap_err();
+        assert_eq!(e.name(), "invalid_argument");
+        let ro = Opt::find("so_type").unwrap();
+        assert_eq!(
+            setopt_opt(s.as_fd(), ro, &OptVal::Int(1))
+                .unwrap_err()
+                .message(),
+            ro.read_only().message()
+        );
     }
 
     use super::*;
@@ -1646,7 +1714,7 @@ mod tests {
                 "ip_add_membership",
                 &OptVal::from(join.to_string()),
             ) {
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(e) => {
                     refused_by_the_host(&e, &what);
                     continue;
@@ -1681,7 +1749,7 @@ mod tests {
         let join = format!("ff02::1:3 {LOOPBACK_INDEX}");
         let what = format!("ipv6_join_group {join}");
         match setopt(s.as_fd(), "ipv6_join_group", &OptVal::from(join.clone())) {
-            Ok(()) => {
+            Ok(_) => {
                 let e = set_err(&s, "ipv6_join_group", join.clone());
                 assert_eq!(
                     e.kind(),

@@ -317,13 +317,25 @@ impl Socket {
 
     pub(crate) fn setopt(&self, name: &str, val: impl Into<OptVal>) -> Result<()> {
         let val = val.into();
-        self.call(|s| Ok(opt::setopt(s.as_fd(), name, &val)))??;
-        if opt::Opt::find(name).is_some_and(|o| o.name() == "so_linger") {
-            let on =
-                matches!(val, OptVal::Int(n) if n > 0) || matches!(val, OptVal::Secs(x) if x > 0.0);
+        let opt = self.call(|s| Ok(opt::setopt(s.as_fd(), name, &val)))??;
+        self.after_setopt(opt, &val);
+        Ok(())
+    }
+
+    pub(crate) fn setopt_opt(&self, opt: opt::Opt, val: impl Into<OptVal>) -> Result<()> {
+        let val = val.into();
+        self.call(|s| Ok(opt::setopt_opt(s.as_fd(), opt, &val)))??;
+        self.after_setopt(opt, &val);
+        Ok(())
+    }
+
+    /// What a set option changes here: `so_linger` on makes `close` block.
+    fn after_setopt(&self, opt: opt::Opt, val: &OptVal) {
+        if opt.name() == "so_linger" {
+            let on = matches!(val, OptVal::Int(n) if *n > 0)
+                || matches!(val, OptVal::Secs(x) if *x > 0.0);
             self.set_flag(LINGER, on);
         }
-        Ok(())
     }
 
     pub(crate) fn getopt(&self, name: &str) -> Result<OptVal> {
@@ -742,6 +754,26 @@ macro_rules! socket_common {
             /// ```
             pub fn setopt(&self, name: &str, val: impl Into<$crate::OptVal>) -> $crate::Result<()> {
                 self.s.setopt(name, val)
+            }
+
+            /// Sets the socket option `opt` ([`Opt::find`](crate::opt::Opt::find)):
+            /// [`setopt`](Self::setopt) without looking the name up, for
+            /// bindings that keep the options they set.
+            ///
+            /// ```
+            #[doc = concat!("let s = ", $new, ";")]
+            /// let o = sock::opt::Opt::find("so_reuseaddr").unwrap();
+            /// s.setopt_opt(o, true).unwrap();
+            /// assert_eq!(s.getopt("so_reuseaddr").unwrap(), sock::OptVal::Bool(true));
+            /// let t = sock::opt::Opt::find("so_type").unwrap();
+            /// assert_eq!(s.setopt_opt(t, 1).unwrap_err().name(), "invalid_argument");
+            /// ```
+            pub fn setopt_opt(
+                &self,
+                opt: $crate::opt::Opt,
+                val: impl Into<$crate::OptVal>,
+            ) -> $crate::Result<()> {
+                self.s.setopt_opt(opt, val)
             }
 
             /// Reads a socket option by name (`s:getopt(name)`).

@@ -11,7 +11,10 @@
 //! `SendAll`, `RecvAll`, `step_accept`), and a call that would block becomes
 //! the pending call that the scheduler drives with the same operation, so
 //! the paths cannot disagree. `s:close`, which every connection makes, is
-//! one too ([`sock_lua_close`]). Everything else stays on mlua.
+//! one too ([`sock_lua_close`]), and so is `s:setopt` of a flag or an
+//! integer ([`sock_lua_setopt`], by the option's index, which the Lua layer
+//! keeps by name), the other option every server sets on every connection
+//! (`tcp_nodelay`). Everything else stays on mlua.
 //!
 //! An accepted connection needs a userdata, which only the Lua C API can
 //! make: [`sock_lua_accept`] leaves the connection in the table and writes
@@ -71,6 +74,8 @@ use std::ffi::{c_int, c_void};
 use mlua::prelude::*;
 
 use sock::op::{RecvAll, SendAll, Step};
+use sock::opt::{Opt, OptType};
+use sock::{ErrorKind, OptVal};
 
 use crate::addr::PEER_MAX;
 
@@ -90,6 +95,10 @@ pub const FAILED: c_int = -3;
 /// The result of `accept` on a socket that is not a plain TCP one (a UDP,
 /// raw or TLS socket): the Lua layer raises, as for any misused method.
 pub const NOT_TCP: c_int = -4;
+
+/// The result of a call that the fast path leaves to the mlua method
+/// (`setopt` with a value it does not take, and its usage errors).
+pub const SLOW: c_int = -5;
 
 /// The most bytes one call sends or receives: Linux's own limit for one call
 /// (`MAX_RW_COUNT`), below `i32::MAX`. A larger `len` is a partial send or
@@ -323,6 +332,63 @@ pub unsafe extern "C" fn sock_lua_close(t: *const c_void, h: u64) -> c_int {
     }
 }
 
+/// `s:setopt` of a flag or integer option (`opt`: its index, as
+/// `R.opt_index` gives it) to `val` (`flag`: the Lua value was a boolean):
+/// 0 once set, [`CLOSED`], [`FAILED`], or [`SLOW`] for the mlua method to
+/// make the call (and raise its usage errors: a boolean for an integer
+/// option, a value out of range, an unknown index).
+///
+/// # Safety
+///
+/// `t` is the state's table (`R.sockets`). The other arguments need no
+/// promise.
+#[no_mangle]
+pub unsafe extern "C" fn sock_lua_setopt(
+    t: *const c_void,
+    h: u64,
+    opt: c_int,
+    val: c_int,
+    flag: c_int,
+) -> c_int {
+    // SAFETY: by the contract.
+    let t = unsafe { table(t) };
+    let Some(s) = live(t, h) else { return CLOSED };
+    let Some(o) = usize::try_from(opt).ok().and_then(Opt::from_index) else {
+        return SLOW;
+    };
+    let v = match (o.value_type(), flag != 0) {
+        _ if !o.writable() => return SLOW,
+        (OptType::Bool, true) => OptVal::Bool(val != 0),
+        (OptType::Bool | OptType::Int, false) => OptVal::Int(val.into()),
+        _ => return SLOW,
+    };
+    match any_kind!(&s.kind, x => x.setopt_opt(o, v)) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == ErrorKind::InvalidArgument && e.code() == 0 => SLOW,
+        Err(e) => {
+            t.set_error(e, false);
+            FAILED
+        }
+    }
+}
+
+/// `R.opt_index(name)`: the index of the option `name` for
+/// [`sock_lua_setopt`] if it is a writable flag or integer, else false.
+fn opt_index(_: &Lua, name: LuaValue) -> LuaResult<LuaValue> {
+    let LuaValue::String(name) = name else {
+        return Ok(LuaValue::Boolean(false));
+    };
+    let Ok(name) = name.to_str() else {
+        return Ok(LuaValue::Boolean(false));
+    };
+    Ok(match Opt::find(&name) {
+        Some(o) if o.writable() && matches!(o.value_type(), OptType::Bool | OptType::Int) => {
+            LuaValue::Integer(o.index() as _)
+        }
+        _ => LuaValue::Boolean(false),
+    })
+}
+
 /// The first step of `send` (`all` false) or `sendall` on a TLS stream.
 fn tls_send(t: &Table, h: u64, tls: &sock_tls::TlsStream, b: RawBuf, all: bool) -> c_int {
     let mut done = 0;
@@ -365,11 +431,14 @@ pub(crate) fn register(lua: &Lua, r: &LuaTable) -> LuaResult<()> {
     fast.set("accept", address(sock_lua_accept as *const ()))?;
     fast.set("peer", address(sock_lua_peer as *const ()))?;
     fast.set("close", address(sock_lua_close as *const ()))?;
+    fast.set("setopt", address(sock_lua_setopt as *const ()))?;
+    fast.set("SLOW", SLOW)?;
     fast.set("PENDING", PENDING)?;
     fast.set("CLOSED", CLOSED)?;
     fast.set("NOT_TCP", NOT_TCP)?;
     r.set("fast", fast)?;
     r.set("failed", lua.create_function(failed)?)?;
     r.set("address", lua.create_function(payload_address)?)?;
+    r.set("opt_index", lua.create_function(opt_index)?)?;
     Ok(())
 }

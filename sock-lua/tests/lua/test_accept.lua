@@ -262,3 +262,49 @@ t.test('close through the fast path: true every time; a forged handle closes no 
 	t.eq(res.c_open, true); t.eq(res.c_still_open, true)
 	t.eq(res.eof[1], nil); t.eq(res.eof[2], 'closed')
 end)
+
+-- The results of f(...) under pcall, errors included, as one string.
+local function outcome(f, ...)
+	local r = {n = 0, pcall(f, ...)}
+	for i = 1, table.maxn(r) do
+		-- (an error: its message, without a position or a traceback)
+		r[i] = tostring(r[i]):match('^[^\n]*'):gsub('^[^:]*:%d+: ', '')
+	end
+	return table.concat(r, ' ', 1, table.maxn(r))
+end
+
+t.test('setopt through the fast path: as the mlua method does, in results and errors', function()
+	u.run(function()
+		local srv, port = u.listener()
+		local c, a = accept_one(srv, '127.0.0.1', port)
+		t.eq(a:setopt('tcp_nodelay', true), true); t.eq(a:getopt('tcp_nodelay'), true)
+		t.eq(a:setopt('tcp_nodelay', false), true); t.eq(a:getopt('tcp_nodelay'), false)
+		t.eq(a:setopt('tcp_nodelay', 1), true); t.eq(a:getopt('tcp_nodelay'), true)
+		t.eq(a:setopt('tcp_nodelay', 0), true); t.eq(a:getopt('tcp_nodelay'), false)
+		t.eq(a:setopt('keepalive', true), true); t.eq(a:getopt('so_keepalive'), true)
+		t.eq(a:setopt('so_rcvbuf', 65536), true); t.ok(a:getopt('so_rcvbuf') >= 65536)
+		local ud = assert(sock.udp())
+		local cases = {
+			{a, 'tcp_nodelay', true}, {a, 'tcp_nodelay', 2^31}, {a, 'tcp_nodelay', -2^31},
+			{a, 'tcp_nodelay', 0.5}, {a, 'tcp_nodelay', 'yes'}, {a, 'tcp_nodelay', 0/0},
+			{a, 'so_rcvbuf', true}, {a, 'so_rcvbuf', 2^40}, {a, 'so_rcvbuf', -1},
+			{a, 'tcp_keepidle', 0}, {a, 'tcp_keepidle', -5}, {a, 'so_type', 1},
+			{a, 'so_bogus', 1}, {a, 42, 1}, {a, 'so_linger', 5},
+			{ud, 'tcp_nodelay', true}, {ud, 'ip_ttl', 300}, {ud, 'ip_ttl', 64},
+		}
+		for _, k in ipairs(cases) do
+			local s, o, v = k[1], k[2], k[3]
+			local fast = outcome(s.setopt, s, o, v)
+			local slow = outcome(s._s.setopt, s._s, o, v)
+			t.eq(fast, slow, ('setopt(%s, %s)'):format(tostring(o), tostring(v)))
+		end
+		-- Closed sockets and forged handles: nil, 'closed'.
+		ud:close()
+		local r = {ud:setopt('so_broadcast', true)}
+		t.eq(r[1], nil); t.eq(r[2], 'closed')
+		local forged = setmetatable({_s = c._s, _h = 2^52}, getmetatable(c))
+		r = {forged:setopt('tcp_nodelay', true)}
+		t.eq(r[1], nil); t.eq(r[2], 'closed')
+		a:close(); c:close(); srv:close()
+	end)
+end)
