@@ -269,8 +269,10 @@ impl<W: Copy + PartialEq> Reactor<W> {
         Ok(token)
     }
 
-    /// Unregisters the socket of `token` (before its descriptor is closed)
-    /// and hands its waiters to `wake`: they retry and see the socket closed.
+    /// Unregisters the socket of `token` (before its descriptor is closed:
+    /// with a backend whose close unregisters, `Poller::CLOSE_UNREGISTERS`,
+    /// only here, without a syscall) and hands its waiters to `wake`: they
+    /// retry and see the socket closed.
     pub(crate) fn deregister(
         &self,
         poller: Option<&Poller>,
@@ -286,7 +288,8 @@ impl<W: Copy + PartialEq> Reactor<W> {
             }
         };
         if let Some(slot) = slot {
-            if let Some(p) = poller {
+            // (With epoll the close that follows unregisters it.)
+            if let Some(p) = poller.filter(|_| !Poller::CLOSE_UNREGISTERS) {
                 let _ = p.delete(slot.fd);
             }
             let (shared, writers) = match slot.lists {
@@ -606,9 +609,13 @@ mod tests {
         r.deregister(Some(&poller), t, |w| woken.push(w));
         assert_eq!(woken, [7, 9]);
         assert_eq!(r.is_parked(t, Direction::Write, false, 9), None);
-        // The slot's next socket has a new token: the old one's events wake
-        // nobody, and parking on it says closed.
-        let t2 = r.register(&poller, 3, a.as_raw_fd(), false).unwrap();
+        // The descriptor is closed (which unregisters it, with epoll), and
+        // the slot's next socket, likely with the same descriptor number,
+        // has a new token: the old one's events wake nobody, and parking on
+        // it says closed.
+        drop(a);
+        let (a2, _b2) = std::os::unix::net::UnixStream::pair().unwrap();
+        let t2 = r.register(&poller, 3, a2.as_raw_fd(), false).unwrap();
         assert_ne!(t2, t);
         r.park(&poller, t2, Direction::Read, false, 1).unwrap();
         r.dispatch(&poller, event(t, true, true), |w| woken.push(w));

@@ -244,4 +244,52 @@ fn ten_thousand_ready_sockets_are_taken_in_batches() {
         iterations <= N / 16,
         "{iterations} iterations for {N} ready sockets"
     );
+
+/// Closing a socket unregisters it by its `close(2)` alone (epoll: no
+/// `EPOLL_CTL_DEL`). A duplicate of its descriptor keeps the open file, and
+/// with it the registration, alive: its events carry the closed socket's
+/// token and are dropped, and the sockets made after it, which may get its
+/// descriptor number and its slot, work as usual.
+#[test]
+fn a_closed_socket_whose_file_lives_on_in_a_duplicate_disturbs_no_one() {
+    run(10.0, async {
+        let (l, addr) = listener(Family::Inet);
+        let (c, s) = pair(&l, &addr).await?;
+        let fd = s.as_raw_fd().unwrap();
+        // SAFETY: `fd` is open (s is); the duplicate is closed below.
+        let dup = unsafe { libc::dup(fd) };
+        assert!(dup >= 0);
+        s.close();
+        for round in 0..20 {
+            // Events on the old file (its data, then its end), while new
+            // connections take the slot and, often, the descriptor number.
+            let _ = c.try_send(b"to the closed one");
+            let (c2, s2) = pair(&l, &addr).await?;
+            // A receive that parks, then its data.
+            let s2 = std::rc::Rc::new(s2);
+            let pending = sock::newthread({
+                let s2 = std::rc::Rc::clone(&s2);
+                async move {
+                    let mut buf = [0u8; 8];
+                    let n = s2.recv(&mut buf, within(2.0)).await?;
+                    sock::Result::Ok(buf[..n].to_vec())
+                }
+            });
+            sock::sleep(0.005).await?;
+            c2.sendall(b"round", within(2.0)).await?;
+            let got = loop {
+                if let Some(r) = pending.result() {
+                    break r.unwrap()?;
+                }
+                sock::sleep(0.001).await?;
+            };
+            assert_eq!(got, b"round", "round {round}");
+            drop((c2, s2));
+            if round == 10 {
+                // SAFETY: our duplicate, closed once.
+                assert_eq!(unsafe { libc::close(dup) }, 0);
+            }
+        }
+        sock::Result::Ok(())
+    });
 }

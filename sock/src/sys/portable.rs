@@ -80,6 +80,10 @@ impl Poller {
         self.poller.modify_with_mode(fd, ev, PollMode::Oneshot)
     }
 
+    /// Whether closing a registered descriptor is enough to unregister it:
+    /// no, `polling` keeps state of its own for every registration.
+    pub(crate) const CLOSE_UNREGISTERS: bool = false;
+
     /// Unregisters `fd`.
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         // SAFETY: `fd` is a registered socket, deleted before its close.
