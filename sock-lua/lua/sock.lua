@@ -868,12 +868,7 @@ local fast_peer = ffi.cast(fast_acc, R.fast.peer)
 local take_accepted, peer_ct, NOT_TCP = R.take_accepted, R.peer_ct, R.fast.NOT_TCP
 local last_local = setmetatable({}, {__mode = 'k'})
 
-local function accepted(self, ra, n, c, h, loc, sa)
-	if not c then return c, h, loc, sa end -- nil, 'closed', code, msg
-	if loc then last_local[self] = loc else loc = last_local[self] end
-	if n > 0 then ra.len = n else ra = sa end
-	return wrap('tcp', c, h), ra, loc
-end
+local tcp_mt = mts.tcp
 
 --- tcp:accept([expires]) -> ctcp, remote_addr, local_addr
 function tcp:accept(expires)
@@ -890,7 +885,11 @@ function tcp:accept(expires)
 		n = fast_peer(T, h, ra.b)
 		if n < 0 then return closed() end
 	end
-	return accepted(self, ra, n, take_accepted(h, n == 0))
+	local c, ch, loc, sa = take_accepted(h, n == 0)
+	if not c then return c, ch, loc, sa end -- nil, 'closed', code, msg
+	if loc then last_local[self] = loc else loc = last_local[self] end
+	if n > 0 then ra.len = n else ra = sa end
+	return setmetatable({_s = c, _h = ch}, tcp_mt), ra, loc
 end
 
 --- tcp:sendall(s|buf, [len], [expires]) -> true | nil, err, code, msg, sent
