@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project, as CI does: formatting, lints, docs,
-# doc tests, the demo, and the whole test suite once with each poller backend.
-# It installs what it needs (luajit, openssl and curl for the TLS interop
-# tests, cargo-nextest, rustfmt, clippy if missing) by itself.
+# the reliability table, doc tests, the demo, and the whole test suite once
+# with each poller backend.
+# It installs what it needs (luajit, python3, openssl and curl for the TLS
+# interop tests, cargo-nextest, rustfmt, clippy if missing) by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n==> %s\n' "$*"; }
 
 missing=()
-for p in luajit openssl curl; do
+for p in luajit openssl curl python3; do
     command -v "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -41,6 +42,9 @@ cargo clippy -p sock --all-targets --features portable -- -D warnings
 
 step "rustdoc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "reliability checklist (docs/reliability.md names tests that exist)"
+python3 scripts/check-reliability.py
 
 step "doc tests"
 cargo test -p sock -p sock-tls --doc
