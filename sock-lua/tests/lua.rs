@@ -337,6 +337,7 @@ fn proc_count(dir: &str) -> usize {
 /// A state closed while its threads wait for lookups off the loop: no crash,
 /// the late results are dropped, no descriptor is left, and the resolver
 /// threads stay within the pool's bound.
+/// Reliability checklist: G5, K2 (docs/reliability.md).
 #[test]
 fn a_state_closed_with_lookups_in_flight() {
     let dir = module_dir();

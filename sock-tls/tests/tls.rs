@@ -224,6 +224,7 @@ fn a_peer_that_is_not_tls_fails_the_handshake_without_a_hang() {
     });
 }
 
+/// Reliability checklist: H7 (docs/reliability.md).
 #[test]
 fn a_handshake_with_a_silent_peer_times_out_on_time() {
     bounded(60.0, || {
@@ -347,6 +348,7 @@ fn a_second_connection_with_the_same_configs_resumes_its_session() {
     });
 }
 
+/// Reliability checklist: D9 (docs/reliability.md).
 #[test]
 fn one_thread_receives_while_another_sends_and_close_wakes_both() {
     bounded(60.0, || {
@@ -453,6 +455,7 @@ fn end_of_stream_without_close_notify_is_eof() {
     });
 }
 
+/// Reliability checklist: E2 (docs/reliability.md).
 #[test]
 fn shutdown_after_the_peer_is_gone_is_not_an_error() {
     // An HTTP server's usual end: it answers with `Connection: close`, the
@@ -488,6 +491,7 @@ fn shutdown_after_the_peer_is_gone_is_not_an_error() {
     });
 }
 
+/// Reliability checklist: D10 (docs/reliability.md).
 #[test]
 fn lines_over_tls_and_recv_after_them() {
     bounded(60.0, || {
@@ -541,6 +545,7 @@ fn lines_over_tls_and_recv_after_them() {
     });
 }
 
+/// Reliability checklist: E3 (docs/reliability.md).
 #[test]
 fn a_send_after_shutdown_fails_at_once() {
     bounded(60.0, || {

@@ -39,6 +39,7 @@ fn ips(list: &AddrList) -> HashSet<IpAddr> {
         .collect()
 }
 
+/// Reliability checklist: G1 (docs/reliability.md).
 #[test]
 fn wildcard_is_passive_any_address() {
     let list = addr_with(
@@ -106,6 +107,7 @@ fn numeric_ipv4() {
     assert_eq!(ai.addr().ip().unwrap().tostring(), "127.0.0.1");
 }
 
+/// Reliability checklist: G4 (docs/reliability.md).
 #[test]
 fn numeric_ipv6() {
     let h = hints(None, Some(SocketType::Udp), AddrFlags::NUMERICHOST);
@@ -176,6 +178,7 @@ fn localhost_inet6_is_loopback() {
     }
 }
 
+/// Reliability checklist: G1 (docs/reliability.md).
 #[test]
 fn numerichost_rejects_names() {
     let h = hints(None, None, AddrFlags::NUMERICHOST);
@@ -185,6 +188,7 @@ fn numerichost_rejects_names() {
     assert_ne!(e.code(), 0);
 }
 
+/// Reliability checklist: B5 (docs/reliability.md).
 #[test]
 fn error_message_has_resolver_text_and_what_was_looked_up() {
     let h = hints(None, None, AddrFlags::NUMERICHOST);
@@ -207,6 +211,7 @@ fn error_message_has_resolver_text_and_what_was_looked_up() {
     );
 }
 
+/// Reliability checklist: G1 (docs/reliability.md).
 #[test]
 fn numericserv_rejects_service_names() {
     let h = hints(
@@ -253,6 +258,7 @@ fn service_names_resolve() {
     );
 }
 
+/// Reliability checklist: G1 (docs/reliability.md).
 #[test]
 fn canonname_sets_the_name_of_the_first_entry() {
     let h = hints(Some(Family::Inet), None, AddrFlags::CANONNAME);
@@ -272,6 +278,7 @@ fn canonname_sets_the_name_of_the_first_entry() {
     assert_eq!(list.first().name(), Some("127.0.0.1"));
 }
 
+/// Reliability checklist: G1 (docs/reliability.md).
 #[test]
 fn v4mapped_gives_mapped_ipv6() {
     let h = hints(
@@ -298,6 +305,7 @@ fn v4mapped_gives_mapped_ipv6() {
     assert!(addr_with("127.0.0.1", 80, &h).is_err());
 }
 
+/// Reliability checklist: G1 (docs/reliability.md).
 #[test]
 fn addrs_walks_the_whole_list() {
     let list = addr("127.0.0.1", 80).unwrap();

@@ -38,6 +38,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Reliability checklist: K2 (docs/reliability.md).
 #[test]
 fn ping_pong_round_trips_do_not_allocate() {
     run(20.0, async {

@@ -163,6 +163,7 @@ fn udp_v6only_ignores_ipv4() {
 }
 
 /// ipv6_v6only cannot change once bound, and it is an IPv6-only option.
+/// Reliability checklist: G3 (docs/reliability.md).
 #[test]
 fn v6only_option_rules() {
     require_ipv6!();
@@ -275,7 +276,7 @@ fn tcp_echo_over_ipv6_loopback() {
     });
 }
 
-/// G2: UDP echo over ::1, with the source address both ways.
+/// G2/F1: UDP echo over ::1, with the source address both ways.
 #[test]
 fn udp_echo_over_ipv6_loopback() {
     require_ipv6!();

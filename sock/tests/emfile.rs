@@ -22,6 +22,7 @@ fn set_nofile(soft: u64) -> u64 {
     }
 }
 
+/// Reliability checklist: C6 (docs/reliability.md).
 #[test]
 fn accept_out_of_descriptors_sheds_and_recovers() {
     run(10.0, async {

@@ -68,6 +68,7 @@ fn optval_from_and_accessors() {
     assert_eq!(OptVal::from(group).as_str(), Some("239.255.0.1"));
 }
 
+/// Reliability checklist: J1 (docs/reliability.md).
 #[test]
 fn round_trips_on_a_connected_tcp_socket() {
     let (_listener, client, _server) = pair();
@@ -123,6 +124,7 @@ fn socket_kinds() {
     }
 }
 
+/// Reliability checklist: F5 (docs/reliability.md).
 #[test]
 fn multicast_on_udp_through_loopback() {
     let r = Udp::new(Family::Inet).unwrap();
@@ -172,6 +174,7 @@ fn multicast_on_udp_through_loopback() {
     });
 }
 
+/// Reliability checklist: J1 (docs/reliability.md).
 #[test]
 fn errors() {
     let t = Tcp::new(Family::Inet).unwrap();
@@ -229,6 +232,7 @@ fn socket_level_names_without_the_so_prefix() {
 
 /// A name that the original library knows on Windows only: `not_supported`
 /// here (and not the error of a name that does not exist).
+/// Reliability checklist: J1 (docs/reliability.md).
 #[test]
 fn options_of_other_platforms_are_not_supported() {
     let t = Tcp::new(Family::Inet).unwrap();

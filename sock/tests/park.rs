@@ -1,7 +1,8 @@
 //! Parking and timed jobs: suspend/resume, sleep jobs, run_at / run_after /
-//! run_every with cancel, and start_for; RELIABILITY.md H2 (timers in
-//! order, none lost), H3 (a cancelled timer never fires), H5 (many pending
-//! timers), H11 (the loop ends when nothing is left).
+//! run_every with cancel, and start_for; the reliability checklist's H5
+//! (timers in order, none lost, many pending), H8 (a cancelled timer never
+//! fires, wakeup) and H9 (the loop ends when nothing is left): see
+//! docs/reliability.md.
 //!
 //! Every test runs on a fresh OS thread (a fresh loop) under `bounded`.
 
@@ -182,6 +183,7 @@ fn a_thread_can_hand_control_back_to_the_thread_that_resumed_it() {
     });
 }
 
+/// Reliability checklist: H8 (docs/reliability.md).
 #[test]
 fn a_sleep_job_woken_early_and_one_that_runs_its_course() {
     bounded(10.0, || {
@@ -217,6 +219,7 @@ fn a_sleep_job_woken_early_and_one_that_runs_its_course() {
     });
 }
 
+/// Reliability checklist: H8 (docs/reliability.md).
 #[test]
 fn a_sleep_job_has_one_sleeper_at_a_time_and_wakeup_without_one_does_nothing() {
     bounded(10.0, || {
@@ -267,6 +270,7 @@ fn run_at_and_run_after_start_threads_in_time_order_and_keep_the_loop_alive() {
     });
 }
 
+/// Reliability checklist: H5, H8 (docs/reliability.md).
 #[test]
 fn ten_thousand_pending_run_after_timers() {
     bounded(60.0, || {
@@ -302,6 +306,7 @@ fn ten_thousand_pending_run_after_timers() {
     });
 }
 
+/// Reliability checklist: H8 (docs/reliability.md).
 #[test]
 fn run_every_stops_when_cancelled_and_when_a_run_returns_false() {
     bounded(20.0, || {
@@ -372,6 +377,7 @@ fn runs_of_a_repeating_job_never_overlap() {
     });
 }
 
+/// Reliability checklist: H11 (docs/reliability.md).
 #[test]
 fn a_repeating_job_whose_run_panics_is_removed() {
     bounded(20.0, || {

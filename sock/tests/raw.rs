@@ -201,6 +201,7 @@ fn raw_disconnect_is_refused_and_the_socket_keeps_working() {
 
 /// A raw datagram larger than the buffer is message_too_big with the prefix
 /// kept; recv honours its deadline (a source nothing comes from).
+/// Reliability checklist: F4 (docs/reliability.md).
 #[test]
 fn raw_truncation_and_timeout() {
     let Some(r) = icmp_socket() else { return };

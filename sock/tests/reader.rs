@@ -30,6 +30,7 @@ fn run<T: 'static>(f: impl std::future::Future<Output = sock::Result<T>> + 'stat
         .expect("ok")
 }
 
+/// Reliability checklist: D10, K3 (docs/reliability.md).
 #[test]
 fn lines_split_one_byte_per_packet_and_across_packets() {
     bounded(30.0, || {
@@ -70,6 +71,7 @@ fn lines_split_one_byte_per_packet_and_across_packets() {
     });
 }
 
+/// Reliability checklist: D2, D10 (docs/reliability.md).
 #[test]
 fn a_line_over_the_maximum_is_an_error_and_its_bytes_stay_readable() {
     bounded(30.0, || {
@@ -109,6 +111,7 @@ fn a_line_over_the_maximum_is_an_error_and_its_bytes_stay_readable() {
     });
 }
 
+/// Reliability checklist: D2, H6, H7 (docs/reliability.md).
 #[test]
 fn a_deadline_in_the_middle_of_a_line_loses_nothing() {
     bounded(30.0, || {
@@ -134,6 +137,7 @@ fn a_deadline_in_the_middle_of_a_line_loses_nothing() {
     });
 }
 
+/// Reliability checklist: D3, D10 (docs/reliability.md).
 #[test]
 fn eight_megabytes_by_lines() {
     bounded(60.0, || {
@@ -175,6 +179,7 @@ fn eight_megabytes_by_lines() {
     });
 }
 
+/// Reliability checklist: K1, K2 (docs/reliability.md).
 #[test]
 fn ten_thousand_idle_connections_hold_no_buffer_and_every_buffer_goes_back() {
     // Two rounds of 5,000 connections held at once (10,000 descriptors: the

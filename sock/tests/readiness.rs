@@ -29,6 +29,7 @@ async fn until(mut f: impl FnMut() -> bool) {
     panic!("condition not met in 2 s");
 }
 
+/// Reliability checklist: D1, D8 (docs/reliability.md).
 #[test]
 fn a_short_read_skips_the_next_attempt_until_an_event() {
     run(5.0, async {
@@ -100,6 +101,7 @@ fn attempts_outside_threads_always_make_their_syscall() {
     });
 }
 
+/// Reliability checklist: D1, D5, D8, I1 (docs/reliability.md).
 #[test]
 fn end_of_stream_after_a_short_read_is_not_missed() {
     // The data and the FIN arrive before the loop polls: one event carries
@@ -118,6 +120,7 @@ fn end_of_stream_after_a_short_read_is_not_missed() {
     });
 }
 
+/// Reliability checklist: A7, D6, I1 (docs/reliability.md).
 #[test]
 fn a_reset_after_a_short_read_is_reported() {
     run(5.0, async {
@@ -135,6 +138,7 @@ fn a_reset_after_a_short_read_is_reported() {
     });
 }
 
+/// Reliability checklist: D8, H1 (docs/reliability.md).
 #[test]
 fn an_expired_deadline_still_gets_its_attempt() {
     // Readiness was cleared (EAGAIN), data then arrived: a deadline in the
@@ -165,7 +169,7 @@ fn iterations_for(secs: f64) -> usize {
     n
 }
 
-/// I4: no busy loop while a socket has unread data that nobody reads, a
+/// I4/D7: no busy loop while a socket has unread data that nobody reads, a
 /// writer is parked on a full socket, and its peer's reader is parked too.
 #[test]
 fn unread_data_and_a_parked_writer_cost_no_iterations() {

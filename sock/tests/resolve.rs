@@ -12,6 +12,7 @@ use std::rc::Rc;
 use sock::{ErrorKind, Family, Hints};
 use util::bounded;
 
+/// Reliability checklist: G5 (docs/reliability.md).
 #[test]
 fn a_thousand_concurrent_lookups_all_succeed_on_a_bounded_pool() {
     bounded(60.0, || {
@@ -37,6 +38,7 @@ fn a_thousand_concurrent_lookups_all_succeed_on_a_bounded_pool() {
     });
 }
 
+/// Reliability checklist: G5 (docs/reliability.md).
 #[test]
 fn a_burst_of_ten_thousand_lookups_from_four_loops_queues_on_the_pool() {
     bounded(120.0, || {
@@ -108,6 +110,7 @@ fn numeric_hosts_and_unix_paths_need_no_resolver_thread() {
     });
 }
 
+/// Reliability checklist: B5 (docs/reliability.md).
 #[test]
 fn outside_threads_resolve_is_the_blocking_lookup_and_errors_keep_their_names() {
     bounded(30.0, || {

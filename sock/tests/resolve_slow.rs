@@ -12,6 +12,7 @@ use std::rc::Rc;
 use sock::{clock, ErrorKind, Hints};
 use util::bounded;
 
+/// Reliability checklist: A3, B7, G5, H7 (docs/reliability.md).
 #[test]
 fn a_slow_lookup_parks_only_its_thread_and_its_deadline_wins() {
     bounded(60.0, || {

@@ -1,6 +1,7 @@
 //! The scheduler: newthread, currentthread, poll, start, stop, sleep,
 //! sleep_until, error reporting, foreign wakers, epoll_fd, huge deadlines and
-//! the RELIABILITY.md items H2, H3, H4, H5, H9, H11 and I3.
+//! the reliability checklist's items H2, H3, H4, H5, H9, H11 and I3
+//! (docs/reliability.md).
 //!
 //! Every test runs its body on a fresh OS thread (so on a fresh loop) under
 //! `bounded`, which fails the test instead of hanging when the body does not
@@ -334,6 +335,7 @@ fn currentthread_is_none_outside_and_the_id_inside() {
 // 3. poll
 
 /// poll(t) with a thread sleeping longer than t: Ok(false) after t, never early.
+/// Reliability checklist: H2 (docs/reliability.md).
 #[test]
 fn poll_times_out_when_the_sleeper_sleeps_longer() {
     bounded(5.0, || {
@@ -368,6 +370,7 @@ fn poll_returns_true_when_a_sleeper_wakes_within_the_timeout() {
 }
 
 /// With no thread alive, poll fails with `empty` at once, whatever the timeout.
+/// Reliability checklist: H9 (docs/reliability.md).
 #[test]
 fn poll_with_no_threads_is_empty_at_once() {
     bounded(5.0, || {
@@ -459,6 +462,7 @@ fn start_inside_a_thread_after_stop_is_an_error_and_keeps_the_stop() {
 /// poll returns Ok(false) only when "the timeout passed with nothing to do":
 /// a wake-up that arrived from another OS thread before the poll, and which the
 /// poll handles at once, is something done.
+/// Reliability checklist: I3 (docs/reliability.md).
 #[test]
 fn poll_counts_a_remote_wake_that_came_before_the_wait() {
     bounded(5.0, || {
@@ -479,6 +483,7 @@ fn poll_counts_a_remote_wake_that_came_before_the_wait() {
 // ---------------------------------------------------------------------------
 // 4. start / stop
 
+/// Reliability checklist: H9 (docs/reliability.md).
 #[test]
 fn start_returns_when_all_threads_are_done() {
     bounded(5.0, || {
@@ -507,6 +512,7 @@ fn start_returns_when_all_threads_are_done() {
 
 /// stop() inside a thread makes start() return while another thread still
 /// sleeps; a later start() finishes that thread.
+/// Reliability checklist: H9 (docs/reliability.md).
 #[test]
 fn stop_inside_a_thread_returns_from_start_and_a_later_start_resumes() {
     bounded(5.0, || {
@@ -676,6 +682,7 @@ fn lcg(x: &mut u64) -> u64 {
 
 /// 100,000 sleeping threads with pseudo-random deadlines in a 0.5 s window:
 /// all wake, in non-decreasing deadline order, none early.
+/// Reliability checklist: H5 (docs/reliability.md).
 #[test]
 fn many_sleepers_wake_in_deadline_order() {
     const N: usize = 100_000;
@@ -723,6 +730,7 @@ fn many_sleepers_wake_in_deadline_order() {
 
 /// Equal deadlines wake in FIFO order, also when interleaved with an earlier
 /// deadline shared by other threads.
+/// Reliability checklist: H5 (docs/reliability.md).
 #[test]
 fn equal_deadlines_wake_in_fifo_order() {
     bounded(10.0, || {
@@ -762,6 +770,7 @@ fn equal_deadlines_wake_in_fifo_order() {
 
 /// A panic is reported to the error handler with its text; the other threads
 /// go on and finish; start() returns Ok.
+/// Reliability checklist: H11 (docs/reliability.md).
 #[test]
 fn panic_is_reported_and_other_threads_go_on() {
     bounded(5.0, || {
@@ -800,6 +809,7 @@ fn panic_is_reported_and_other_threads_go_on() {
 
 /// A detached thread (handle dropped) that returns Err is reported, whether it
 /// ends inside newthread or later; one that returns Ok is not.
+/// Reliability checklist: H11 (docs/reliability.md).
 #[test]
 fn detached_thread_error_is_reported() {
     bounded(5.0, || {
@@ -829,6 +839,7 @@ fn detached_thread_error_is_reported() {
 /// A thread started without a handle (`newthread_detached`) runs as any
 /// other; its error and its panic go to the error handler with its id,
 /// whether it ends inside the call or later; its success is not reported.
+/// Reliability checklist: H11 (docs/reliability.md).
 #[test]
 fn newthread_detached_reports_failures() {
     bounded(5.0, || {
@@ -943,6 +954,7 @@ fn joined_thread_error_is_returned_not_reported() {
 }
 
 /// join on a thread that panicked gives an error carrying the panic text.
+/// Reliability checklist: H11 (docs/reliability.md).
 #[test]
 fn join_on_a_panicked_thread_is_an_error() {
     bounded(5.0, || {
@@ -993,6 +1005,7 @@ fn join_outside_a_thread_is_not_in_thread() {
 /// A foreign future woken from another OS thread resumes its sock thread while
 /// the loop is blocked in the poller (no timers, no I/O: only the cross-thread
 /// notification can end the wait).
+/// Reliability checklist: I3 (docs/reliability.md).
 #[test]
 fn foreign_waker_from_another_os_thread_resumes_the_thread() {
     bounded(10.0, || {
@@ -1038,6 +1051,7 @@ fn foreign_waker_from_another_os_thread_resumes_the_thread() {
 
 /// 1,000 sequential round trips with another OS thread, each answer woken
 /// three times: no wake-up is lost.
+/// Reliability checklist: I3 (docs/reliability.md).
 #[test]
 fn cross_thread_round_trips_lose_no_wakeups() {
     bounded(30.0, || {
@@ -1068,6 +1082,7 @@ fn cross_thread_round_trips_lose_no_wakeups() {
 
 /// Many wakes of one waker from another OS thread while the loop is not
 /// polling resume the thread once; a thread is never queued twice.
+/// Reliability checklist: I3 (docs/reliability.md).
 #[test]
 fn repeated_wakes_resume_the_thread_once() {
     bounded(10.0, || {
@@ -1102,6 +1117,7 @@ fn repeated_wakes_resume_the_thread_once() {
 
 /// A waker that outlives its loop (the OS thread ended with the sock thread
 /// still parked) can still be called from another OS thread: nothing happens.
+/// Reliability checklist: I3 (docs/reliability.md).
 #[test]
 fn waker_outliving_its_loop_is_harmless() {
     bounded(5.0, || {
@@ -1129,6 +1145,7 @@ fn waker_outliving_its_loop_is_harmless() {
 /// Each trial runs on a fresh OS thread, so on a fresh loop without a poller;
 /// the waking thread's delay sweeps the window. (Probabilistic: it usually
 /// fails within the first 2,000 trials while the bug is there.)
+/// Reliability checklist: I3 (docs/reliability.md).
 #[test]
 fn cross_thread_wake_during_first_poll_is_not_lost() {
     bounded(60.0, || {
@@ -1312,6 +1329,7 @@ fn set_epoll_fd_negative_is_an_error() {
 
 /// A failed set_epoll_fd (bad descriptor, not an epoll instance, or a backend
 /// without descriptors) leaves the loop as it was: it still works.
+/// Reliability checklist: I5 (docs/reliability.md).
 #[test]
 fn failed_set_epoll_fd_leaves_the_loop_usable() {
     let file = std::fs::File::open("/proc/self/stat").unwrap();
@@ -1335,6 +1353,7 @@ fn failed_set_epoll_fd_leaves_the_loop_usable() {
 
 /// expires = +inf and 1e300 neither overflow nor spin: the loop waits, and a
 /// recv with such a deadline is woken by data.
+/// Reliability checklist: H2 (docs/reliability.md).
 #[test]
 fn infinite_deadlines_do_not_overflow_or_spin() {
     bounded(10.0, || {

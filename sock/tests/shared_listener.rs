@@ -44,6 +44,7 @@ fn worker(mine: std::net::TcpListener, accepted: Arc<AtomicUsize>) -> usize {
     count.get()
 }
 
+/// Reliability checklist: C7, I2 (docs/reliability.md).
 #[test]
 fn four_loops_adopt_one_listener_and_accept_each_connection_once() {
     // What must be open again at the end: this thread's loop (made by a
@@ -89,6 +90,7 @@ fn four_loops_adopt_one_listener_and_accept_each_connection_once() {
     assert_eq!(open_fds(), fds_before, "no descriptor left behind");
 }
 
+/// Reliability checklist: I5 (docs/reliability.md).
 #[test]
 fn from_listener_refuses_what_is_not_tcp() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

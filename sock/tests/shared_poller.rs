@@ -78,6 +78,7 @@ fn echo(conns: usize, msgs: usize) -> usize {
     total.get()
 }
 
+/// Reliability checklist: I2, K2 (docs/reliability.md).
 #[test]
 fn four_threads_share_one_poller_with_200_echo_connections_each() {
     let (fd, fds_before) = baseline();
@@ -100,6 +101,7 @@ fn four_threads_share_one_poller_with_200_echo_connections_each() {
 
 /// An event of a loop that is not waiting is taken by the loop that is, and
 /// handed over: the owner finds it when it polls again.
+/// Reliability checklist: D8, I2 (docs/reliability.md).
 #[test]
 fn an_event_taken_by_another_loop_reaches_the_owner() {
     let fd = shared_fd();
@@ -160,6 +162,7 @@ fn an_event_taken_by_another_loop_reaches_the_owner() {
 /// events from the same instance: no event of a closed socket reaches its
 /// successor (a spurious readiness would show up as a wrong read or a
 /// failure), and every exchange completes.
+/// Reliability checklist: A6, I2 (docs/reliability.md).
 #[test]
 fn closed_sockets_and_reused_descriptors_under_load() {
     let fd = shared_fd();
@@ -221,6 +224,7 @@ fn closed_sockets_and_reused_descriptors_under_load() {
 /// A loop whose OS thread exits while the others go on: its sockets close
 /// with it, and the others are not disturbed (events still routed, none to
 /// the loop that is gone).
+/// Reliability checklist: A7, I2 (docs/reliability.md).
 #[test]
 fn a_thread_exits_while_others_run() {
     let (fd, fds_before) = baseline();
@@ -280,6 +284,7 @@ fn a_shared_poller_outlives_the_loop_it_came_from() {
 
 /// A descriptor that is no epoll instance (a file, a socket, a closed number)
 /// is refused, and the loop goes on with a poller of its own.
+/// Reliability checklist: I5 (docs/reliability.md).
 #[test]
 fn set_epoll_fd_refuses_what_is_not_an_epoll_instance() {
     use std::os::fd::AsRawFd;

@@ -84,7 +84,7 @@ fn close_after_draining_sends_fin() {
     });
 }
 
-/// A1: close with unread data sends RST: the peer sees connection_reset.
+/// A1/D6: close with unread data sends RST: the peer sees connection_reset.
 #[test]
 fn close_with_unread_data_sends_rst() {
     run(5.0, async {
@@ -160,6 +160,7 @@ fn nonzero_linger_close_does_not_block() {
 }
 
 /// E1: shutdown('w') delivers end of stream while the peer can still send back.
+/// Reliability checklist: E2, E3 (docs/reliability.md).
 #[test]
 fn shutdown_write_then_read_the_reply() {
     run(5.0, async {
@@ -190,6 +191,7 @@ fn shutdown_write_then_read_the_reply() {
     });
 }
 
+/// Reliability checklist: C5, E4 (docs/reliability.md).
 #[test]
 fn shutdown_directions_parse_and_unconnected_is_an_error() {
     assert_eq!("r".parse::<Shutdown>().unwrap(), Shutdown::Read);
@@ -205,7 +207,7 @@ fn shutdown_directions_parse_and_unconnected_is_an_error() {
     );
 }
 
-/// D5: end of stream is sticky.
+/// D5/D2: end of stream is sticky.
 #[test]
 fn eof_is_sticky_and_recvall_reports_partial() {
     run(5.0, async {
@@ -225,7 +227,7 @@ fn eof_is_sticky_and_recvall_reports_partial() {
     });
 }
 
-/// D5: recv_to_end reads a 1 MiB stream to its end, appending to what the
+/// D5/D2/H7: recv_to_end reads a 1 MiB stream to its end, appending to what the
 /// buffer held; a deadline before the end tells what was appended.
 #[test]
 fn recv_to_end_reads_to_the_end_of_the_stream() {
@@ -261,7 +263,7 @@ fn recv_to_end_reads_to_the_end_of_the_stream() {
     });
 }
 
-/// B1: connecting to a closed port is refused, with the normalized name.
+/// B1/B3: connecting to a closed port is refused, with the normalized name.
 #[test]
 fn connection_refused() {
     run(5.0, async {
@@ -289,7 +291,7 @@ fn closed_port() -> u16 {
     t.local_addr().unwrap().port()
 }
 
-/// B6: a connect tries the addresses in order under one deadline: past a
+/// B6/B1: a connect tries the addresses in order under one deadline: past a
 /// refused one to the one that listens; when all are refused, the last
 /// error. The same walk as an operation of one's own (`op::Connect`).
 #[test]
@@ -352,7 +354,7 @@ fn connect_twice_is_already_connected() {
     });
 }
 
-/// B2 (on loopback): a listener whose accept queue is full drops SYNs, so a
+/// B2/B3 (on loopback): a listener whose accept queue is full drops SYNs, so a
 /// connect with a deadline times out; the socket can then be closed cleanly.
 #[test]
 fn connect_times_out_against_a_full_backlog() {
@@ -492,6 +494,7 @@ fn past_deadline_loses_to_a_ready_operation() {
 
 /// D7: a send to a peer that does not read suspends when the buffers are full
 /// and honours its deadline; sendall reports how much was sent.
+/// Reliability checklist: D3, H6, H7 (docs/reliability.md).
 #[test]
 fn send_to_a_non_reading_peer_times_out_with_count() {
     run(10.0, async {
@@ -708,6 +711,7 @@ fn send_after_peer_reset_is_an_error_not_sigpipe() {
 
 /// 1,000 client threads echo through one server (an acceptor thread with a
 /// thread per connection), all in one loop on one OS thread.
+/// Reliability checklist: C7, K1 (docs/reliability.md).
 #[test]
 fn thousand_clients_echo_through_one_server() {
     run(60.0, async {

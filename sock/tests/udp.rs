@@ -87,6 +87,7 @@ async fn sendto_recvnext_round_trip(family: Family) -> sock::Result<()> {
     Ok(())
 }
 
+/// Reliability checklist: F1 (docs/reliability.md).
 #[test]
 fn sendto_recvnext_source_address_v4() {
     run(5.0, async {
@@ -103,6 +104,7 @@ fn sendto_recvnext_source_address_v4() {
     });
 }
 
+/// Reliability checklist: F1 (docs/reliability.md).
 #[test]
 fn sendto_recvnext_source_address_v6() {
     if !has_ipv6() {
@@ -240,6 +242,7 @@ fn disconnect_twice_and_send_unconnected() {
 }
 
 /// Seed: sendto works "regardless of whether the socket is connected".
+/// Reliability checklist: F2 (docs/reliability.md).
 #[test]
 fn sendto_on_a_connected_socket_reaches_another_address() {
     run(5.0, async {
@@ -260,6 +263,7 @@ fn sendto_on_a_connected_socket_reaches_another_address() {
 }
 
 /// Empty datagrams are datagrams of length 0, not end of stream, both ways.
+/// Reliability checklist: D4 (docs/reliability.md).
 #[test]
 fn empty_datagrams_both_ways() {
     run(5.0, async {
@@ -332,7 +336,7 @@ fn oversize_datagram_is_message_too_big_and_socket_stays_usable() {
     });
 }
 
-/// H3: recvnext times out within 50 ms of its deadline, never early, and the
+/// H2/H6: recvnext times out within 50 ms of its deadline, never early, and the
 /// socket stays usable.
 #[test]
 fn recvnext_times_out_on_time_and_socket_stays_usable() {
@@ -466,7 +470,7 @@ async fn assert_nothing_arrives_on_recv(u: &Udp) -> sock::Result<()> {
     Ok(())
 }
 
-/// F3 with the reader already parked: the ICMP error wakes it at once.
+/// F3/I1 with the reader already parked: the ICMP error wakes it at once.
 #[test]
 fn icmp_error_wakes_a_parked_reader() {
     run(5.0, async {
@@ -490,6 +494,7 @@ fn icmp_error_wakes_a_parked_reader() {
     });
 }
 
+/// Reliability checklist: F3 (docs/reliability.md).
 #[test]
 fn connected_to_a_closed_port_v6() {
     if !has_ipv6() {
@@ -680,7 +685,7 @@ fn multicast_options_round_trip() {
     eprintln!("{tested} multicast options round-tripped");
 }
 
-/// F5: options on a closed socket fail with `closed`; so does every call.
+/// F5/A4: options on a closed socket fail with `closed`; so does every call.
 #[test]
 fn closed_udp_socket() {
     run(5.0, async {
@@ -713,6 +718,7 @@ fn closed_udp_socket() {
 }
 
 /// close() while a thread is parked in recvnext wakes it with `closed`.
+/// Reliability checklist: A3 (docs/reliability.md).
 #[test]
 fn close_wakes_a_parked_recvnext() {
     run(5.0, async {
@@ -748,6 +754,7 @@ fn sendto_the_other_family() {
 /// `step_recvnext_cut`: a datagram longer than the buffer is its first bytes,
 /// the source and `true` (the kernel drops the rest); one that fits is
 /// `false`. `recvnext` reports the same datagram as `message_too_big`.
+/// Reliability checklist: F4 (docs/reliability.md).
 #[test]
 fn a_cut_datagram_as_a_value() {
     use sock::op::Step;

@@ -188,6 +188,7 @@ fn socket_file_replaced_meanwhile_is_not_removed() {
 
 /// Binding a path that exists is address_already_in_use, and closing the
 /// socket whose bind failed does not remove the other's file.
+/// Reliability checklist: C1 (docs/reliability.md).
 #[test]
 fn bind_to_an_existing_path() {
     let dir = TempDir::new();
@@ -274,6 +275,7 @@ fn abstract_names() {
 
 /// Unix datagram sockets: sendto/recvnext with the source path, replies to
 /// it, connect/send/recv, empty and truncated datagrams, file cleanup.
+/// Reliability checklist: D4 (docs/reliability.md).
 #[test]
 fn datagrams_over_paths() {
     let dir = TempDir::new();
@@ -440,6 +442,7 @@ fn thousand_clients_echo_through_one_unix_server() {
 /// Connecting where nobody listens: a stale socket file, a socket that is
 /// bound but not listening, and a regular file are connection_refused; a
 /// missing path is not_found (ENOENT).
+/// Reliability checklist: B1 (docs/reliability.md).
 #[test]
 fn connect_where_nobody_listens() {
     let dir = TempDir::new();
@@ -493,6 +496,7 @@ fn connect_where_nobody_listens() {
 
 /// `("*", 0)` on a Unix datagram socket is the unnamed address: `connect`
 /// with it removes the peer (and a second time is `not_connected`).
+/// Reliability checklist: F2 (docs/reliability.md).
 #[test]
 fn unix_datagram_connect_star_unfilters() {
     let dir = TempDir::new();

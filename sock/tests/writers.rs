@@ -127,6 +127,7 @@ fn messages(mut got: &[u8]) -> Vec<u32> {
 /// 50 threads `sendall` distinct messages of 4 to 64 KiB to one slow reader:
 /// every message arrives whole and contiguous, none is `busy`, and they are
 /// served in the order the calls came.
+/// Reliability checklist: D7 (docs/reliability.md).
 #[test]
 fn fifty_writers_sendall_to_one_slow_reader() {
     run(60.0, async {
@@ -171,6 +172,7 @@ fn fifty_writers_sendall_to_one_slow_reader() {
 
 /// A queued writer whose deadline passes times out with nothing sent and
 /// leaves the queue; the writers around it go on, in their order.
+/// Reliability checklist: A5 (docs/reliability.md).
 #[test]
 fn a_queued_writer_times_out_and_the_others_go_on() {
     run(30.0, async {
@@ -208,6 +210,7 @@ fn a_queued_writer_times_out_and_the_others_go_on() {
 
 /// Closing a socket with writers queued wakes each of them with `closed`;
 /// the one whose turn it was reports the bytes it sent.
+/// Reliability checklist: A3, A5 (docs/reliability.md).
 #[test]
 fn close_wakes_every_queued_writer_with_closed() {
     run(30.0, async {
@@ -245,6 +248,7 @@ fn close_wakes_every_queued_writer_with_closed() {
 
 /// Plain `send` from two threads: each call's bytes are contiguous on the
 /// stream, in the order the calls were served, and none is `busy`.
+/// Reliability checklist: D9 (docs/reliability.md).
 #[test]
 fn sends_from_two_threads_do_not_interleave() {
     run(30.0, async {
