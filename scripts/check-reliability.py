@@ -4,7 +4,8 @@
 Fails (exit 1, one line per problem) when:
   - a test the table names does not exist: `crate/path.rs::name` needs a
     `fn name` in that file; `sock-lua/tests/lua/test_x.lua: "name"` needs a
-    `t.test('name'` or `t.test("name"` there, the name matching exactly;
+    `t.test('name'` or `t.test("name"` there, the name matching exactly; a
+    file named alone (`scripts/scale.sh`) must exist;
   - a row's id is not in the document's id list, or appears twice, or an id
     of the list has no row;
   - a row's status is not one of covered / partly / not covered, a covered or
@@ -35,6 +36,8 @@ ROW = re.compile(r"^\|\s*\*\*([A-Z]\d+)\*\*\s*\|(.*)$")
 # References, in backticks.
 RUST_REF = re.compile(r"`([\w./-]+\.rs)::(\w+)`")
 LUA_REF = re.compile(r'`([\w./-]+\.lua): "(.*?)"`')
+# Other files named in a row (a script, a test program): `scripts/scale.sh`.
+FILE_REF = re.compile(r"`((?:scripts|sock[\w-]*|bench|examples)/[\w./-]+\.(?:sh|lua|rs|py|md))`")
 # Checklist items: * **A1. ...
 CHECKLIST_ID = re.compile(r"^\*\s+\*\*([A-Z]\d+)\.", re.M)
 # A Lua test: t.test(<string literal>
@@ -141,6 +144,9 @@ def main():
                 errors.append(f"{where}: {item}: no file {path} (for the test \"{name}\")")
             elif name not in names:
                 errors.append(f"{where}: {item}: no t.test named \"{name}\" in {path}")
+        for path in FILE_REF.findall(line):
+            if read(path) is None:
+                errors.append(f"{where}: {item}: no file {path}")
         refs += named
         if status in ("covered", "partly") and named == 0:
             errors.append(f"{where}: {item} is '{status}' but names no test")
