@@ -109,6 +109,11 @@ const WRITER_PARKED: u8 = 8;
 /// A writer has the turn (`writer` is set; kept here too, so that the
 /// attempts' check is one test of this byte while nobody has it).
 const WRITE_TURN: u8 = 16;
+/// Registered exclusively (`EPOLLEXCLUSIVE`: a listener that several loops
+/// hold, each a duplicate of it): its close must unregister it explicitly,
+/// since the other loops' duplicates keep the file open, and a
+/// registration left behind could take the one wake-up a connection gets.
+const EXCLUSIVE: u8 = 32;
 
 fn ready_bit(dir: Direction) -> u8 {
     match dir {
@@ -254,7 +259,9 @@ impl<W: Copy + PartialEq> Reactor<W> {
         let gen = self.gen.get().wrapping_add(1) & GEN_MASK;
         self.gen.set(gen);
         let slot = IoSlot {
-            tag: gen | (u32::from(READY_READ | READY_WRITE) << READY_SHIFT),
+            tag: gen
+                | (u32::from(READY_READ | READY_WRITE | (exclusive as u8 * EXCLUSIVE))
+                    << READY_SHIFT),
             fd,
             reader: None,
             writer: None,
@@ -288,8 +295,10 @@ impl<W: Copy + PartialEq> Reactor<W> {
             }
         };
         if let Some(slot) = slot {
-            // (With epoll the close that follows unregisters it.)
-            if let Some(p) = poller.filter(|_| !Poller::CLOSE_UNREGISTERS) {
+            // (With epoll the close that follows unregisters it, unless a
+            // duplicate held elsewhere keeps the file open: `EXCLUSIVE`.)
+            let explicit = !Poller::CLOSE_UNREGISTERS || slot.ready() & EXCLUSIVE != 0;
+            if let Some(p) = poller.filter(|_| explicit) {
                 let _ = p.delete(slot.fd);
             }
             let (shared, writers) = match slot.lists {

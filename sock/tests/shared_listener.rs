@@ -98,3 +98,55 @@ fn from_listener_refuses_what_is_not_tcp() {
     let e = Tcp::from_listener(not_tcp).unwrap_err();
     assert_eq!(e.name(), "invalid_argument");
 }
+
+/// A loop that closes its clone of the listener, and goes on waiting on
+/// other things, takes none of the connections' wake-ups: with an exclusive
+/// registration, a connection wakes one of the loops, and a registration
+/// left behind by the close (the other clones keep the file open) would be
+/// woken instead of the loop that still accepts. Each of 20 connections,
+/// made one at a time, is accepted by the other loop within 2 s.
+#[test]
+fn a_closed_clone_takes_no_wake_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let quitter_clone = listener.try_clone().unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let c2 = closed.clone();
+    let quitter = std::thread::spawn(move || {
+        let l = Tcp::from_listener(quitter_clone).unwrap();
+        run(20.0, async move {
+            l.close();
+            c2.store(1, Ordering::SeqCst);
+            // Alive, waiting in its poller, for as long as the test runs.
+            sock::sleep(3.0).await?;
+            Ok(())
+        });
+    });
+    while closed.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let l = Tcp::from_listener(listener).unwrap();
+    // Each connection comes while the loop waits in its accept (a
+    // connection already queued would be taken by accept's first attempt,
+    // without a wake-up).
+    let client = std::thread::spawn(move || {
+        (0..20)
+            .map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()
+            })
+            .collect::<Vec<_>>()
+    });
+    run(30.0, async move {
+        for i in 0..20u8 {
+            let (s, _, _) = l
+                .accept(within(2.0))
+                .await
+                .map_err(|e| sock::Error::with_message(e.kind(), format!("connection {i}: {e}")))?;
+            drop(s);
+        }
+        Ok(())
+    });
+    drop(client.join().unwrap());
+    quitter.join().unwrap();
+}
