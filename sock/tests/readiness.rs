@@ -248,6 +248,7 @@ fn ten_thousand_ready_sockets_are_taken_in_batches() {
         iterations <= N / 16,
         "{iterations} iterations for {N} ready sockets"
     );
+}
 
 /// Closing a socket unregisters it by its `close(2)` alone (epoll: no
 /// `EPOLL_CTL_DEL`). A duplicate of its descriptor keeps the open file, and
