@@ -889,6 +889,7 @@ function tcp:accept(expires)
 	if not c then return c, ch, loc, sa end -- nil, 'closed', code, msg
 	if loc then last_local[self] = loc else loc = last_local[self] end
 	if n > 0 then ra.len = n else ra = sa end
+	setfenv(c, SHARED_ENV) -- (as wrap does)
 	return setmetatable({_s = c, _h = ch}, tcp_mt), ra, loc
 end
 

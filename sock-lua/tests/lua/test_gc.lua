@@ -156,3 +156,17 @@ t.test('a socket object holds at most 200 bytes of Lua heap (one shared userdata
 	t.eq(debug.getfenv(keep[1]._s), debug.getfenv(keep[N]._s), 'one environment for all')
 	for i = 1, N do keep[i]:close() end
 end)
+
+t.test('an accepted socket shares the one userdata environment too', function()
+	local env_new, env_accepted
+	u.run(5, function()
+		local l = assert(sock.tcp())
+		assert(l:listen('127.0.0.1', 0))
+		local c = assert(sock.tcp())
+		assert(c:connect('127.0.0.1', l:getsockname():port(), sock.clock() + 2))
+		local s = assert(l:accept(sock.clock() + 2))
+		env_new, env_accepted = debug.getfenv(c._s), debug.getfenv(s._s)
+		s:close(); c:close(); l:close()
+	end)
+	t.eq(env_accepted, env_new)
+end)
