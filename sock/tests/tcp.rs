@@ -987,3 +987,64 @@ fn connect_to_the_unspecified_address_reaches_this_host() {
         Ok(())
     });
 }
+
+/// I1: a writer parked on a full send buffer is woken by the peer's reset
+/// with an error (reset or broken pipe), not left waiting for its deadline,
+/// and the bytes it had sent are counted.
+#[test]
+fn a_parked_writer_wakes_on_the_peers_reset() {
+    run(10.0, async {
+        let (l, addr) = listener(Family::Inet);
+        let (c, s) = pair(&l, &addr).await?;
+        c.setopt("so_rcvbuf", 4096)?;
+        s.setopt("so_sndbuf", 4096)?;
+        let s = Rc::new(s);
+        let s2 = Rc::clone(&s);
+        let writer = sock::newthread(async move {
+            let big = vec![5u8; 8 << 20];
+            let t0 = sock::clock();
+            let e = s2.sendall(&big, within(8.0)).await.unwrap_err();
+            sock::Result::Ok((e, sock::clock() - t0))
+        });
+        sock::sleep(0.2).await?; // parked: the path is full
+        assert!(!writer.is_finished());
+        c.setopt("so_linger", 0)?;
+        c.close(); // RST, with the unread bytes
+        let (e, took) = writer.join().await??;
+        assert!(
+            matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+            "{e}"
+        );
+        assert!(
+            e.done() > 0 && e.done() < 8 << 20,
+            "{} bytes sent",
+            e.done()
+        );
+        assert!(
+            took < 4.0,
+            "woken by the reset, not by its deadline ({took} s)"
+        );
+        Ok(())
+    });
+}
+
+/// C5: data calls on a listening socket fail at once with an error (they
+/// do not wait for a connection that will never come on it), and leave it
+/// listening. (Linux takes a shutdown of a listener: it stops the
+/// listening, so it is no error there.)
+#[test]
+fn data_calls_on_a_listening_socket_fail_at_once() {
+    run(5.0, async {
+        let (l, _addr) = listener(Family::Inet);
+        let mut b = [0u8; 4];
+        let e = l.send(b"x", within(3.0)).await.unwrap_err();
+        assert_ne!(e.kind(), ErrorKind::Timeout, "{e}");
+        let e = l.recv(&mut b, within(3.0)).await.unwrap_err();
+        assert_ne!(e.kind(), ErrorKind::Timeout, "{e}");
+        // The listener still accepts.
+        let c = Tcp::new(Family::Inet)?;
+        c.connect(l.local_addr()?, within(2.0)).await?;
+        l.accept(within(2.0)).await?;
+        Ok(())
+    });
+}
