@@ -1502,6 +1502,59 @@ fn blocked_os_thread_makes_deadlines_late_but_they_fire_once() {
     });
 }
 
+/// H4: a sleep deadline fires on time while two threads ping-pong over a
+/// connection without pause: each waits for the other's byte, so every
+/// wait of the loop returns I/O events at once (the seed checked expiry
+/// only when a wait timed out).
+#[test]
+fn deadlines_fire_under_a_constant_stream_of_io_events() {
+    bounded(10.0, || {
+        let (l, addr) = listener(Family::Inet);
+        let stop = Rc::new(Cell::new(false));
+        let rounds = Rc::new(Cell::new(0u64));
+        let (st, r) = (stop.clone(), rounds.clone());
+        sock::newthread(async move {
+            let c = Tcp::new(Family::Inet)?;
+            c.connect(addr, Some(clock() + 2.0)).await?;
+            let (s, _, _) = l.accept(Some(clock() + 2.0)).await?;
+            let st2 = st.clone();
+            let echo = sock::newthread(async move {
+                let mut b = [0u8; 1];
+                while !st2.get() {
+                    s.recvall(&mut b, Some(clock() + 2.0)).await?;
+                    s.sendall(&b, Some(clock() + 2.0)).await?;
+                }
+                sock::Result::Ok(())
+            });
+            let mut b = [0u8; 1];
+            while !st.get() {
+                c.sendall(b"x", Some(clock() + 2.0)).await?;
+                c.recvall(&mut b, Some(clock() + 2.0)).await?;
+                r.set(r.get() + 1);
+            }
+            c.sendall(b"x", Some(clock() + 2.0)).await?; // the echo's last
+            echo.join().await?
+        });
+        let late = Rc::new(Cell::new(f64::NAN));
+        let (st, lt) = (stop.clone(), late.clone());
+        let target = clock() + 0.1;
+        sock::newthread(async move {
+            sock::sleep_until(target).await.unwrap();
+            lt.set(clock() - target);
+            st.set(true);
+        });
+        sock::start().unwrap();
+        assert!(
+            rounds.get() > 50,
+            "only {} round trips: no stream of events",
+            rounds.get()
+        );
+        let late = late.get();
+        assert!(late >= 0.0, "fired {} s early", -late);
+        assert!(late < LATE, "fired {late} s late under a stream of events");
+    });
+}
+
 /// H4: a sleep deadline and an I/O deadline fire on time while another thread
 /// keeps the loop busy with sleep(0) yields.
 #[test]
